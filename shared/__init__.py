@@ -1,0 +1,1 @@
+"""Plumbing shared by the four Opgang til Opgang services, written once."""

@@ -1,0 +1,34 @@
+"""The audit log of personal-data reads: who, which system, when, whom, why, and the outcome.
+
+An entry is written and committed before the data leaves the service; if it cannot be written
+the read fails. Denied reads are logged too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import observability as obs
+from shared.auth import Principal
+from shared.tables import audit_log
+
+SubjectKind = Literal["person", "family"]
+
+
+async def record_read(
+    session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
+    subject_id: UUID | str, endpoint: str, purpose: str, allowed: bool = True,
+) -> None:
+    """Append one entry and commit it (callers read before, return after)."""
+    await session.execute(audit_log.insert().values(
+        at=datetime.now(UTC), actor=principal.subject, client=principal.client,
+        role=str(principal.role), department=principal.department.value if principal.department else None,
+        site_id=principal.site, subject_kind=subject_kind, subject_id=str(subject_id),
+        endpoint=endpoint, purpose=purpose, outcome="allowed" if allowed else "denied",
+        correlation_id=obs.correlation_id.get(),
+    ))
+    await session.commit()

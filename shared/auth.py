@@ -1,0 +1,140 @@
+"""OAuth2 bearer JWTs: HS256 with a local key in development, RS256 from a JWKS in production.
+
+Claims: ``sub``, ``role``, ``department`` (department staff and dashboards), ``site`` (team
+staff), ``azp`` (the calling system). ``alg=none`` and any algorithm other than the configured
+one are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.departments import Department
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import Settings
+
+
+class Role(StrEnum):
+    TEAM_STAFF = "team_staff"
+    TEAM_LEADER = "team_leader"
+    DEPARTMENT_STAFF = "department_staff"
+    FINANCE = "finance"
+    COORDINATION = "coordination"
+    SYSTEM = "system"
+    ADMIN = "admin"
+
+
+TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the subject, its role, and the department or site it is bound to."""
+
+    subject: str
+    role: Role
+    department: Department | None = None
+    site: str | None = None
+    client: str | None = None
+
+    @property
+    def is_team(self) -> bool:
+        return self.role in TEAM_ROLES
+
+    def can_see_site(self, site_id: str) -> bool:
+        """Team staff see their own site; coordination, finance, admin and systems see all."""
+        if self.is_team:
+            return self.site == site_id
+        return self.role in {Role.COORDINATION, Role.FINANCE, Role.ADMIN, Role.SYSTEM}
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def _jwks(self) -> jwt.PyJWKClient | None:
+        return jwt.PyJWKClient(self.settings.jwks_url) if self.settings.jwks_url else None
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:
+                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                key, algorithms = signing_key.key, ["RS256"]
+            else:
+                key, algorithms = self.settings.jwt_secret.get_secret_value(), ["HS256"]
+            claims = jwt.decode(
+                token, key, algorithms=algorithms, audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The token has expired.") from None
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
+            raise Unauthorized(f"The token is not valid: {type(exc).__name__}.") from None
+        return _principal_from(claims)
+
+
+def _principal_from(claims: dict[str, Any]) -> Principal:
+    try:
+        role = Role(claims.get("role"))
+        department = Department(claims["department"]) if claims.get("department") else None
+    except ValueError:
+        raise Unauthorized("The token carries an unknown role or department.") from None
+    if role is Role.DEPARTMENT_STAFF and department is None:
+        raise Unauthorized("A department token must name its department.")
+    if role in TEAM_ROLES and not claims.get("site"):
+        raise Unauthorized("A team token must name its site.")
+    return Principal(subject=str(claims["sub"]), role=role, department=department,
+                     site=claims.get("site"), client=claims.get("azp"))
+
+
+def mint_token(
+    settings: Settings, *, subject: str, role: Role | str, department: str | None = None,
+    site: str | None = None, client: str | None = None, ttl: timedelta = timedelta(hours=8),
+) -> str:
+    """A development token signed with the local HS256 key."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject, "role": str(Role(role)), "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience, "iat": now, "exp": now + ttl,
+    }
+    for name, value in (("department", department), ("site", site), ("azp", client)):
+        if value:
+            claims[name] = value
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+async def get_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("A bearer token is required.")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = await verifier.verify(token.strip())
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Dependency: the caller must have one of ``roles`` (function-level authorisation)."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"The role {principal.role} may not do this.")
+        return principal
+
+    return dependency

@@ -1,0 +1,61 @@
+"""Async database helpers: engine per service, a session per request, dialect-neutral upserts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import Insert
+from sqlalchemy.sql.schema import Table
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """PostgreSQL via asyncpg, SQLite via aiosqlite (WAL, foreign keys, a busy timeout)."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info`` travels with every session (the outbox keeps its relay wake-up there)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=dict(info or {}))
+
+
+def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
+    bind = session_or_engine.bind if isinstance(session_or_engine, AsyncSession) else session_or_engine
+    return bind.dialect.name == "postgresql"
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Table, values: dict[str, Any]) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (the inbox relies on it)."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    return insert(table).values(**values).on_conflict_do_nothing()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; a use case commits, anything uncommitted is rolled back."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

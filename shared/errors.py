@@ -1,0 +1,125 @@
+"""Errors as RFC 9457 ``application/problem+json``; validation errors name the fields.
+
+Request values are never echoed back (a CPR number in a bad request must not appear in the
+response), and an unreachable database is a 503, not a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error the API reports as problem+json with ``status``."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(Problem):
+    status, title = 404, "Not found"
+
+
+class Conflict(Problem):
+    """A broken rule or an illegal state transition."""
+
+    status, title = 409, "Conflict"
+
+
+class Forbidden(Problem):
+    status, title = 403, "Forbidden"
+
+
+class Unauthorized(Problem):
+    status, title = 401, "Unauthorized"
+
+
+class Unprocessable(Problem):
+    """422 naming the fields: ``Unprocessable("…", fields={"body.fte": "must be ≤ 1"})``."""
+
+    status, title = 422, "Unprocessable content"
+
+    def __init__(self, detail: str, *, fields: dict[str, str]) -> None:
+        super().__init__(detail, errors=[{"field": f, "message": m} for f, m in fields.items()])
+
+
+class ServiceUnavailable(Problem):
+    status, title = 503, "Service unavailable"
+
+
+def problem_response(status: int, title: str, detail: str, request: Request | None = None,
+                     **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
+    """Map Problem, validation, HTTP, database and the services' own domain errors."""
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, request, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_name(e["loc"]), "message": e["msg"], "type": e["type"]}
+                  for e in exc.errors()]
+        fields = ", ".join(e["field"] for e in errors)
+        return problem_response(422, "Unprocessable content", f"Invalid fields: {fields}",
+                                request, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
+            exc.status_code, "Error")
+        return problem_response(exc.status_code, title, str(exc.detail), request)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", extra={"error": type(exc).__name__})
+        return problem_response(503, "Service unavailable",
+                                "A dependency is unavailable; try again shortly.", request)
+
+    @app.exception_handler(IntegrityError)
+    async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        return problem_response(409, "Conflict", "The change conflicts with existing data.", request)
+
+    for exc_type, status in (extra or {}).items():
+        title = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable content"}[
+            status]
+
+        async def on_domain(request: Request, exc: Exception, status: int = status,
+                            title: str = title) -> JSONResponse:
+            return problem_response(status, title, str(exc), request)
+
+        app.add_exception_handler(exc_type, on_domain)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(500, "Internal server error", "Unexpected error.", request)

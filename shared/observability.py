@@ -1,0 +1,107 @@
+"""JSON logs with a correlation id, Prometheus metrics, and the request middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+REQUEST_ID_HEADER = "x-request-id"
+
+HTTP_REQUESTS = Counter(
+    "oto_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "oto_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_PENDING = Gauge("oto_outbox_pending", "Unpublished outbox rows", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "oto_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
+)
+OUTBOX_PUBLISHED = Counter("oto_outbox_published_total", "Outbox rows published", ["service"])
+CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", ["consumer", "topic"])
+CONSUMED = Counter("oto_consumed_total", "Messages handled", ["consumer", "outcome"])
+DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages sent to a dead-letter topic", ["consumer", "topic"])
+
+# Ten digits with an optional dash, as a CPR number is written: never let one reach a log line.
+_CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+
+
+def redact(text: str) -> str:
+    return _CPR_SHAPE.sub("[redacted]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; CPR-shaped strings are redacted whatever their source."""
+
+    _skip = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": correlation_id.get(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel("WARNING")
+
+
+class RequestContextMiddleware:
+    """Sets the correlation id (from ``X-Request-ID`` or new), counts and times requests."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode()
+        request_id = incoming if 0 < len(incoming) <= 100 else str(uuid.uuid4())
+        token = correlation_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append(
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(
+                time.perf_counter() - started)
+            correlation_id.reset(token)

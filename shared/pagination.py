@@ -1,0 +1,56 @@
+"""Cursor (keyset) pagination: an opaque cursor, a capped page size, no OFFSET scans."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from shared.errors import Unprocessable
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 200
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size (at most 200).")]
+Cursor = Annotated[str | None, Query(max_length=200, description="From the previous page.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(str(value)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"}) from None
+    if not isinstance(value, str):
+        raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
+    return value
+
+
+async def paginate(
+    session: AsyncSession, query: Select[Any], *, key: InstrumentedAttribute[Any],
+    cursor: str | None, limit: int, convert: Callable[[Any], T],
+    parse_key: Callable[[str], Any] = str,
+) -> Page[T]:
+    """Order by the unique ``key`` column and start after the cursor's key."""
+    if cursor is not None:
+        query = query.where(key > parse_key(decode_cursor(cursor)))
+    rows: Sequence[Any] = (await session.execute(query.order_by(key).limit(limit + 1))).scalars().all()
+    items = list(rows[:limit])
+    next_cursor = encode_cursor(getattr(items[-1], key.key)) if len(rows) > limit else None
+    return Page[T](items=[convert(item) for item in items], next_cursor=next_cursor)

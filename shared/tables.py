@@ -1,0 +1,88 @@
+"""Plumbing tables every service's database has: outbox, inbox, idempotency keys, audit log.
+
+They live in one MetaData of their own; each service's migrations include it beside the
+service's own tables, so the definitions exist once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+plumbing_metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants a BIGINT identity.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+outbox = Table(
+    "outbox",
+    plumbing_metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("partition_key", String(200), nullable=False),
+    Column("subject", String(200), nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", String(100), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+)
+# The relay's only query: unpublished rows in id order.
+Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None),
+      sqlite_where=outbox.c.published_at.is_(None))
+
+inbox = Table(
+    "inbox",
+    plumbing_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("event_id", String(100), primary_key=True),
+    Column("event_type", String(200), nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    plumbing_metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("principal", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
+)
+
+audit_log = Table(
+    "audit_log",
+    plumbing_metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("client", String(200), nullable=True),
+    Column("role", String(50), nullable=False),
+    Column("department", String(100), nullable=True),
+    Column("site_id", String(100), nullable=True),
+    Column("subject_kind", String(20), nullable=False),
+    Column("subject_id", String(36), nullable=False),
+    Column("endpoint", String(300), nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("correlation_id", String(100), nullable=True),
+)
+Index("ix_audit_subject", audit_log.c.subject_id, audit_log.c.at)

@@ -1,0 +1,82 @@
+"""Small helpers for tests: isolated settings, reading a topic, minting tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.auth import mint_token
+from shared.events.envelope import Envelope
+from shared.settings import Settings
+
+
+@dataclass
+class Broker:
+    bootstrap: str
+    idempotence: bool
+
+
+def make_settings(*, broker: Broker | None = None, database_url: str | None = None,
+                  service: str = "intake", **overrides: Any) -> Settings:
+    """Settings isolated per test: a unique topic namespace, the given broker and database."""
+    values: dict[str, Any] = {
+        "service": service,
+        "topic_namespace": f"t{uuid.uuid4().hex[:10]}",
+        "log_json": False,
+        "consumer_max_attempts": 2,
+    }
+    if broker is not None:
+        values.update(kafka_bootstrap=broker.bootstrap, kafka_idempotence=broker.idempotence)
+    else:
+        values.update(kafka_bootstrap="127.0.0.1:1", relay_enabled=False, consumers_enabled=False)
+    if database_url is not None:
+        values["database_url"] = database_url
+    values.update(overrides)
+    return Settings(**values)
+
+
+def bearer(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
+    token = mint_token(settings, subject=claims.pop("subject", f"{role}-user"), role=role, **claims)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 20.0,
+                     settle: float = 0.3) -> list[ConsumerRecord]:
+    """Read a topic from the beginning until ``expected`` records (and a short settle) or timeout."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    settled_at: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+            if len(records) >= expected:
+                settled_at = settled_at or time.monotonic()
+                if time.monotonic() - settled_at >= settle:
+                    break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def envelopes(records: list[ConsumerRecord]) -> list[Envelope]:
+    return [Envelope.from_kafka(r.key, r.value, r.headers) for r in records]
+
+
+async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Wait until ``await check()`` returns something truthy, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)
