@@ -104,7 +104,7 @@ async def _stop(app: FastAPI) -> None:
     if app.state.relay is not None:
         await app.state.relay.stop()
     tasks = app.state.tasks
-    done, pending = await asyncio.wait(tasks, timeout=15) if tasks else (set(), set())
+    _done, pending = await asyncio.wait(tasks, timeout=15) if tasks else (set(), set())
     for task in pending:
         task.cancel()
         with suppress(asyncio.CancelledError, Exception):

@@ -17,12 +17,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import CurrentPrincipal, Principal
 from shared.db import SessionDep
 from shared.errors import Conflict
 from shared.tables import idempotency_keys
-from sqlalchemy.ext.asyncio import AsyncSession
 
 REPLAY_HEADER = "Idempotent-Replayed"
 

@@ -22,9 +22,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import observability as obs
+from shared.db import insert_ignoring_conflicts
 from shared.events.envelope import Envelope, EnvelopeError
 from shared.events.registry import REGISTRY, DomainEvent, InvalidPayload, UnknownEventType
-from shared.db import insert_ignoring_conflicts
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.settings import Settings
 from shared.tables import inbox

@@ -31,7 +31,7 @@ OUTBOX_OLDEST_AGE = Gauge(
 OUTBOX_PUBLISHED = Counter("oto_outbox_published_total", "Outbox rows published", ["service"])
 CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", ["consumer", "topic"])
 CONSUMED = Counter("oto_consumed_total", "Messages handled", ["consumer", "outcome"])
-DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages sent to a dead-letter topic", ["consumer", "topic"])
+DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["consumer", "topic"])
 
 # Ten digits with an optional dash, as a CPR number is written: never let one reach a log line.
 _CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")

@@ -13,6 +13,7 @@ holds an advisory lock, the others stand by.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -243,17 +244,13 @@ class OutboxRelay:
                 log.debug("producer stop failed")
 
     async def _wait_for_work(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
-        except TimeoutError:
-            pass
         self._wakeup.clear()
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def _update_lag_metrics(self) -> None:
         async with self.sessionmaker() as session:

@@ -13,7 +13,8 @@ from shared.tables import plumbing_metadata
 config = context.config
 service = config.attributes["service"]
 url = config.attributes["url"]
-target_metadata = [importlib.import_module(f"services.{service}.models").metadata, plumbing_metadata]
+service_metadata = importlib.import_module(f"services.{service}.models").metadata
+target_metadata = [service_metadata, plumbing_metadata]
 # Serialises concurrent upgrades (several replicas starting at once) on PostgreSQL.
 MIGRATION_LOCK = 727_001
 

@@ -1,0 +1,1 @@
+"""The four services: intake, casework, referrals and finance; each imports only ``shared``."""

@@ -1,0 +1,1 @@
+"""The casework service: teams, stationing, makkerpar, family plans, escalation, jobs, outcomes."""

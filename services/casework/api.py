@@ -1,0 +1,7 @@
+"""HTTP routes of the casework service: parse, call a use case, map errors. No SQL, no rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1")

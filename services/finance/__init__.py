@@ -1,0 +1,1 @@
+"""The finance service: budgets, co-financing by stationed FTE, settlements, savings."""

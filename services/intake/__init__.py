@@ -1,0 +1,1 @@
+"""The intake service: households, CPR (encrypted), screening, outreach, consent, enrolment, waitlist."""

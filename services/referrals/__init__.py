@@ -1,0 +1,1 @@
+"""The referrals service: department offers, cross-department referrals, department inboxes."""

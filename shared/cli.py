@@ -1,0 +1,102 @@
+"""The ``oto`` command: run the system, mint dev tokens, manage topics and migrations, subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.settings import SERVICES, Settings
+
+app = typer.Typer(help="Opgang til Opgang operations.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.")
+app.add_typer(topics_app, name="topics")
+
+
+@app.command()
+def run(
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite files and logs go.")] = Path("data"),
+    base_port: Annotated[int, typer.Option(help="intake on this port, then +1 each.")] = 8001,
+    broker_port: Annotated[int, typer.Option(help="The local broker's port.")] = 9092,
+) -> None:
+    """Run the whole system on the embedded default (local broker + SQLite)."""
+    from shared.embedded import run as run_embedded
+
+    raise typer.Exit(run_embedded(data_dir, base_port, broker_port))
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="team_staff, team_leader, department_staff, finance, "
+                                           "coordination, system, admin")],
+    site: Annotated[str | None, typer.Option(help="For team roles: the site id.")] = None,
+    department: Annotated[str | None, typer.Option(help="For department staff.")] = None,
+    subject: Annotated[str, typer.Option(help="The user's id.")] = "dev-user",
+    hours: Annotated[int, typer.Option(help="Validity.")] = 8,
+) -> None:
+    """Mint a development token signed with the local key (OTO_JWT_SECRET)."""
+    from datetime import timedelta
+
+    from shared.auth import mint_token
+
+    typer.echo(mint_token(Settings(), subject=subject, role=role, site=site,
+                          department=department, ttl=timedelta(hours=hours)))
+
+
+@app.command()
+def migrate(service: Annotated[str, typer.Argument(help="A service, or 'all'.")] = "all") -> None:
+    """Upgrade a service's database (OTO_DATABASE_URL) to the newest migration."""
+    from shared import migrations
+
+    for name in SERVICES if service == "all" else (service,):
+        settings = Settings(service=name)  # type: ignore[arg-type]
+        migrations.upgrade_sync(name, settings.resolved_database_url())
+        typer.echo(f"{name}: at head")
+
+
+@app.command()
+def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
+    """Autogenerate a migration for a service from its models (developers)."""
+    import tempfile
+
+    from alembic import command
+
+    from shared import migrations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
+        migrations.upgrade_sync(service, url)
+        existing = list((migrations.ROOT / "services" / service / "migrations").glob("*.py"))
+        command.revision(migrations.alembic_config(service, url), message=message,
+                         autogenerate=True, rev_id=f"{len(existing) + 1:04d}")
+
+
+@topics_app.command("create")
+def create_topics() -> None:
+    """Create every domain, department and dead-letter topic that does not exist yet."""
+    from shared.kafka import ensure_topics
+
+    settings = Settings()
+    asyncio.run(ensure_topics(settings, settings.all_topics()))
+    typer.echo("\n".join(settings.all_topics()))
+
+
+@app.command()
+def subscribe(
+    department: Annotated[str, typer.Argument(help="e.g. sundhed-og-omsorg")],
+    from_beginning: Annotated[bool, typer.Option(help="Replay the topic from offset 0.")] = False,
+    group: Annotated[str | None, typer.Option(help="Consumer group (default oto.dashboard.<dept>).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds.")] = None,
+) -> None:
+    """Show a department topic's events live in the terminal (the subscriber kit)."""
+    from shared.subscriber import watch
+
+    asyncio.run(watch(Settings(), department, from_beginning=from_beginning, group=group,
+                      limit=limit, idle_timeout=idle_timeout))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,23 @@
+"""Container entry point: ``python -m shared.serve`` serves the service named by OTO_SERVICE."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import uvicorn
+
+from shared.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    module = importlib.import_module(f"services.{settings.service}.app")
+    app = module.create_app(settings)
+    uvicorn.run(app, host=os.environ.get("OTO_HOST", "0.0.0.0"),
+                port=int(os.environ.get("OTO_PORT", "8000")), log_config=None,
+                timeout_graceful_shutdown=20)
+
+
+if __name__ == "__main__":
+    main()
