@@ -1,0 +1,1 @@
+"""Alembic revisions of this service (loaded by path; a package so they ship in the wheel)."""

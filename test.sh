@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the test suite against real parts: a Kafka-protocol broker (tansu unless
+# OTO_TEST_KAFKA_BOOTSTRAP is set) and PostgreSQL (127.0.0.1:5432 unless OTO_TEST_POSTGRES_URL).
+# Creates the virtualenv and installs on first use. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/ensure-venv.sh
+.venv/bin/ruff check . --output-format concise
+exec .venv/bin/python -m pytest "$@"
