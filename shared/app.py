@@ -45,7 +45,7 @@ class ServiceDefinition:
 
 
 def build_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service=definition.name)  # type: ignore[arg-type]
+    settings = settings or Settings(service=definition.name)
     configure_logging(settings.log_level, settings.log_json)
 
     @asynccontextmanager

@@ -86,7 +86,7 @@ class TokenVerifier:
 
 def _principal_from(claims: dict[str, Any]) -> Principal:
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
         department = Department(claims["department"]) if claims.get("department") else None
     except ValueError:
         raise Unauthorized("The token carries an unknown role or department.") from None

@@ -51,7 +51,7 @@ def migrate(service: Annotated[str, typer.Argument(help="A service, or 'all'.")]
     from shared import migrations
 
     for name in SERVICES if service == "all" else (service,):
-        settings = Settings(service=name)  # type: ignore[arg-type]
+        settings = Settings(service=name)
         migrations.upgrade_sync(name, settings.resolved_database_url())
         typer.echo(f"{name}: at head")
 

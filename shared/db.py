@@ -47,8 +47,9 @@ def make_sessionmaker(
 
 
 def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
-    bind = session_or_engine.bind if isinstance(session_or_engine, AsyncSession) else session_or_engine
-    return bind.dialect.name == "postgresql"
+    if isinstance(session_or_engine, AsyncSession):
+        return session_or_engine.get_bind().dialect.name == "postgresql"
+    return session_or_engine.dialect.name == "postgresql"
 
 
 def insert_ignoring_conflicts(session: AsyncSession, table: Table, values: dict[str, Any]) -> Insert:

@@ -48,7 +48,7 @@ class Subscription:
     handlers: Mapping[type[DomainEvent], Handler]
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _CommitOnRevoke(ConsumerRebalanceListener):
     def __init__(self, owner: EventConsumer) -> None:
         self.owner = owner
 
@@ -175,7 +175,7 @@ class EventConsumer:
                     "event_id": envelope.id, "event_type": envelope.type,
                     "processed_at": datetime.now(UTC),
                 }))
-                if claimed.rowcount == 0:
+                if claimed.rowcount == 0:  # type: ignore[attr-defined]
                     return "duplicate"
                 await handler(session, payload, envelope)
                 await session.commit()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from shared import observability as obs
+from shared.db import is_postgres
 from shared.events.envelope import Envelope
 from shared.events.registry import REGISTRY, DomainEvent
 from shared.kafka import ensure_topics, make_producer, send_all
@@ -165,7 +166,7 @@ class OutboxRelay:
         async with self.sessionmaker() as session, session.begin():
             query = select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
             query = query.limit(BATCH_SIZE)
-            if session.bind.dialect.name == "postgresql":
+            if is_postgres(session):
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             if not rows:

@@ -5,6 +5,7 @@ Types are named ``dk.aarhus.oto.<service>.<event>.v<major>``; a breaking change 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -42,7 +43,7 @@ class EventSpec:
     service: str
     name: str
     version: int
-    model: type[DomainEvent]
+    model: builtins.type[DomainEvent]
     summary: str
 
     def json_schema(self) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class EventSpec:
     def examples(self) -> list[dict[str, Any]]:
         extra = self.model.model_config.get("json_schema_extra") or {}
         found = extra.get("examples", []) if isinstance(extra, dict) else []
-        return list(found)  # type: ignore[arg-type]
+        return [dict(item) for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 class EventRegistry:

@@ -76,7 +76,8 @@ async def test_missing_expired_forged_and_alg_none_tokens_are_401(client) -> Non
 
 
 async def test_wrong_role_is_403(client) -> None:
-    response = await client.get("/v1/finance-only", headers=bearer(client.settings, "team_staff", site="viby"))
+    team = bearer(client.settings, "team_staff", site="viby")
+    response = await client.get("/v1/finance-only", headers=team)
     assert response.status_code == 403
     ok = await client.get("/v1/finance-only", headers=bearer(client.settings, "finance"))
     assert ok.status_code == 200
