@@ -149,6 +149,13 @@ def operations_router() -> APIRouter:
             return JSONResponse({"status": "ready", "checks": checks})
         return problem_response(503, "Not ready", f"checks: {checks}", request, checks=checks)
 
+    @router.get("/asyncapi.json", summary="The event catalogue (AsyncAPI 3.0)")
+    async def asyncapi(request: Request) -> JSONResponse:
+        from shared.catalogue import asyncapi_document
+
+        namespace = request.app.state.settings.topic_namespace
+        return JSONResponse(asyncapi_document(namespace=namespace))
+
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

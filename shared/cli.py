@@ -98,5 +98,14 @@ def subscribe(
                       limit=limit, idle_timeout=idle_timeout))
 
 
+@app.command()
+def catalogue(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
+    """Write the AsyncAPI document and the catalogue page from the registry and the slice policy."""
+    from shared.catalogue import write_catalogue
+
+    for path in write_catalogue(docs_dir):
+        typer.echo(path)
+
+
 if __name__ == "__main__":
     app()
