@@ -173,3 +173,47 @@ async def test_a_stalled_consumer_is_not_alive(broker: Broker, sqlite_url: str) 
         assert consumer.is_alive()
         consumer.last_progress -= 3600
         assert not consumer.is_alive()
+
+
+async def slow_effect(session, event: ThingHappened, envelope: Envelope) -> None:
+    await asyncio.sleep(0.05)
+    await record_effect(session, event, envelope)
+
+
+async def test_stop_finishes_the_batch_in_hand_and_commits_it(broker: Broker, sqlite_url: str) -> None:
+    async with Harness(broker, sqlite_url, handler=slow_effect) as h:
+        family = uuid.uuid4()
+        for seq in range(20):
+            await h.send(envelope_for(thing(family, seq)))
+        consumer = h.consumer()
+        task = asyncio.create_task(consumer.run())
+        await eventually(lambda: _at_least(consumer, 1))
+        await consumer.stop()  # what SIGTERM does through the app's lifespan
+        await task
+        handled_before_stop = consumer.handled
+        assert await h.effects() == handled_before_stop
+        again = h.consumer()
+        await run_until(again, lambda: _at_least(again, 20 - handled_before_stop), timeout=30)
+        await asyncio.sleep(0.5)
+        assert again.handled == 20 - handled_before_stop  # nothing handled twice, nothing lost
+        assert await h.effects() == 20
+
+
+async def test_a_rebalance_during_processing_loses_nothing_and_repeats_no_effect(
+        broker: Broker, postgres_url: str) -> None:
+    async with Harness(broker, postgres_url, handler=slow_effect) as h:
+        for seq in range(60):
+            await h.send(envelope_for(thing(uuid.uuid4(), seq)))
+        first, second = h.consumer(), h.consumer()
+        first_task = asyncio.create_task(first.run())
+        await eventually(lambda: _at_least(first, 5))
+        second_task = asyncio.create_task(second.run())  # joins the group: partitions move
+        await eventually(lambda: _effects_at_least(h, 60), timeout=60)
+        for consumer in (first, second):
+            await consumer.stop()
+        await asyncio.gather(first_task, second_task)
+        assert await h.effects() == 60
+
+
+async def _effects_at_least(h: Harness, n: int) -> bool:
+    return await h.effects() >= n
