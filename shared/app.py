@@ -24,7 +24,8 @@ from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.outbox import OutboxRelay, relay_wakeup_info
 from shared.settings import Settings
-from shared.slices import default_policy
+from shared.slice_view import slice_router
+from shared.slices import SlicePolicy, default_policy
 from shared.tables import audit_log
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class ServiceDefinition:
     domain_errors: dict[type[Exception], int] = field(default_factory=dict)
     seed: Callable[[AsyncSession], Awaitable[None]] | None = None
     openapi_tags: list[dict[str, Any]] | None = None
+    #: The department slice policy; tests may give their own.
+    policy: SlicePolicy | None = None
 
 
 def build_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
@@ -62,10 +65,12 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.token_verifier = TokenVerifier(settings)
     app.state.consumers = []
     app.state.relay = None
+    app.state.policy = definition.policy or default_policy()
     install_error_handlers(app, definition.domain_errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=definition.name)
     app.include_router(operations_router())
+    app.include_router(slice_router())
     for router in definition.routers:
         app.include_router(router)
     return app
@@ -77,7 +82,7 @@ async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings
         await migrations.upgrade(definition.name, url)
     engine = make_engine(url)
     relay = OutboxRelay(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
-                        policy=default_policy()) if settings.relay_enabled else None
+                        policy=app.state.policy) if settings.relay_enabled else None
     sessionmaker = make_sessionmaker(engine, relay_wakeup_info(relay))
     app.state.engine, app.state.sessionmaker, app.state.relay = engine, sessionmaker, relay
     app.state.head = migrations.head_revision(definition.name)

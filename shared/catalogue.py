@@ -49,7 +49,8 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(item) for item in node]
         return node
 
-    return resolve(schema)  # type: ignore[no-any-return]
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 def _project_schema(schema: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _forget_after_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(PENDING_KEY, None)
 
 
-def _row_to_envelope(row: Any) -> Envelope:
+def row_to_envelope(row: Any) -> Envelope:
     occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=UTC)
     return Envelope(
         id=row.event_id,
@@ -171,7 +171,7 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             if not rows:
                 return 0
-            envelopes = [_row_to_envelope(row) for row in rows]
+            envelopes = [row_to_envelope(row) for row in rows]
             await send_all(self._producer, self._messages(envelopes))
             await session.execute(
                 update(outbox)

@@ -45,6 +45,9 @@ outbox = Table(
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None),
       sqlite_where=outbox.c.published_at.is_(None))
 
+# The department view reads one family's events.
+Index("ix_outbox_key", outbox.c.partition_key, outbox.c.id)
+
 inbox = Table(
     "inbox",
     plumbing_metadata,

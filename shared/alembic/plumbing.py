@@ -64,6 +64,7 @@ def upgrade_v1() -> None:
     sa.UniqueConstraint('event_id')
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_key', ['partition_key', 'id'], unique=False)
         batch_op.create_index('ix_outbox_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
 
@@ -71,6 +72,7 @@ def downgrade_v1() -> None:
     """Drop the version-1 plumbing tables."""
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
+        batch_op.drop_index('ix_outbox_key')
 
     op.drop_table('outbox')
     op.drop_table('inbox')

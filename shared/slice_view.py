@@ -1,0 +1,85 @@
+"""The per-department REST view of a family, served by every service for the data it owns.
+
+Design: a service's outbox keeps every event it published, so the view projects those rows
+through the same slice policy as the relay. A department therefore sees over REST exactly the
+fields its topic carries, by construction. A department with no event about the family gets
+404 (no existence leak); team staff of the family's site get the full events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from shared.audit import record_read
+from shared.auth import CurrentPrincipal, Principal, Role
+from shared.db import SessionDep
+from shared.errors import Forbidden, NotFound
+from shared.events.envelope import Envelope
+from shared.outbox import row_to_envelope
+from shared.slices import SlicePolicy
+from shared.tables import outbox
+
+MAX_EVENTS = 1000
+
+
+class SliceEvent(BaseModel):
+    id: str
+    type: str
+    time: str
+    data: dict[str, Any]
+
+
+class FamilySlice(BaseModel):
+    family_id: UUID
+    department: str | None
+    events: list[SliceEvent]
+
+
+def slice_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["department view"])
+
+    @router.get("/families/{family_id}/slice", response_model=FamilySlice,
+                summary="A family as the caller may see it: a department's slice, or the team's full view")
+    async def family_slice(family_id: UUID, request: Request, session: SessionDep,
+                           principal: CurrentPrincipal) -> FamilySlice:
+        endpoint = f"{request.method} {request.url.path}"
+        visible = _visible(await _family_events(session, family_id), principal, request.app.state.policy)
+        if visible is None:
+            await record_read(session, principal, subject_kind="family", subject_id=family_id,
+                              endpoint=endpoint, purpose="department view", allowed=False)
+            raise Forbidden("This role has no family view.")
+        if not visible:
+            await record_read(session, principal, subject_kind="family", subject_id=family_id,
+                              endpoint=endpoint, purpose="department view", allowed=False)
+            raise NotFound("No such family.")
+        await record_read(session, principal, subject_kind="family", subject_id=family_id,
+                          endpoint=endpoint, purpose="department view")
+        department = principal.department.value if principal.department else None
+        return FamilySlice(family_id=family_id, department=department, events=[
+            SliceEvent(id=e.id, type=e.type, time=e.time.astimezone(UTC).isoformat(), data=e.data)
+            for e in visible])
+
+    return router
+
+
+async def _family_events(session: Any, family_id: UUID) -> list[Envelope]:
+    rows = await session.execute(select(outbox).where(outbox.c.partition_key == str(family_id))
+                                 .order_by(outbox.c.id).limit(MAX_EVENTS))
+    return [row_to_envelope(row) for row in rows]
+
+
+def _visible(envelopes: list[Envelope], principal: Principal,
+             policy: SlicePolicy) -> list[Envelope] | None:
+    """The events the caller may see; None when the role has no family view at all."""
+    if principal.role is Role.DEPARTMENT_STAFF and principal.department is not None:
+        return [projected for env in envelopes for dept, projected in policy.project(env)
+                if dept is principal.department]
+    if principal.is_team or principal.role in {Role.COORDINATION, Role.ADMIN}:
+        return [env for env in envelopes if principal.can_see_site(str(env.data.get("site_id")))]
+    return None
