@@ -52,10 +52,10 @@ def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
     return session_or_engine.dialect.name == "postgresql"
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Table, values: dict[str, Any]) -> Insert:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (the inbox relies on it)."""
+def insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect; pass rows to ``execute``."""
     insert = pg_insert if is_postgres(session) else sqlite_insert
-    return insert(table).values(**values).on_conflict_do_nothing()
+    return insert(table).on_conflict_do_nothing()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

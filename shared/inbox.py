@@ -1,7 +1,10 @@
 """Idempotent consumer (inbox) with retries, a dead-letter topic and graceful shutdown.
 
-Each message is handled in one transaction that also inserts ``(consumer, source, event id)``
-into the inbox with ``ON CONFLICT DO NOTHING``: a redelivery inserts nothing and has no effect.
+The messages of one partition's batch are handled in one transaction that also inserts their
+``(consumer, source, event id)`` into the inbox with ``ON CONFLICT DO NOTHING … RETURNING``: only
+the rows it really inserted are handled, so a redelivery has no effect. If any handler in the
+batch fails, the batch is rolled back and its messages are retried one transaction each, so
+one bad message cannot hold up or undo the others.
 The Kafka offset is committed only after the database commit (auto-commit is off). A message
 that cannot be parsed, has an unknown type or an invalid payload, or fails ``max_attempts``
 times goes to ``<topic>.dlq`` with its origin and the error, and the consumer carries on.
@@ -15,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -34,6 +37,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 #: A consumer that has not looped for this long is reported not alive.
 STALL_SECONDS = 60.0
+
+
+class _Prepared(NamedTuple):
+    record: ConsumerRecord
+    envelope: Envelope
+    payload: DomainEvent
+    handler: Handler
 
 
 @dataclass(frozen=True)
@@ -116,12 +126,11 @@ class EventConsumer:
             batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
             self.last_progress = time.monotonic()
             for tp, records in batch.items():
-                for record in records:
-                    if tp not in self._consumer.assignment():
-                        break  # revoked mid-batch: the new owner takes it from the commit
-                    await self.handle(record)
-                    self._done[tp] = record.offset + 1
-                    self.last_progress = time.monotonic()
+                if tp not in self._consumer.assignment():
+                    continue  # revoked meanwhile: the new owner starts from the last commit
+                await self.handle_batch(records)
+                self._done[tp] = records[-1].offset + 1
+                self.last_progress = time.monotonic()
             if batch:
                 self._record_lag({tp: records[-1].offset + 1 for tp, records in batch.items()})
                 await self.commit_done(list(batch))
@@ -138,18 +147,72 @@ class EventConsumer:
             if highwater is not None:
                 obs.CONSUMER_LAG.labels(self.group_id, tp.topic).set(max(highwater - position, 0))
 
+    async def handle_batch(self, records: list[ConsumerRecord]) -> None:
+        """Handle one partition's records in order: one transaction, or one each on failure."""
+        ready = [item for record in records if (item := await self._prepare(record)) is not None]
+        if not ready:
+            return
+        try:
+            outcomes = await self._apply_batch(ready)
+        except Exception as exc:
+            log.info("batch failed, retrying one by one", extra={"consumer": self.group_id,
+                                                                 "error": type(exc).__name__})
+            for item in ready:
+                await self._handle_prepared(item)
+            return
+        for outcome in outcomes:
+            obs.CONSUMED.labels(self.group_id, outcome).inc()
+        self.handled += len(outcomes)
+
     async def handle(self, record: ConsumerRecord) -> None:
-        """Handle one record: parse, dedupe, apply; anything it cannot handle goes to the DLQ."""
+        """Handle one record in a transaction of its own."""
+        item = await self._prepare(record)
+        if item is not None:
+            await self._handle_prepared(item)
+
+    async def _prepare(self, record: ConsumerRecord) -> _Prepared | None:
+        """Parse and find the handler; poison goes to the DLQ, unhandled types are skipped."""
         try:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
             payload = REGISTRY.parse(envelope.type, envelope.data)
         except (EnvelopeError, UnknownEventType, InvalidPayload) as exc:
             await self._dead_letter(record, exc)
-            return
+            return None
         handler = self.by_type.get(envelope.type)
         if handler is None:
             obs.CONSUMED.labels(self.group_id, "ignored").inc()
-            return
+            return None
+        return _Prepared(record, envelope, payload, handler)
+
+    async def _apply_batch(self, items: list[_Prepared]) -> list[str]:
+        async with self.sessionmaker() as session:
+            claimed = await self._claim(session, [item.envelope for item in items])
+            outcomes = []
+            for item in items:
+                key = (item.envelope.source, item.envelope.id)
+                if key not in claimed:
+                    outcomes.append("duplicate")
+                    continue
+                claimed.discard(key)  # the same id twice in one batch runs once
+                token = obs.correlation_id.set(item.envelope.correlation_id or item.envelope.id)
+                try:
+                    await item.handler(session, item.payload, item.envelope)
+                finally:
+                    obs.correlation_id.reset(token)
+                outcomes.append("handled")
+            await session.commit()
+        return outcomes
+
+    async def _claim(self, session: AsyncSession, envelopes: list[Envelope]) -> set[tuple[str, str]]:
+        now = datetime.now(UTC)
+        rows = {(e.source, e.id): {"consumer": self.group_id, "source": e.source, "event_id": e.id,
+                                   "event_type": e.type, "processed_at": now} for e in envelopes}
+        statement = insert_ignoring_conflicts(session, inbox).returning(inbox.c.source, inbox.c.event_id)
+        result = await session.execute(statement, list(rows.values()))
+        return {(row.source, row.event_id) for row in result}
+
+    async def _handle_prepared(self, item: _Prepared) -> None:
+        record, envelope, payload, handler = item
         error: Exception | None = None
         for attempt in range(1, self.settings.consumer_max_attempts + 1):
             try:
@@ -170,12 +233,7 @@ class EventConsumer:
         token = obs.correlation_id.set(envelope.correlation_id or envelope.id)
         try:
             async with self.sessionmaker() as session:
-                claimed = await session.execute(insert_ignoring_conflicts(session, inbox, {
-                    "consumer": self.group_id, "source": envelope.source,
-                    "event_id": envelope.id, "event_type": envelope.type,
-                    "processed_at": datetime.now(UTC),
-                }))
-                if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                if not await self._claim(session, [envelope]):
                     return "duplicate"
                 await handler(session, payload, envelope)
                 await session.commit()
