@@ -1,9 +1,17 @@
-"""Tables and API schemas of the intake service, in a metadata of its own (its own database)."""
+"""Tables and API schemas of the intake service, in a metadata of its own (its own database).
+
+CPR numbers are stored only as AES-GCM ciphertext (``cpr_ciphertext``) and an HMAC look-up hash
+(``cpr_hash``); the plain number never reaches a table, a log or a response.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import DateTime, Index, UniqueConstraint
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 
 
 class IntakeTable(SQLModel, registry=registry()):
@@ -11,3 +19,100 @@ class IntakeTable(SQLModel, registry=registry()):
 
 
 metadata = IntakeTable.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc_column(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Site(IntakeTable, table=True):
+    __tablename__ = "sites"
+    id: str = Field(primary_key=True, max_length=50)
+    name: str = Field(max_length=200)
+    capacity: int
+
+
+class Household(IntakeTable, table=True):
+    """A household screened as a candidate; once enrolled it is the family (same id)."""
+
+    __tablename__ = "households"
+    __table_args__ = (Index("ix_households_site_status", "site_id", "status"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(foreign_key="sites.id", max_length=50)
+    address: str = Field(max_length=300)
+    register_ref: str | None = Field(default=None, max_length=100, unique=True)
+    status: str = Field(max_length=30, default="identified")
+    eligible: bool | None = None
+    screening: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON))
+    screened_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    waitlisted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    enrolled_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    exited_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    exit_reason: str | None = Field(default=None, max_length=30)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
+class Person(IntakeTable, table=True):
+    __tablename__ = "persons"
+    __table_args__ = (Index("ix_persons_household", "household_id"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id")
+    role: str = Field(max_length=20)
+    birth_date: date
+    cpr_ciphertext: str = Field(max_length=200)
+    cpr_hash: str = Field(max_length=64, index=True)
+    cpr_is_replacement: bool = False
+    unemployed_since: date | None = None
+    lives_at_address: bool = True
+    active: bool = True
+    added_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
+class OutreachAttempt(IntakeTable, table=True):
+    __tablename__ = "outreach_attempts"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    at: datetime = Field(sa_column=_utc_column())
+    staff_id: str = Field(max_length=100)
+    channel: str = Field(max_length=30, default="door_knock")
+    outcome: str = Field(max_length=30)
+
+
+class Consent(IntakeTable, table=True):
+    """One consent record; its state changes are appended to ``consent_history``."""
+
+    __tablename__ = "consents"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    person_id: uuid.UUID = Field(foreign_key="persons.id")
+    given_by_person_id: uuid.UUID = Field(foreign_key="persons.id")
+    departments: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(max_length=20, default="given")
+    given_at: datetime = Field(sa_column=_utc_column())
+    expires_on: date | None = None
+
+
+class ConsentHistory(IntakeTable, table=True):
+    __tablename__ = "consent_history"
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: uuid.UUID = Field(foreign_key="consents.id", index=True)
+    state: str = Field(max_length=20)
+    at: datetime = Field(sa_column=_utc_column())
+    by: str = Field(max_length=200)
+
+
+class ImportRun(IntakeTable, table=True):
+    """One register import: a file is identified by its hash so a re-import changes nothing."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (UniqueConstraint("file_sha256", name="uq_import_file"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    file_sha256: str = Field(max_length=64)
+    imported_rows: int
+    rejected: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())

@@ -1,0 +1,339 @@
+"""Intake rules, without I/O: eligibility, the outreach funnel, consent, enrolment, import rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from uuid import UUID
+
+from services.intake.cpr import Cpr, InvalidCpr, parse_cpr
+from shared.departments import Department
+
+
+class IntakeConflict(Exception):
+    """A broken rule or an illegal transition (HTTP 409); the message says which."""
+
+
+@dataclass(frozen=True)
+class SiteDefaults:
+    id: str
+    name: str
+    capacity: int
+
+
+DEFAULT_SITES = (
+    SiteDefaults("gellerup", "Gellerup (Gellerupparken og Toveshøj)", 75),
+    SiteDefaults("viby", "Viby", 75),
+    SiteDefaults("tilst", "Tilst", 38),
+)
+
+
+class MemberRole(StrEnum):
+    MOTHER = "mother"
+    FATHER = "father"
+    OTHER_ADULT = "other_adult"
+    CHILD = "child"
+
+    @property
+    def is_adult(self) -> bool:
+        return self is not MemberRole.CHILD
+
+    @property
+    def is_parent(self) -> bool:
+        return self in (MemberRole.MOTHER, MemberRole.FATHER)
+
+
+# --- eligibility -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemberFacts:
+    person_id: UUID
+    role: MemberRole
+    birth_date: date
+    unemployed_since: date | None = None
+    lives_at_address: bool = True
+
+
+@dataclass(frozen=True)
+class HouseholdFacts:
+    site_id: str
+    members: tuple[MemberFacts, ...]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    code: str
+    met: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Screening:
+    criteria: tuple[Criterion, ...]
+
+    @property
+    def eligible(self) -> bool:
+        return all(c.met for c in self.criteria)
+
+
+def one_year_before(today: date) -> date:
+    """29 Feb minus a year is 28 Feb."""
+    try:
+        return today.replace(year=today.year - 1)
+    except ValueError:
+        return today.replace(year=today.year - 1, day=28)
+
+
+def screen(household: HouseholdFacts, *, today: date, target_sites: set[str]) -> Screening:
+    """The model's three criteria, each met or not, with the reason in words."""
+    return Screening((_in_target_area(household, target_sites), _child_at_address(household),
+                      _parent_long_unemployed(household, today)))
+
+
+def _in_target_area(household: HouseholdFacts, target_sites: set[str]) -> Criterion:
+    met = household.site_id in target_sites
+    where = "a" if met else "not a"
+    return Criterion("target_area", met, f"the address is in {where} target housing area "
+                                         f"({household.site_id})")
+
+
+def _child_at_address(household: HouseholdFacts) -> Criterion:
+    children = [m for m in household.members if m.role is MemberRole.CHILD and m.lives_at_address]
+    if children:
+        return Criterion("child_at_address", True, f"{len(children)} child(ren) live at the address")
+    return Criterion("child_at_address", False, "no child lives at the address")
+
+
+def _parent_long_unemployed(household: HouseholdFacts, today: date) -> Criterion:
+    cutoff = one_year_before(today)
+    parents = [m for m in household.members if m.role.is_parent]
+    long_unemployed = [m for m in parents if m.unemployed_since and m.unemployed_since <= cutoff]
+    if long_unemployed:
+        who = ", ".join(f"{m.role} unemployed since {m.unemployed_since} "
+                        f"({_years(m.unemployed_since, today)} years)"  # type: ignore[arg-type]
+                        for m in long_unemployed)
+        return Criterion("parent_unemployed_12_months", True, who)
+    if not parents:
+        return Criterion("parent_unemployed_12_months", False, "no mother or father in the household")
+    return Criterion("parent_unemployed_12_months", False,
+                     f"no mother or father has been unemployed since {cutoff} or earlier")
+
+
+def _years(since: date, today: date) -> int:
+    return today.year - since.year - ((today.month, today.day) < (since.month, since.day))
+
+
+# --- the outreach funnel ------------------------------------------------------------------
+
+class HouseholdStatus(StrEnum):
+    NOT_ELIGIBLE = "not_eligible"
+    IDENTIFIED = "identified"
+    NO_ANSWER = "no_answer"
+    CONTACTED = "contacted"
+    INVITED = "invited"
+    DECLINED = "declined"
+    CONSENTED = "consented"
+    WAITLISTED = "waitlisted"
+    ENROLLED = "enrolled"
+    EXITED = "exited"
+
+
+S = HouseholdStatus
+TRANSITIONS: dict[HouseholdStatus, frozenset[HouseholdStatus]] = {
+    S.NOT_ELIGIBLE: frozenset({S.IDENTIFIED}),
+    S.IDENTIFIED: frozenset({S.CONTACTED, S.NO_ANSWER, S.INVITED, S.DECLINED, S.NOT_ELIGIBLE}),
+    S.NO_ANSWER: frozenset({S.CONTACTED, S.NO_ANSWER, S.INVITED, S.DECLINED, S.NOT_ELIGIBLE}),
+    S.CONTACTED: frozenset({S.CONTACTED, S.INVITED, S.DECLINED, S.NOT_ELIGIBLE}),
+    S.INVITED: frozenset({S.CONSENTED, S.DECLINED, S.INVITED}),
+    S.DECLINED: frozenset({S.CONTACTED, S.INVITED}),
+    S.CONSENTED: frozenset({S.ENROLLED, S.WAITLISTED, S.DECLINED}),
+    S.WAITLISTED: frozenset({S.ENROLLED, S.EXITED}),
+    S.ENROLLED: frozenset({S.EXITED}),
+    S.EXITED: frozenset(),
+}
+#: The funnel's stages, in order; counts are cumulative ("reached at least this stage").
+FUNNEL_ORDER = (S.IDENTIFIED, S.CONTACTED, S.INVITED, S.CONSENTED, S.ENROLLED)
+_STAGE = {S.IDENTIFIED: 0, S.NO_ANSWER: 0, S.CONTACTED: 1, S.DECLINED: 1, S.INVITED: 2,
+          S.CONSENTED: 3, S.WAITLISTED: 3, S.ENROLLED: 4, S.EXITED: 4}
+
+
+def transition(current: HouseholdStatus, target: HouseholdStatus) -> HouseholdStatus:
+    if target not in TRANSITIONS[current]:
+        raise IntakeConflict(f"A household cannot go from {current} to {target}.")
+    return target
+
+
+class ContactOutcome(StrEnum):
+    NOT_HOME = "not_home"
+    DECLINED = "declined"
+    WANTS_TO_HEAR_MORE = "wants_to_hear_more"
+    AGREED = "agreed"
+
+
+_AFTER_ATTEMPT = {ContactOutcome.NOT_HOME: S.NO_ANSWER, ContactOutcome.DECLINED: S.DECLINED,
+                  ContactOutcome.WANTS_TO_HEAR_MORE: S.CONTACTED, ContactOutcome.AGREED: S.INVITED}
+
+
+def status_after_attempt(current: HouseholdStatus, outcome: ContactOutcome) -> HouseholdStatus:
+    """A door-knock moves the funnel; outreach to an enrolled family is refused."""
+    target = _AFTER_ATTEMPT[outcome]
+    if current is S.INVITED and outcome is ContactOutcome.NOT_HOME:
+        return current  # already invited: a missed visit does not undo the invitation
+    return transition(current, target)
+
+
+def funnel_counts(statuses: Iterable[HouseholdStatus], exited_from_enrolled: int = 0) -> dict[str, int]:
+    """Cumulative counts: how many reached each stage (223 identified … 62 enrolled)."""
+    counts = dict.fromkeys((stage.value for stage in FUNNEL_ORDER), 0)
+    for status in statuses:
+        reached = _STAGE.get(status)
+        if reached is None:
+            continue
+        for stage in FUNNEL_ORDER[: reached + 1]:
+            counts[stage.value] += 1
+    return counts
+
+
+# --- consent ------------------------------------------------------------------------------
+
+class ConsentState(StrEnum):
+    GIVEN = "given"
+    RENEWED = "renewed"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+CONSENT_TRANSITIONS = {
+    ConsentState.GIVEN: frozenset({ConsentState.RENEWED, ConsentState.WITHDRAWN, ConsentState.EXPIRED}),
+    ConsentState.RENEWED: frozenset({ConsentState.RENEWED, ConsentState.WITHDRAWN, ConsentState.EXPIRED}),
+    ConsentState.WITHDRAWN: frozenset(),
+    ConsentState.EXPIRED: frozenset(),
+}
+
+
+def transition_consent(current: ConsentState, target: ConsentState) -> ConsentState:
+    if target not in CONSENT_TRANSITIONS[current]:
+        raise IntakeConflict(f"A consent that is {current} cannot become {target}; give a new one.")
+    return target
+
+
+def check_consent_giver(subject: MemberRole, giver: MemberRole, same_person: bool) -> None:
+    """Adults consent for themselves; a child's consent is given by an adult of the household."""
+    if subject.is_adult and not same_person:
+        raise IntakeConflict("An adult gives consent for themselves.")
+    if not subject.is_adult and not giver.is_adult:
+        raise IntakeConflict("A child's consent is given by an adult of the household.")
+
+
+@dataclass(frozen=True)
+class ConsentFacts:
+    person_role: MemberRole
+    departments: frozenset[Department]
+    state: ConsentState
+    expires_on: date | None
+
+
+def is_valid(consent: ConsentFacts, *, today: date) -> bool:
+    live = consent.state in (ConsentState.GIVEN, ConsentState.RENEWED)
+    return live and (consent.expires_on is None or consent.expires_on >= today)
+
+
+def covered_departments(consents: Iterable[ConsentFacts], *, today: date) -> set[Department]:
+    """Departments the family's consent covers: those named by a valid consent of an adult."""
+    return {d for c in consents if c.person_role.is_adult and is_valid(c, today=today)
+            for d in c.departments}
+
+
+def consent_receipt(*, role: str, birth_year: int, departments: Iterable[Department],
+                    purposes: Iterable[str], given_on: date, expires_on: date | None) -> str:
+    """A plain text the family can keep. No CPR number and no names."""
+    names = ", ".join(d.danish_name for d in departments)
+    until = f" until {expires_on}" if expires_on else " until withdrawn"
+    return (f"Samtykke / consent — Opgang til Opgang\nGiven on {given_on} for: {role} born "
+            f"{birth_year}.\nShared with: {names}.\nPurposes: {', '.join(purposes)}.\nValid{until}. "
+            "You can withdraw it at any time by telling your makkerpar.")
+
+
+# --- enrolment ----------------------------------------------------------------------------
+
+class ExitReason(StrEnum):
+    GOALS_REACHED = "goals_reached"
+    MOVED_AWAY = "moved_away"
+    WITHDREW = "withdrew"
+    OTHER = "other"
+
+
+def decide_enrolment(*, has_consent: bool, enrolled: int, capacity: int) -> HouseholdStatus:
+    """Enrol if there is room, else waitlist; never without consent."""
+    if not has_consent:
+        raise IntakeConflict("A family can only be enrolled with a valid consent from an adult.")
+    return S.ENROLLED if enrolled < capacity else S.WAITLISTED
+
+
+# --- register import ----------------------------------------------------------------------
+
+IMPORT_COLUMNS = ("household_ref", "site_id", "address", "cpr", "role", "unemployed_since",
+                  "lives_at_address")
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    household_ref: str
+    site_id: str
+    address: str
+    cpr: Cpr
+    role: MemberRole
+    unemployed_since: date | None
+    lives_at_address: bool
+
+
+class ImportRowError(ValueError):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line, self.reason = line, reason
+
+
+def read_import(text: str) -> Iterator[ImportRow | ImportRowError]:
+    """Parse the register extract row by row; a bad row yields its error and parsing goes on."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        yield ImportRowError(1, f"missing columns: {', '.join(missing)}")
+        return
+    for line, row in enumerate(reader, start=2):
+        try:
+            yield parse_import_row(row, line)
+        except ImportRowError as exc:
+            yield exc
+
+
+def parse_import_row(row: dict[str, str], line: int) -> ImportRow:
+    def text(name: str) -> str:
+        value = (row.get(name) or "").strip()
+        if not value:
+            raise ImportRowError(line, f"{name} is empty")
+        return value
+
+    try:
+        cpr = parse_cpr(text("cpr"))
+    except InvalidCpr as exc:
+        raise ImportRowError(line, f"cpr: {exc}") from None
+    try:
+        role = MemberRole(text("role"))
+    except ValueError:
+        raise ImportRowError(line, f"role must be one of {', '.join(MemberRole)}") from None
+    since_raw = (row.get("unemployed_since") or "").strip()
+    try:
+        since = date.fromisoformat(since_raw) if since_raw else None
+    except ValueError:
+        raise ImportRowError(line, "unemployed_since is not an ISO date") from None
+    lives = (row.get("lives_at_address") or "yes").strip().lower()
+    if lives not in ("yes", "no"):
+        raise ImportRowError(line, "lives_at_address must be yes or no")
+    return ImportRow(line, text("household_ref"), text("site_id"), text("address"), cpr, role, since,
+                     lives == "yes")

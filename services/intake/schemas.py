@@ -1,0 +1,132 @@
+"""Request and response bodies of the intake API. CPR goes in POST bodies only, never out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.departments import Department
+
+Role = Literal["mother", "father", "other_adult", "child"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused (no mass assignment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemberIn(Strict):
+    cpr: str = Field(min_length=10, max_length=11, description="DDMMYY-SSSS or DDMMYYSSSS",
+                     examples=["010190-1234"])
+    role: Role
+    unemployed_since: date | None = Field(default=None, description="Adults: start of unemployment")
+    lives_at_address: bool = True
+
+
+class HouseholdIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "site_id": "gellerup", "address": "Gudrunsvej 10, 1. th, 8220 Brabrand",
+        "members": [{"cpr": "0101851234", "role": "mother", "unemployed_since": "2016-03-01"},
+                    {"cpr": "0505155678", "role": "child"}]}]})
+    site_id: str = Field(max_length=50)
+    address: str = Field(min_length=1, max_length=300)
+    members: list[MemberIn] = Field(min_length=1, max_length=20)
+
+
+class SiteIn(Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]{2,50}$")
+    name: str = Field(min_length=1, max_length=200)
+    capacity: int = Field(ge=0, le=10_000)
+
+
+class SiteRead(BaseModel):
+    id: str
+    name: str
+    capacity: int
+    enrolled: int
+    waitlisted: int
+
+
+class MemberRead(BaseModel):
+    id: uuid.UUID
+    role: str
+    birth_year: int
+    cpr_masked: str = Field(description="Only the birth-date part; for recognising a person")
+    unemployed_since: date | None
+    lives_at_address: bool
+
+
+class CriterionRead(BaseModel):
+    code: str
+    met: bool
+    explanation: str
+
+
+class HouseholdRead(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    address: str
+    status: str
+    eligible: bool | None
+    screening: list[CriterionRead]
+    waitlist_position: int | None = None
+    members: list[MemberRead]
+
+
+class HouseholdSummary(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    status: str
+    eligible: bool | None
+
+
+class OutreachIn(Strict):
+    at: datetime
+    staff_id: str = Field(min_length=1, max_length=100)
+    outcome: Literal["not_home", "declined", "wants_to_hear_more", "agreed"]
+    channel: Literal["door_knock", "phone", "letter", "meeting"] = "door_knock"
+
+
+class ConsentIn(Strict):
+    person_id: uuid.UUID
+    given_by_person_id: uuid.UUID
+    departments: list[Department] = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1, max_length=10)
+    expires_on: date | None = None
+
+
+class ConsentRead(BaseModel):
+    id: uuid.UUID
+    person_id: uuid.UUID
+    given_by_person_id: uuid.UUID
+    departments: list[str]
+    purposes: list[str]
+    state: str
+    given_at: datetime
+    expires_on: date | None
+    receipt: str
+
+
+class ExitIn(Strict):
+    reason: Literal["goals_reached", "moved_away", "withdrew", "other"]
+
+
+class FunnelRead(BaseModel):
+    site_id: str | None
+    counts: dict[str, int]
+
+
+class ImportRejectedRow(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportReport(BaseModel):
+    already_imported: bool
+    households: int
+    persons: int
+    rejected: list[ImportRejectedRow]

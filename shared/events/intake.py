@@ -1,0 +1,117 @@
+"""Events of the intake service. No CPR number, name, address or free text in any of them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events.registry import FamilyEvent, event
+
+F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
+P1 = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
+P2 = "9a7e2b44-1c3d-4e5f-8a6b-7c8d9e0f1a22"
+Role = Literal["mother", "father", "other_adult", "child"]
+
+
+def _examples(*examples: dict[str, object]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class CriterionOutcome(BaseModel):
+    code: str
+    met: bool
+
+
+class Member(BaseModel):
+    person_id: UUID
+    role: Role
+    birth_year: int
+
+
+@event("intake", "household-screened")
+class HouseholdScreened(FamilyEvent):
+    """A candidate household was screened against the eligibility criteria."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "eligible": True, "criteria": [
+        {"code": "target_area", "met": True}, {"code": "child_at_address", "met": True},
+        {"code": "parent_unemployed_12_months", "met": True}]})
+    eligible: bool
+    criteria: list[CriterionOutcome]
+
+
+@event("intake", "outreach-attempt-recorded")
+class OutreachAttemptRecorded(FamilyEvent):
+    """Staff knocked on the door (or called); the outcome moves the funnel."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "attempt_id": P2,
+                              "at": "2026-03-02T16:30:00Z", "staff_id": "staff-17",
+                              "outcome": "wants_to_hear_more", "status": "contacted"})
+    attempt_id: UUID
+    at: datetime
+    staff_id: str
+    outcome: Literal["not_home", "declined", "wants_to_hear_more", "agreed"]
+    status: str
+
+
+@event("intake", "consent-given")
+class ConsentGiven(FamilyEvent):
+    """A family member's consent to share information with the named departments."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+                              "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
+                              "purposes": ["coordinated help"], "expires_on": "2027-03-01"})
+    consent_id: UUID
+    person_id: UUID
+    departments: list[str]
+    purposes: list[str]
+    expires_on: date | None = None
+
+
+@event("intake", "consent-revoked")
+class ConsentRevoked(FamilyEvent):
+    """A consent was withdrawn: act on it at once (stop sharing with these departments)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+                              "departments": ["sundhed-og-omsorg"], "state": "withdrawn"})
+    consent_id: UUID
+    person_id: UUID
+    departments: list[str]
+    state: Literal["withdrawn", "expired"] = "withdrawn"
+
+
+@event("intake", "family-enrolled")
+class FamilyEnrolled(FamilyEvent):
+    """A family joined the programme at a site (members by id, role and birth year only)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "members": [
+        {"person_id": P1, "role": "mother", "birth_year": 1985},
+        {"person_id": P2, "role": "child", "birth_year": 2015}]})
+    members: list[Member]
+
+
+@event("intake", "family-waitlisted")
+class FamilyWaitlisted(FamilyEvent):
+    """The site is full: the family waits for a place, in order."""
+
+    model_config = _examples({"family_id": F, "site_id": "tilst", "position": 3})
+    position: int
+
+
+@event("intake", "member-added")
+class MemberAdded(FamilyEvent):
+    """A spouse or adult child at the address joined the family later."""
+
+    model_config = _examples({"family_id": F, "site_id": "viby", "member": {
+        "person_id": P2, "role": "other_adult", "birth_year": 2004}})
+    member: Member
+
+
+@event("intake", "family-exited")
+class FamilyExited(FamilyEvent):
+    """A family left the programme; its place is free."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached"})
+    reason: Literal["goals_reached", "moved_away", "withdrew", "other"]

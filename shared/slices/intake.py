@@ -1,0 +1,26 @@
+"""Which intake events each department receives. Screening and outreach go to none: they
+happen before the family has consented to share anything."""
+
+from __future__ import annotations
+
+from shared.departments import Department
+from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, MemberAdded
+from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
+
+RULES: list[SliceRule] = []
+for _department in Department:
+    RULES += [
+        SliceRule(_department, FamilyEnrolled, ("members.person_id", "members.role", "members.birth_year"),
+                  reason="the one family entry point: every department joins its data on the "
+                         "family and its members' ids, roles and birth years (no names, no CPR)"),
+        SliceRule(_department, MemberAdded, ("member.person_id", "member.role", "member.birth_year"),
+                  reason="a new member of the family the department already follows"),
+        SliceRule(_department, FamilyExited, ("reason",),
+                  reason="the department stops its work with the family when it leaves"),
+        SliceRule(_department, ConsentGiven, ("consent_id", "person_id", "departments", "expires_on"),
+                  when=when(departments=OWN_DEPARTMENT),
+                  reason="the legal basis for sharing with this department; only consents naming it"),
+        SliceRule(_department, ConsentRevoked, ("consent_id", "person_id", "departments", "state"),
+                  when=when(departments=OWN_DEPARTMENT),
+                  reason="the department must stop using the family's data at once"),
+    ]
