@@ -68,7 +68,7 @@ def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
         migrations.upgrade_sync(service, url)
-        existing = list((migrations.ROOT / "services" / service / "migrations").glob("*.py"))
+        existing = list((migrations.ROOT / "services" / service / "migrations").glob("[0-9]*.py"))
         command.revision(migrations.alembic_config(service, url), message=message,
                          autogenerate=True, rev_id=f"{len(existing) + 1:04d}")
 

@@ -1,7 +1,180 @@
-"""HTTP routes of the intake service: parse, call a use case, map errors. No SQL, no rules."""
+"""HTTP routes of the intake service: parse, authorise, call a use case. No SQL, no rules.
+
+Team staff of a site use it for their site's households; municipal systems (role ``system``)
+for all sites; department staff do not use intake directly. Reads of households are audited.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from uuid import UUID
 
-router = APIRouter(prefix="/v1")
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from sqlalchemy import select
+
+from services.intake import service
+from services.intake.cpr import CprVault
+from services.intake.models import Household
+from services.intake.schemas import (
+    ConsentIn,
+    ConsentRead,
+    ExitIn,
+    FunnelRead,
+    HouseholdIn,
+    HouseholdRead,
+    HouseholdSummary,
+    ImportReport,
+    MemberIn,
+    OutreachIn,
+    SiteIn,
+    SiteRead,
+)
+from shared.audit import record_read
+from shared.auth import Principal, Role, require_roles
+from shared.db import SessionDep
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Cursor, Limit, Page, paginate
+
+router = APIRouter(prefix="/v1", tags=["intake"])
+Staff = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM))]
+Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM,
+                                                      Role.COORDINATION))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Importer = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.TEAM_LEADER))]
+
+
+def vault(request: Request) -> CprVault:
+    return request.app.state.vault  # type: ignore[no-any-return]
+
+
+Vault = Annotated[CprVault, Depends(vault)]
+
+
+async def _authorise(session: SessionDep, principal: Principal, household_id: UUID) -> None:
+    service.check_site(principal, await service.get_household_site(session, household_id))
+
+
+@router.get("/sites", response_model=list[SiteRead])
+async def list_sites(session: SessionDep, principal: Overview) -> list[SiteRead]:
+    return await service.list_sites(session)
+
+
+@router.post("/sites", response_model=SiteRead, status_code=201, summary="Add or change a site (admin)")
+async def put_site(body: SiteIn, idem: IdempotencyDep, principal: Admin):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.upsert_site(idem.session, data=body))
+
+
+@router.post("/households", response_model=HouseholdRead, status_code=201,
+             summary="Register a candidate household (CPR in the body only) and screen it")
+async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+    service.check_site(principal, body.site_id)
+    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body))
+
+
+@router.get("/households", response_model=Page[HouseholdSummary])
+async def list_households(session: SessionDep, principal: Staff, limit: Limit = 50, cursor: Cursor = None,
+                          site_id: Annotated[str | None, Query(max_length=50)] = None,
+                          status: Annotated[str | None, Query(max_length=30)] = None,
+                          ) -> Page[HouseholdSummary]:
+    site_id = service.require_site_access(principal, site_id)
+    query = select(Household)
+    if site_id:
+        query = query.where(Household.site_id == site_id)
+    if status:
+        query = query.where(Household.status == status)
+    return await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
+                          convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
+                                                             eligible=h.eligible), parse_key=UUID)
+
+
+@router.get("/households/{household_id}", response_model=HouseholdRead)
+async def read_household(household_id: UUID, request: Request, session: SessionDep, principal: Staff,
+                         v: Vault) -> HouseholdRead:
+    endpoint = f"GET {request.url.path}"
+    try:
+        await _authorise(session, principal, household_id)
+    except Exception:
+        await record_read(session, principal, subject_kind="family", subject_id=household_id,
+                          endpoint=endpoint, purpose="casework", allowed=False)
+        raise
+    household = await service.read_household(session, household_id=household_id, vault=v)
+    await record_read(session, principal, subject_kind="family", subject_id=household_id,
+                      endpoint=endpoint, purpose="casework")
+    return household
+
+
+@router.post("/households/{household_id}/screen", response_model=HouseholdRead,
+             summary="Re-run the eligibility screening on the current data")
+async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.rescreen(idem.session, household_id=household_id, vault=v),
+                          status_code=200)
+
+
+@router.post("/households/{household_id}/outreach", response_model=HouseholdRead, status_code=201)
+async def record_outreach(household_id: UUID, body: OutreachIn, idem: IdempotencyDep, principal: Staff,
+                          v: Vault):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.record_outreach(idem.session, household_id=household_id,
+                                                          data=body, vault=v))
+
+
+@router.post("/households/{household_id}/consents", response_model=ConsentRead, status_code=201)
+async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep, principal: Staff):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.give_consent(idem.session, household_id=household_id, data=body,
+                                                       by=principal.subject))
+
+
+@router.get("/households/{household_id}/consents", response_model=list[ConsentRead],
+            summary="The household's consents with their receipts (append-only history)")
+async def list_consents(household_id: UUID, session: SessionDep, principal: Staff) -> list[ConsentRead]:
+    await _authorise(session, principal, household_id)
+    return await service.list_consents(session, household_id=household_id)
+
+
+@router.post("/households/{household_id}/consents/{consent_id}/revoke", response_model=ConsentRead)
+async def revoke_consent(household_id: UUID, consent_id: UUID, idem: IdempotencyDep, principal: Staff):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.revoke_consent(idem.session, household_id=household_id,
+                                                         consent_id=consent_id, by=principal.subject),
+                          status_code=200)
+
+
+@router.post("/households/{household_id}/enrol", response_model=HouseholdRead,
+             summary="Enrol (consent required); a full site puts the family on the waitlist")
+async def enrol(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.enrol(idem.session, household_id=household_id, vault=v),
+                          status_code=200)
+
+
+@router.post("/households/{household_id}/exit", response_model=HouseholdRead,
+             summary="Exit with a reason; the place goes to the first family on the waitlist")
+async def exit_family(household_id: UUID, body: ExitIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.exit_family(idem.session, household_id=household_id,
+                                                      reason=body.reason, vault=v), status_code=200)
+
+
+@router.post("/households/{household_id}/members", response_model=HouseholdRead, status_code=201,
+             summary="Add a spouse or adult child at the address")
+async def add_member(household_id: UUID, body: MemberIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.add_member(idem.session, household_id=household_id, member=body,
+                                                     vault=v))
+
+
+@router.get("/funnel", response_model=FunnelRead, summary="Funnel counts per site (cumulative)")
+async def funnel(session: SessionDep, principal: Overview,
+                 site_id: Annotated[str | None, Query(max_length=50)] = None) -> FunnelRead:
+    site_id = service.require_site_access(principal, site_id)
+    return FunnelRead(site_id=site_id, counts=await service.funnel(session, site_id=site_id))
+
+
+@router.post("/imports", response_model=ImportReport, status_code=201,
+             summary="Import a register extract (CSV); idempotent per file")
+async def import_register(idem: IdempotencyDep, v: Vault, file: Annotated[UploadFile, File()],
+                          principal: Importer):  # type: ignore[no-untyped-def]
+    content = await file.read()
+    return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content))

@@ -1,0 +1,461 @@
+"""Intake use cases. Each writes and flushes; the entrypoint commits (HTTP via Idempotency.run)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake import domain as d
+from services.intake.cpr import Cpr, CprVault, InvalidCpr, parse_cpr
+from services.intake.models import (
+    Consent,
+    ConsentHistory,
+    Household,
+    ImportRun,
+    OutreachAttempt,
+    Person,
+    Site,
+)
+from services.intake.schemas import (
+    ConsentIn,
+    ConsentRead,
+    CriterionRead,
+    HouseholdIn,
+    HouseholdRead,
+    ImportRejectedRow,
+    ImportReport,
+    MemberIn,
+    MemberRead,
+    OutreachIn,
+    SiteIn,
+    SiteRead,
+)
+from shared.auth import Principal
+from shared.departments import Department
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.events import intake as events
+from shared.outbox import record_event
+
+ACTIVE = [s.value for s in d.HouseholdStatus if s is not d.HouseholdStatus.EXITED]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- sites --------------------------------------------------------------------------------
+
+async def seed_sites(session: AsyncSession) -> None:
+    """Create the default sites if missing (their capacity is then the admin's to change)."""
+    for site in d.DEFAULT_SITES:
+        if await session.get(Site, site.id) is None:
+            session.add(Site(id=site.id, name=site.name, capacity=site.capacity))
+    await session.flush()
+
+
+async def list_sites(session: AsyncSession) -> list[SiteRead]:
+    counts = dict(((await session.execute(select(Household.site_id, Household.status, func.count())
+                                          .group_by(Household.site_id, Household.status)))
+                  .all() and {}) or {})
+    rows = (await session.execute(select(Household.site_id, Household.status, func.count())
+                                  .group_by(Household.site_id, Household.status))).all()
+    counts = defaultdict(int, {(site, status): n for site, status, n in rows})
+    sites = (await session.execute(select(Site).order_by(Site.id))).scalars()
+    return [SiteRead(id=s.id, name=s.name, capacity=s.capacity, enrolled=counts[(s.id, "enrolled")],
+                     waitlisted=counts[(s.id, "waitlisted")]) for s in sites]
+
+
+async def upsert_site(session: AsyncSession, *, data: SiteIn) -> SiteRead:
+    site = await session.get(Site, data.id, with_for_update=True)
+    if site is None:
+        site = Site(id=data.id, name=data.name, capacity=data.capacity)
+        session.add(site)
+    else:
+        site.name, site.capacity = data.name, data.capacity
+    await session.flush()
+    return next(s for s in await list_sites(session) if s.id == data.id)
+
+
+# --- households ---------------------------------------------------------------------------
+
+async def create_household(session: AsyncSession, *, vault: CprVault, data: HouseholdIn,
+                           register_ref: str | None = None, today: date | None = None) -> HouseholdRead:
+    """Register a candidate household with its members and screen it at once."""
+    site = await session.get(Site, data.site_id)
+    if site is None:
+        raise Unprocessable("Unknown site.", fields={"body.site_id": "unknown site"})
+    cprs = _parse_members(data.members)
+    await _refuse_duplicates(session, vault, cprs)
+    household = Household(site_id=site.id, address=data.address, register_ref=register_ref)
+    session.add(household)
+    await session.flush()
+    for member, cpr in zip(data.members, cprs, strict=True):
+        session.add(_person(household.id, member, cpr, vault))
+    await session.flush()
+    await _screen(session, household, today or date.today())
+    return await read_household(session, household_id=household.id, vault=vault)
+
+
+def _parse_members(members: Sequence[MemberIn]) -> list[Cpr]:
+    problems: dict[str, str] = {}
+    parsed: list[Cpr] = []
+    for index, member in enumerate(members):
+        try:
+            parsed.append(parse_cpr(member.cpr))
+        except InvalidCpr as exc:
+            problems[f"body.members.{index}.cpr"] = str(exc)
+    if problems:
+        raise Unprocessable("Invalid CPR number.", fields=problems)
+    if len({c.digits for c in parsed}) != len(parsed):
+        raise Unprocessable("The same CPR number is given twice.", fields={"body.members": "duplicate CPR"})
+    return parsed
+
+
+async def _refuse_duplicates(session: AsyncSession, vault: CprVault, cprs: Sequence[Cpr]) -> None:
+    hashes = [vault.lookup_hash(c) for c in cprs]
+    clash = (await session.execute(
+        select(Person.id).join(Household, Household.id == Person.household_id)
+        .where(Person.cpr_hash.in_(hashes), Person.active, Household.status.in_(ACTIVE)).limit(1)
+    )).first()
+    if clash is not None:
+        raise Conflict("A person with this CPR number is already in an active household.")
+
+
+def _person(household_id: uuid.UUID, member: MemberIn, cpr: Cpr, vault: CprVault) -> Person:
+    return Person(household_id=household_id, role=member.role, birth_date=cpr.birth_date,
+                  cpr_ciphertext=vault.encrypt(cpr), cpr_hash=vault.lookup_hash(cpr),
+                  cpr_is_replacement=cpr.is_replacement, unemployed_since=member.unemployed_since,
+                  lives_at_address=member.lives_at_address)
+
+
+async def _members(session: AsyncSession, household_id: uuid.UUID) -> list[Person]:
+    rows = await session.execute(select(Person).where(Person.household_id == household_id, Person.active)
+                                 .order_by(Person.added_at, Person.id))
+    return list(rows.scalars())
+
+
+async def _screen(session: AsyncSession, household: Household, today: date) -> d.Screening:
+    members = await _members(session, household.id)
+    facts = d.HouseholdFacts(household.site_id, tuple(
+        d.MemberFacts(p.id, d.MemberRole(p.role), p.birth_date, p.unemployed_since, p.lives_at_address)
+        for p in members))
+    sites = set((await session.execute(select(Site.id))).scalars())
+    result = d.screen(facts, today=today, target_sites=sites)
+    household.eligible = result.eligible
+    household.screening = [{"code": c.code, "met": c.met, "explanation": c.explanation}
+                           for c in result.criteria]
+    household.screened_at = now()
+    current = d.HouseholdStatus(household.status)
+    if current in (d.HouseholdStatus.IDENTIFIED, d.HouseholdStatus.NOT_ELIGIBLE, d.HouseholdStatus.NO_ANSWER,
+                   d.HouseholdStatus.CONTACTED):
+        household.status = (d.HouseholdStatus.IDENTIFIED if result.eligible
+                            else d.HouseholdStatus.NOT_ELIGIBLE).value
+    await session.flush()
+    await record_event(session, events.HouseholdScreened(
+        family_id=household.id, site_id=household.site_id, eligible=result.eligible,
+        criteria=[events.CriterionOutcome(code=c.code, met=c.met) for c in result.criteria]))
+    return result
+
+
+async def rescreen(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault,
+                   today: date | None = None) -> HouseholdRead:
+    household = await _lock(session, household_id)
+    await _screen(session, household, today or date.today())
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def _lock(session: AsyncSession, household_id: uuid.UUID) -> Household:
+    """Lock the household first: its events then get outbox ids in commit order."""
+    household = await session.get(Household, household_id, with_for_update=True)
+    if household is None:
+        raise NotFound("No such household.")
+    return household
+
+
+async def get_household_site(session: AsyncSession, household_id: uuid.UUID) -> str:
+    site = (await session.execute(select(Household.site_id).where(Household.id == household_id))).scalar()
+    if site is None:
+        raise NotFound("No such household.")
+    return str(site)
+
+
+async def read_household(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault) -> HouseholdRead:
+    household = await session.get(Household, household_id)
+    if household is None:
+        raise NotFound("No such household.")
+    members = await _members(session, household_id)
+    position = await _waitlist_position(session, household) if household.status == "waitlisted" else None
+    return HouseholdRead(
+        id=household.id, site_id=household.site_id, address=household.address, status=household.status,
+        eligible=household.eligible, waitlist_position=position,
+        screening=[CriterionRead(**c) for c in household.screening or []],  # type: ignore[arg-type]
+        members=[MemberRead(id=p.id, role=p.role, birth_year=p.birth_date.year,
+                            cpr_masked=vault.decrypt(p.cpr_ciphertext).masked(),
+                            unemployed_since=p.unemployed_since, lives_at_address=p.lives_at_address)
+                 for p in members])
+
+
+def check_site(principal: Principal, site_id: str) -> None:
+    """Team staff see their own site only; another site's household is reported as absent."""
+    if not principal.can_see_site(site_id):
+        raise NotFound("No such household.")
+
+
+# --- outreach -----------------------------------------------------------------------------
+
+async def record_outreach(session: AsyncSession, *, household_id: uuid.UUID, data: OutreachIn,
+                          vault: CprVault) -> HouseholdRead:
+    household = await _lock(session, household_id)
+    if data.at.tzinfo is None:
+        raise Unprocessable("Times must carry a time zone.", fields={"body.at": "no time zone"})
+    status = d.status_after_attempt(d.HouseholdStatus(household.status), d.ContactOutcome(data.outcome))
+    attempt = OutreachAttempt(household_id=household.id, at=data.at.astimezone(UTC), staff_id=data.staff_id,
+                              channel=data.channel, outcome=data.outcome)
+    session.add(attempt)
+    household.status = status.value
+    await session.flush()
+    await record_event(session, events.OutreachAttemptRecorded(
+        family_id=household.id, site_id=household.site_id, attempt_id=attempt.id, at=attempt.at,
+        staff_id=data.staff_id, outcome=data.outcome, status=status.value))
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def funnel(session: AsyncSession, *, site_id: str | None) -> dict[str, int]:
+    query = select(Household.status)
+    if site_id:
+        query = query.where(Household.site_id == site_id)
+    statuses = [d.HouseholdStatus(s) for s in (await session.execute(query)).scalars()]
+    return d.funnel_counts(statuses)
+
+
+# --- consent ------------------------------------------------------------------------------
+
+async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: ConsentIn,
+                       by: str) -> ConsentRead:
+    household = await _lock(session, household_id)
+    members = {p.id: p for p in await _members(session, household_id)}
+    subject, giver = members.get(data.person_id), members.get(data.given_by_person_id)
+    if subject is None or giver is None:
+        field = "body.person_id" if subject is None else "body.given_by_person_id"
+        raise Unprocessable("Not a member of this household.", fields={field: "not a member"})
+    d.check_consent_giver(d.MemberRole(subject.role), d.MemberRole(giver.role), subject.id == giver.id)
+    if household.status in ("exited", "not_eligible", "declined"):
+        raise Conflict(f"A household that is {household.status} cannot give consent.")
+    at = now()
+    consent = Consent(household_id=household.id, person_id=subject.id, given_by_person_id=giver.id,
+                      departments=[dep.value for dep in data.departments], purposes=data.purposes,
+                      given_at=at, expires_on=data.expires_on)
+    session.add(consent)
+    await session.flush()
+    session.add(ConsentHistory(consent_id=consent.id, state="given", at=at, by=by))
+    if household.status == "invited":
+        household.status = d.transition(d.HouseholdStatus.INVITED, d.HouseholdStatus.CONSENTED).value
+    await session.flush()
+    await record_event(session, events.ConsentGiven(
+        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=subject.id,
+        departments=consent.departments, purposes=consent.purposes, expires_on=consent.expires_on))
+    return _consent_read(consent, subject)
+
+
+async def revoke_consent(session: AsyncSession, *, household_id: uuid.UUID, consent_id: uuid.UUID,
+                         by: str) -> ConsentRead:
+    household = await _lock(session, household_id)
+    consent = await session.get(Consent, consent_id, with_for_update=True)
+    if consent is None or consent.household_id != household.id:
+        raise NotFound("No such consent.")
+    consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.WITHDRAWN).value
+    session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+    await session.flush()
+    await record_event(session, events.ConsentRevoked(
+        family_id=household.id, site_id=household.site_id, consent_id=consent.id,
+        person_id=consent.person_id, departments=consent.departments))
+    person = await session.get(Person, consent.person_id)
+    assert person is not None
+    return _consent_read(consent, person)
+
+
+async def list_consents(session: AsyncSession, *, household_id: uuid.UUID) -> list[ConsentRead]:
+    rows = await session.execute(select(Consent, Person).join(Person, Person.id == Consent.person_id)
+                                 .where(Consent.household_id == household_id).order_by(Consent.given_at))
+    return [_consent_read(consent, person) for consent, person in rows.all()]
+
+
+def _consent_read(consent: Consent, person: Person) -> ConsentRead:
+    receipt = d.consent_receipt(role=person.role, birth_year=person.birth_date.year,
+                                departments=[Department(x) for x in consent.departments],
+                                purposes=consent.purposes, given_on=consent.given_at.date(),
+                                expires_on=consent.expires_on)
+    return ConsentRead(id=consent.id, person_id=consent.person_id,
+                       given_by_person_id=consent.given_by_person_id, departments=consent.departments,
+                       purposes=consent.purposes, state=consent.state, given_at=consent.given_at,
+                       expires_on=consent.expires_on, receipt=receipt)
+
+
+async def _covered(session: AsyncSession, household_id: uuid.UUID, today: date) -> set[Department]:
+    rows = await session.execute(select(Consent, Person.role).join(Person, Person.id == Consent.person_id)
+                                 .where(Consent.household_id == household_id))
+    return d.covered_departments((d.ConsentFacts(d.MemberRole(role), frozenset(
+        Department(x) for x in c.departments), d.ConsentState(c.state), c.expires_on)
+        for c, role in rows.all()), today=today)
+
+
+# --- enrolment, waitlist, exit ------------------------------------------------------------
+
+async def enrol(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault) -> HouseholdRead:
+    """Enrol if the site has room, else put the family on the site's ordered waitlist."""
+    site_id = await get_household_site(session, household_id)
+    site = await session.get(Site, site_id, with_for_update=True)  # serialises capacity decisions
+    household = await _lock(session, household_id)
+    assert site is not None
+    if household.status != "consented":
+        raise Conflict(f"Only a consented household can be enrolled; this one is {household.status}.")
+    has_consent = bool(await _covered(session, household_id, date.today()))
+    enrolled = await _count(session, site_id, "enrolled")
+    decision = d.decide_enrolment(has_consent=has_consent, enrolled=enrolled, capacity=site.capacity)
+    if decision is d.HouseholdStatus.ENROLLED:
+        await _enrol_now(session, household)
+    else:
+        household.status, household.waitlisted_at = decision.value, now()
+        await session.flush()
+        await record_event(session, events.FamilyWaitlisted(
+            family_id=household.id, site_id=site_id, position=await _waitlist_position(session, household)))
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def _enrol_now(session: AsyncSession, household: Household) -> None:
+    household.status = d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.ENROLLED).value
+    household.enrolled_at = now()
+    await session.flush()
+    members = await _members(session, household.id)
+    await record_event(session, events.FamilyEnrolled(
+        family_id=household.id, site_id=household.site_id,
+        members=[events.Member(person_id=p.id, role=p.role, birth_year=p.birth_date.year)  # type: ignore[arg-type]
+                 for p in members]))
+
+
+async def _count(session: AsyncSession, site_id: str, status: str) -> int:
+    return int((await session.execute(select(func.count()).select_from(Household).where(
+        Household.site_id == site_id, Household.status == status))).scalar_one())
+
+
+async def _waitlist_position(session: AsyncSession, household: Household) -> int:
+    ahead = (await session.execute(select(func.count()).select_from(Household).where(
+        Household.site_id == household.site_id, Household.status == "waitlisted",
+        Household.waitlisted_at < household.waitlisted_at))).scalar_one()
+    return int(ahead) + 1
+
+
+async def exit_family(session: AsyncSession, *, household_id: uuid.UUID, reason: str,
+                      vault: CprVault) -> HouseholdRead:
+    """Exit with a reason; a freed place goes at once to the first family on the waitlist."""
+    site_id = await get_household_site(session, household_id)
+    await session.get(Site, site_id, with_for_update=True)
+    household = await _lock(session, household_id)
+    was_enrolled = household.status == "enrolled"
+    household.status = d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.EXITED).value
+    household.exited_at, household.exit_reason = now(), d.ExitReason(reason).value
+    await session.flush()
+    await record_event(session, events.FamilyExited(family_id=household.id, site_id=site_id,
+                                                    reason=reason))  # type: ignore[arg-type]
+    if was_enrolled:
+        await _offer_place(session, site_id)
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def _offer_place(session: AsyncSession, site_id: str) -> None:
+    next_id = (await session.execute(select(Household.id).where(
+        Household.site_id == site_id, Household.status == "waitlisted")
+        .order_by(Household.waitlisted_at, Household.id).limit(1))).scalar()
+    if next_id is not None:
+        await _enrol_now(session, await _lock(session, next_id))
+
+
+async def add_member(session: AsyncSession, *, household_id: uuid.UUID, member: MemberIn,
+                     vault: CprVault, today: date | None = None) -> HouseholdRead:
+    """A spouse or adult child at the address joins the family."""
+    household = await _lock(session, household_id)
+    if household.status == "exited":
+        raise Conflict("The family has exited.")
+    cpr = _parse_members([member])[0]
+    if member.role == "child" or d.one_year_before(today or date.today()).year - cpr.birth_date.year < 17:
+        raise Unprocessable("Only adults are added later.", fields={"body.role": "must be an adult"})
+    await _refuse_duplicates(session, vault, [cpr])
+    person = _person(household.id, member, cpr, vault)
+    session.add(person)
+    await session.flush()
+    if household.status == "enrolled":
+        await record_event(session, events.MemberAdded(
+            family_id=household.id, site_id=household.site_id,
+            member=events.Member(person_id=person.id, role=member.role, birth_year=cpr.birth_date.year)))
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+# --- register import ----------------------------------------------------------------------
+
+async def import_register(session: AsyncSession, *, vault: CprVault, content: bytes,
+                          progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import a register extract; good households are created, bad rows reported; idempotent."""
+    digest = hashlib.sha256(content).hexdigest()
+    previous = (await session.execute(select(ImportRun).where(ImportRun.file_sha256 == digest))).scalar()
+    if previous is not None:
+        return ImportReport(already_imported=True, households=0, persons=0,
+                            rejected=[ImportRejectedRow(**r) for r in previous.rejected])  # type: ignore[arg-type]
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
+    groups: dict[str, list[d.ImportRow]] = defaultdict(list)
+    rejected: list[ImportRejectedRow] = []
+    for item in d.read_import(text):
+        if isinstance(item, d.ImportRowError):
+            rejected.append(ImportRejectedRow(line=item.line, reason=item.reason))
+        else:
+            groups[item.household_ref].append(item)
+    households = persons = 0
+    for done, (ref, rows) in enumerate(groups.items(), start=1):
+        outcome = await _import_household(session, vault, ref, rows)
+        if isinstance(outcome, str):
+            rejected.extend(ImportRejectedRow(line=r.line, reason=outcome) for r in rows)
+        else:
+            households, persons = households + outcome, persons + outcome * len(rows)
+        if progress:
+            progress(done)
+    rejected.sort(key=lambda r: r.line)
+    session.add(ImportRun(file_sha256=digest, imported_rows=persons,
+                          rejected=[r.model_dump() for r in rejected]))
+    await session.flush()
+    return ImportReport(already_imported=False, households=households, persons=persons, rejected=rejected)
+
+
+async def _import_household(session: AsyncSession, vault: CprVault, ref: str,
+                            rows: list[d.ImportRow]) -> int | str:
+    """1 if created, 0 if already there (same register reference), else the reason it failed."""
+    if (await session.execute(select(Household.id).where(Household.register_ref == ref))).first():
+        return 0
+    first = rows[0]
+    if any((r.site_id, r.address) != (first.site_id, first.address) for r in rows):
+        return f"household {ref}: its rows disagree on site or address"
+    data = HouseholdIn(site_id=first.site_id, address=first.address, members=[
+        MemberIn(cpr=r.cpr.digits, role=r.role.value, unemployed_since=r.unemployed_since,  # type: ignore[arg-type]
+                 lives_at_address=r.lives_at_address) for r in rows])
+    try:
+        async with session.begin_nested():
+            await create_household(session, vault=vault, data=data, register_ref=ref)
+    except (Unprocessable, Conflict) as exc:
+        return f"household {ref}: {exc.detail}"
+    return 1
+
+
+def require_site_access(principal: Principal, site_id: str | None) -> str | None:
+    """Team staff are bound to their site; a filter for another site is refused."""
+    if principal.is_team:
+        if site_id not in (None, principal.site):
+            raise Forbidden("Team staff see their own site only.")
+        return principal.site
+    return site_id
