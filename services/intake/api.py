@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from services.intake import service
 from services.intake.cpr import CprVault
+from services.intake.domain import IMPORT_COLUMNS
 from services.intake.models import Household
 from services.intake.schemas import (
     ConsentIn,
@@ -173,8 +174,9 @@ async def funnel(session: SessionDep, principal: Overview,
 
 
 @router.post("/imports", response_model=ImportReport, status_code=201,
-             summary="Import a register extract (CSV); idempotent per file")
-async def import_register(idem: IdempotencyDep, v: Vault, file: Annotated[UploadFile, File()],
-                          principal: Importer):  # type: ignore[no-untyped-def]
-    content = await file.read()
+             summary="Import a register extract (CSV body, text/csv); idempotent per file",
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Columns: " + ", ".join(IMPORT_COLUMNS)}}}}})
+async def import_register(request: Request, idem: IdempotencyDep, v: Vault, principal: Importer):  # type: ignore[no-untyped-def]
+    content = await request.body()
     return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content))

@@ -1,0 +1,163 @@
+"""The intake API end to end on PostgreSQL, with its events on the real broker."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+import jsonschema
+import pytest
+
+from services.intake.app import create_app
+from shared.departments import Department
+from shared.events import REGISTRY
+from tests.intake.factories import cpr, household_body
+from tests.support import Broker, bearer, envelopes, make_settings, read_topic
+
+CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+
+
+@pytest.fixture
+async def api(broker: Broker, postgres_url: str):
+    settings = make_settings(broker=broker, database_url=postgres_url, service="intake")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            http.settings = settings  # type: ignore[attr-defined]
+            http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
+            http.app = app  # type: ignore[attr-defined]
+            yield http
+
+
+async def create(api, **overrides) -> dict:
+    response = await api.post("/v1/households", json=household_body(**overrides), headers=api.team)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def consent_and_enrol(api, household: dict) -> dict:
+    hid = household["id"]
+    mother = household["members"][0]["id"]
+    assert (await api.post(f"/v1/households/{hid}/outreach", headers=api.team, json={
+        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})).status_code == 201
+    given = await api.post(f"/v1/households/{hid}/consents", headers=api.team, json={
+        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+        "departments": [Department.HEALTH_AND_CARE.value, Department.SOCIAL_AND_EMPLOYMENT.value]})
+    assert given.status_code == 201, given.text
+    enrolled = await api.post(f"/v1/households/{hid}/enrol", headers=api.team)
+    assert enrolled.status_code == 200, enrolled.text
+    return enrolled.json()
+
+
+@pytest.mark.parametrize(("value", "ok"), [("290200-4123", True), ("290200-0123", False),
+                                           ("310299-1234", False), ("01019012345", False),
+                                           ("0101-01234", False), ("01O190-1234", False)])
+async def test_cpr_numbers_are_validated_and_bad_ones_name_the_field(api, value: str, ok: bool) -> None:
+    body = household_body(members=[{"cpr": cpr(85), "role": "mother"}, {"cpr": value, "role": "child"}])
+    response = await api.post("/v1/households", json=body, headers=api.team)
+    if ok:
+        assert response.status_code == 201
+        return
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert next(e["field"] for e in response.json()["errors"]).startswith("body.members.1")
+    assert value not in response.text
+
+
+async def test_the_same_cpr_in_two_active_households_is_a_conflict(api) -> None:
+    number = cpr(80)
+    await create(api, members=[{"cpr": number, "role": "father"}, {"cpr": cpr(12, 4), "role": "child"}])
+    again = await api.post("/v1/households", headers=api.team, json=household_body(
+        members=[{"cpr": number.replace("-", ""), "role": "father"}]))
+    assert again.status_code == 409
+
+
+async def test_screening_explains_each_criterion(api) -> None:
+    father = {"cpr": cpr(80), "role": "father", "unemployed_since": "2015-01-01"}
+    no_child = await create(api, members=[father])
+    assert no_child["eligible"] is False and no_child["status"] == "not_eligible"
+    failed = {c["code"]: c["explanation"] for c in no_child["screening"] if not c["met"]}
+    assert failed == {"child_at_address": "no child lives at the address"}
+
+
+async def test_enrolment_without_consent_is_a_conflict(api) -> None:
+    household = await create(api)
+    response = await api.post(f"/v1/households/{household['id']}/enrol", headers=api.team)
+    assert response.status_code == 409
+
+
+async def test_the_76th_family_in_gellerup_is_waitlisted_and_an_exit_offers_it_the_place(api) -> None:
+    families = [await consent_and_enrol(api, await create(api)) for _ in range(76)]
+    assert {f["status"] for f in families[:75]} == {"enrolled"}
+    assert families[75]["status"] == "waitlisted" and families[75]["waitlist_position"] == 1
+    exited = await api.post(f"/v1/households/{families[0]['id']}/exit", headers=api.team,
+                            json={"reason": "goals_reached"})
+    assert exited.json()["status"] == "exited"
+    waiting = await api.get(f"/v1/households/{families[75]['id']}", headers=api.team)
+    assert waiting.json()["status"] == "enrolled"
+    funnel = (await api.get("/v1/funnel", params={"site_id": "gellerup"}, headers=api.team)).json()
+    assert funnel["counts"]["enrolled"] == 76 and funnel["counts"]["identified"] == 76
+
+
+async def test_events_arrive_on_the_intake_topic_with_the_documented_schema_and_no_cpr(
+        api, broker: Broker, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    household = await consent_and_enrol(api, await create(api))
+    hid, consent_id = household["id"], None
+    consents = (await api.get(f"/v1/households/{hid}/consents", headers=api.team)).json()
+    consent_id = consents[0]["id"]
+    revoked = await api.post(f"/v1/households/{hid}/consents/{consent_id}/revoke", headers=api.team)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "withdrawn"
+    records = await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=5)
+    events = envelopes(records)
+    assert [e.type.split(".")[4] for e in events] == [
+        "household-screened", "outreach-attempt-recorded", "consent-given", "family-enrolled",
+        "consent-revoked"]
+    for record, event in zip(records, events, strict=True):
+        assert record.key.decode() == hid
+        jsonschema.validate(event.data, REGISTRY.spec(event.type).json_schema())
+        raw = record.value.decode() + repr(record.headers) + record.key.decode()
+        assert not CPR_SHAPE.search(raw)
+    health = envelopes(await read_topic(broker.bootstrap, api.settings.department_topic(
+        "sundhed-og-omsorg"), expected=3))
+    kinds = {e.type.split(".")[4] for e in health}
+    assert kinds == {"consent-given", "family-enrolled", "consent-revoked"}
+    assert not any(CPR_SHAPE.search(r.getMessage()) for r in caplog.records)
+
+
+async def test_responses_show_only_masked_cpr_and_reads_are_audited(api) -> None:
+    number = cpr(85)
+    household = await create(api, members=[{"cpr": number, "role": "mother"}])
+    read = await api.get(f"/v1/households/{household['id']}", headers=api.team)
+    assert number not in read.text and number.replace("-", "") not in read.text
+    assert read.json()["members"][0]["cpr_masked"] == number[:6] + "-XXXX"
+    other_site = await api.get(f"/v1/households/{household['id']}",
+                               headers=bearer(api.settings, "team_staff", site="viby"))
+    assert other_site.status_code == 404
+    audit = await api.get("/audit", params={"subject_id": household["id"]},
+                          headers=bearer(api.settings, "admin"))
+    assert [(a["site_id"], a["outcome"]) for a in audit.json()] == [("gellerup", "allowed"), ("viby", "denied")]
+
+
+async def test_department_staff_do_not_use_intake(api) -> None:
+    token = bearer(api.settings, "department_staff", department="boern-og-unge")
+    assert (await api.get("/v1/households", headers=token)).status_code == 403
+
+
+async def test_register_import_takes_good_rows_reports_bad_ones_and_is_idempotent(api) -> None:
+    csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+           f"R1,gellerup,Gudrunsvej 1,{cpr(84)},mother,2015-06-01,yes\n"
+           f"R1,gellerup,Gudrunsvej 1,{cpr(14, 4)},child,,yes\n"
+           f"R2,viby,Viby Torv 2,310299-1234,father,2015-06-01,yes\n"
+           f"R3,tilst,Tilst Vej 3,{cpr(70)},father,,yes\n")
+    leader = bearer(api.settings, "team_leader", site="gellerup")
+    first = await api.post("/v1/imports", content=csv, headers={**leader, "content-type": "text/csv"})
+    assert first.status_code == 201, first.text
+    report = first.json()
+    assert (report["households"], report["persons"]) == (2, 3)
+    assert [(r["line"], r["reason"].split(":")[0]) for r in report["rejected"]] == [(4, "cpr")]
+    second = await api.post("/v1/imports", content=csv, headers={**leader, "content-type": "text/csv"})
+    assert second.json()["already_imported"] is True and second.json()["households"] == 0
+    listed = await api.get("/v1/households", params={"limit": 200}, headers=api.team)
+    assert len(listed.json()["items"]) == 1  # R1 only: R3 is Tilst's

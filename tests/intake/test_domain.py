@@ -1,0 +1,111 @@
+"""Intake rules without I/O: eligibility explained, the funnel, consent and enrolment."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+
+from services.intake import domain as d
+from shared.departments import Department
+
+TODAY = date(2026, 11, 22)
+SITES = {"gellerup", "viby", "tilst"}
+
+
+def member(role: str, born: date = date(1985, 1, 1), since: date | None = None, home: bool = True):
+    return d.MemberFacts(uuid.uuid4(), d.MemberRole(role), born, since, home)
+
+
+def household(*members, site: str = "gellerup") -> d.HouseholdFacts:
+    return d.HouseholdFacts(site, tuple(members))
+
+
+def failed(screening: d.Screening) -> dict[str, str]:
+    return {c.code: c.explanation for c in screening.criteria if not c.met}
+
+
+def test_a_family_meeting_all_criteria_is_eligible_and_says_why() -> None:
+    result = d.screen(household(member("mother", since=date(2017, 3, 1)), member("child", date(2015, 5, 5))),
+                      today=TODAY, target_sites=SITES)
+    assert result.eligible
+    assert "mother unemployed since 2017-03-01 (9 years)" in result.criteria[2].explanation
+
+
+def test_outside_a_target_area_fails_that_criterion_only() -> None:
+    result = d.screen(household(member("father", since=date(2015, 1, 1)), member("child"), site="risskov"),
+                      today=TODAY, target_sites=SITES)
+    assert failed(result).keys() == {"target_area"} and "not a target" in failed(result)["target_area"]
+
+
+def test_no_child_at_the_address_fails_that_criterion_only() -> None:
+    result = d.screen(household(member("father", since=date(2015, 1, 1)), member("child", home=False)),
+                      today=TODAY, target_sites=SITES)
+    assert failed(result) == {"child_at_address": "no child lives at the address"}
+
+
+def test_unemployment_shorter_than_twelve_months_fails_that_criterion_only() -> None:
+    result = d.screen(household(member("mother", since=date(2026, 1, 1)), member("child")),
+                      today=TODAY, target_sites=SITES)
+    assert failed(result).keys() == {"parent_unemployed_12_months"}
+    assert "2025-11-22" in failed(result)["parent_unemployed_12_months"]
+
+
+def test_exactly_twelve_months_counts_even_from_a_leap_day() -> None:
+    assert d.one_year_before(date(2028, 2, 29)) == date(2027, 2, 28)
+    result = d.screen(household(member("mother", since=date(2025, 11, 22)), member("child")),
+                      today=TODAY, target_sites=SITES)
+    assert result.eligible
+
+
+def test_funnel_moves_by_outreach_outcomes_and_refuses_illegal_steps() -> None:
+    s = d.HouseholdStatus
+    assert d.status_after_attempt(s.IDENTIFIED, d.ContactOutcome.NOT_HOME) is s.NO_ANSWER
+    assert d.status_after_attempt(s.NO_ANSWER, d.ContactOutcome.WANTS_TO_HEAR_MORE) is s.CONTACTED
+    assert d.status_after_attempt(s.CONTACTED, d.ContactOutcome.AGREED) is s.INVITED
+    with pytest.raises(d.IntakeConflict):
+        d.status_after_attempt(s.ENROLLED, d.ContactOutcome.AGREED)
+    with pytest.raises(d.IntakeConflict):
+        d.transition(s.IDENTIFIED, s.ENROLLED)
+
+
+def test_funnel_counts_are_cumulative_like_the_pilot() -> None:
+    s = d.HouseholdStatus
+    statuses = [s.ENROLLED] * 62 + [s.DECLINED] * 100 + [s.NO_ANSWER] * 61
+    counts = d.funnel_counts(statuses)
+    assert counts == {"identified": 223, "contacted": 162, "invited": 62, "consented": 62, "enrolled": 62}
+
+
+def test_consent_rules() -> None:
+    d.check_consent_giver(d.MemberRole.CHILD, d.MemberRole.MOTHER, same_person=False)
+    with pytest.raises(d.IntakeConflict):
+        d.check_consent_giver(d.MemberRole.FATHER, d.MemberRole.MOTHER, same_person=False)
+    with pytest.raises(d.IntakeConflict):
+        d.transition_consent(d.ConsentState.WITHDRAWN, d.ConsentState.RENEWED)
+    consents = [d.ConsentFacts(d.MemberRole.MOTHER, frozenset({Department.HEALTH_AND_CARE}),
+                               d.ConsentState.GIVEN, date(2027, 1, 1)),
+                d.ConsentFacts(d.MemberRole.FATHER, frozenset({Department.SOCIAL_AND_EMPLOYMENT}),
+                               d.ConsentState.GIVEN, date(2026, 1, 1)),
+                d.ConsentFacts(d.MemberRole.CHILD, frozenset({Department.CHILDREN_AND_YOUNG_PEOPLE}),
+                               d.ConsentState.GIVEN, None)]
+    assert d.covered_departments(consents, today=TODAY) == {Department.HEALTH_AND_CARE}
+
+
+def test_enrolment_needs_consent_and_room() -> None:
+    with pytest.raises(d.IntakeConflict):
+        d.decide_enrolment(has_consent=False, enrolled=0, capacity=75)
+    assert d.decide_enrolment(has_consent=True, enrolled=74, capacity=75) is d.HouseholdStatus.ENROLLED
+    assert d.decide_enrolment(has_consent=True, enrolled=75, capacity=75) is d.HouseholdStatus.WAITLISTED
+
+
+def test_import_rows_are_validated_one_by_one() -> None:
+    text = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+            "H1,gellerup,Gudrunsvej 1,010185-1234,mother,2016-01-01,yes\n"
+            "H1,gellerup,Gudrunsvej 1,310299-1234,child,,yes\n"
+            "H2,viby,Viby Torv 2,010185-2234,auntie,,yes\n")
+    rows = list(d.read_import(text))
+    assert isinstance(rows[0], d.ImportRow) and rows[0].role is d.MemberRole.MOTHER
+    assert isinstance(rows[1], d.ImportRowError) and rows[1].line == 3 and "cpr" in rows[1].reason
+    assert isinstance(rows[2], d.ImportRowError) and "role" in rows[2].reason
+    assert "310299" not in rows[1].reason
