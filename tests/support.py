@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.auth import mint_token
@@ -80,3 +83,12 @@ async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (migrations, relay, consumers) and give a client for it."""
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://test") as http:
+        yield http

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 
-import httpx
 import jsonschema
 import pytest
 
@@ -13,7 +12,7 @@ from services.intake.app import create_app
 from shared.departments import Department
 from shared.events import REGISTRY
 from tests.intake.factories import cpr, household_body
-from tests.support import Broker, bearer, envelopes, make_settings, read_topic
+from tests.support import Broker, bearer, envelopes, make_settings, read_topic, running
 
 CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 
@@ -22,12 +21,11 @@ CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 async def api(broker: Broker, postgres_url: str):
     settings = make_settings(broker=broker, database_url=postgres_url, service="intake")
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            http.settings = settings  # type: ignore[attr-defined]
-            http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    async with running(app) as http:
+        http.settings = settings  # type: ignore[attr-defined]
+        http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
+        http.app = app  # type: ignore[attr-defined]
+        yield http
 
 
 async def create(api, **overrides) -> dict:
@@ -137,7 +135,8 @@ async def test_responses_show_only_masked_cpr_and_reads_are_audited(api) -> None
     assert other_site.status_code == 404
     audit = await api.get("/audit", params={"subject_id": household["id"]},
                           headers=bearer(api.settings, "admin"))
-    assert [(a["site_id"], a["outcome"]) for a in audit.json()] == [("gellerup", "allowed"), ("viby", "denied")]
+    entries = [(a["site_id"], a["outcome"]) for a in audit.json()]
+    assert entries == [("gellerup", "allowed"), ("viby", "denied")]
 
 
 async def test_department_staff_do_not_use_intake(api) -> None:
