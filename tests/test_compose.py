@@ -1,0 +1,135 @@
+"""The compose file and broker configuration have the structure ops rely on (no Docker engine here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.departments import Department
+from shared.settings import SERVICES, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+APPS = list(SERVICES)
+
+
+def _env_file(name: str) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in (ROOT / "deploy/env" / name).read_text().splitlines()
+             if line and not line.startswith("#")]
+    return {k: v for k, v in pairs}
+
+
+def _render_module():
+    spec = importlib.util.spec_from_file_location("render_acls", ROOT / "deploy/kafka/render_acls.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compose_has_kafka_postgres_setup_and_the_four_services() -> None:
+    assert set(COMPOSE["services"]) == {"postgres", "kafka", "kafka-setup", *APPS}
+    assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:")
+    assert COMPOSE["services"]["postgres"]["image"].startswith("postgres:")
+    for name in ("postgres", "kafka"):
+        assert COMPOSE["services"][name]["healthcheck"]["test"]
+
+
+def test_kafka_runs_kraft_with_scram_and_deny_by_default() -> None:
+    props = (ROOT / "deploy/kafka/server.properties").read_text()
+    assert "process.roles=broker,controller" in props
+    assert "sasl.enabled.mechanisms=SCRAM-SHA-512" in props
+    assert "allow.everyone.if.no.acl.found=false" in props
+    assert "StandardAuthorizer" in props and "auto.create.topics.enable=false" in props
+    assert "--add-scram" in (ROOT / "deploy/kafka/start.sh").read_text()
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_service_is_built_from_the_one_dockerfile_and_waits_for_healthy_dependencies(app: str) -> None:
+    service = COMPOSE["services"][app]
+    assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert service["build"]["args"]["SERVICE"] == app
+    assert service["env_file"] == ["deploy/env/common.env", f"deploy/env/{app}.env"]
+    assert service["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                     "kafka": {"condition": "service_healthy"},
+                                     "kafka-setup": {"condition": "service_completed_successfully"}}
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    env = _env_file(f"{app}.env")
+    assert env["OTO_SERVICE"] == app
+    assert env["OTO_DATABASE_URL"].endswith(f"@postgres:5432/{app}")
+    assert env["OTO_KAFKA_USERNAME"] == f"svc-{app}"
+    Settings(**{k.removeprefix("OTO_").lower(): v for k, v in {**_env_file("common.env"), **env}.items()})
+
+
+def test_host_ports_are_distinct() -> None:
+    ports = [COMPOSE["services"][app]["ports"][0].split(":")[0] for app in APPS]
+    assert len(set(ports)) == len(ports)
+
+
+def test_postgres_init_creates_one_database_per_service() -> None:
+    sql = (ROOT / "deploy/postgres/init.sql").read_text()
+    for app in APPS:
+        assert f"CREATE DATABASE {app} OWNER {app};" in sql
+        assert _env_file(f"{app}.env")["OTO_DATABASE_URL"].split("//")[1].split("@")[0] == \
+            f"{app}:{app}-dev-password"
+
+
+def test_the_setup_job_creates_every_topic_and_its_dlq() -> None:
+    script = (ROOT / "deploy/kafka/setup.sh").read_text()
+    topics = set(re.findall(r"oto\.[a-z.-]+", script))
+    expected = {t for t in Settings().all_topics() if not t.endswith(".dlq")}
+    assert expected <= topics
+    assert '--topic "$topic.dlq"' in script
+
+
+def test_acls_script_is_rendered_from_acls_yaml() -> None:
+    render = _render_module()
+    assert (ROOT / "deploy/kafka/acls.sh").read_text() == render.render(render.load()), \
+        "acls.sh is stale: run python deploy/kafka/render_acls.py"
+
+
+def _readable(rules: list[dict[str, str]], principal: str) -> set[str]:
+    return {r["name"] for r in rules if r["principal"] == principal and r["resource"] == "topic"
+            and r["operation"] == "Read"}
+
+
+def test_each_department_can_read_only_its_own_topic() -> None:
+    render = _render_module()
+    rules = render.acl_rules(render.load())
+    for department in Department:
+        principal = f"dept-{department.value}"
+        assert _readable(rules, principal) == {f"oto.department.{department.value}"}
+        writes = [r for r in rules if r["principal"] == principal and r["operation"] == "Write"]
+        assert writes == []
+        groups = [r for r in rules if r["principal"] == principal and r["resource"] == "group"]
+        assert [(g["name"], g["pattern"]) for g in groups] == [(f"oto.dashboard.{department.value}", "prefixed")]
+
+
+def test_services_write_their_own_domain_topic_and_read_only_what_they_consume() -> None:
+    render = _render_module()
+    config = render.load()
+    rules = render.acl_rules(config)
+    for app in APPS:
+        principal = f"svc-{app}"
+        writes = {r["name"] for r in rules if r["principal"] == principal and r["operation"] == "Write"}
+        assert f"oto.{app}.events" in writes
+        assert not {f"oto.{other}.events" for other in APPS if other != app} & writes
+        assert _readable(rules, principal) == {f"oto.{s}.events" for s in config["services"][app]["consumes"]}
+
+
+def test_nobody_but_admin_reads_a_dead_letter_topic() -> None:
+    render = _render_module()
+    assert not [r for r in render.acl_rules(render.load()) if r["name"].endswith(".dlq")
+                and r["operation"] == "Read"]
+
+
+def test_every_broker_user_has_a_password_and_services_use_theirs() -> None:
+    render = _render_module()
+    passwords = _env_file("../kafka/users.env")
+    assert set(passwords) == set(render.users(render.load()))
+    for app in APPS:
+        assert _env_file(f"{app}.env")["OTO_KAFKA_PASSWORD"] == passwords[f"svc-{app}"]
