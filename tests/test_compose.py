@@ -106,7 +106,8 @@ def test_each_department_can_read_only_its_own_topic() -> None:
         writes = [r for r in rules if r["principal"] == principal and r["operation"] == "Write"]
         assert writes == []
         groups = [r for r in rules if r["principal"] == principal and r["resource"] == "group"]
-        assert [(g["name"], g["pattern"]) for g in groups] == [(f"oto.dashboard.{department.value}", "prefixed")]
+        expected = [(f"oto.dashboard.{department.value}", "prefixed")]
+        assert [(g["name"], g["pattern"]) for g in groups] == expected
 
 
 def test_services_write_their_own_domain_topic_and_read_only_what_they_consume() -> None:

@@ -54,8 +54,9 @@ def render(config: dict[str, Any]) -> str:
              '--command-config /tmp/admin.properties"']
     for rule in acl_rules(config):
         flag = "--topic" if rule["resource"] == "topic" else "--group"
-        lines.append(f"$ACLS --add --allow-principal User:{rule['principal']} --operation {rule['operation']} "
-                     f"{flag} {rule['name']} --resource-pattern-type {rule['pattern']}")
+        lines.append(f"$ACLS --add --allow-principal User:{rule['principal']} "
+                     f"--operation {rule['operation']} {flag} {rule['name']} "
+                     f"--resource-pattern-type {rule['pattern']}")
     return "\n".join(lines) + "\n"
 
 
