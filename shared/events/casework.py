@@ -1,0 +1,163 @@
+"""Events of the casework service. No names, notes or the family's own words in any of them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ConfigDict
+
+from shared.events.registry import DomainEvent, FamilyEvent, event
+
+F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
+P = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
+S1 = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+S2 = "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f60"
+X = "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6071"
+Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
+                     "kultur-og-borgerservice"]
+LifeArea = Literal["employment", "education", "health", "children_school_wellbeing", "leisure_network",
+                   "economy", "housing", "daily_structure"]
+
+
+def _examples(*examples: dict[str, object]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+@event("casework", "staff-stationed")
+class StaffStationed(DomainEvent):
+    """A staff member is stationed in a site's team from a home department (finance counts FTE)."""
+
+    model_config = _examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
+                              "department": "sundhed-og-omsorg", "discipline": "health_visitor",
+                              "role": "staff", "fte": "0.5", "starts_on": "2026-01-01", "ends_on": None})
+    stationing_id: UUID
+    staff_id: UUID
+    site_id: str
+    department: Department
+    discipline: str
+    role: Literal["leader", "staff"]
+    fte: Decimal
+    starts_on: date
+    ends_on: date | None = None
+
+    def partition_key(self) -> str:
+        return f"stationing:{self.site_id}"
+
+
+@event("casework", "stationing-ended")
+class StationingEnded(DomainEvent):
+    """A stationing ends on a date (a change of FTE is an end plus a new stationing)."""
+
+    model_config = _examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
+                              "department": "sundhed-og-omsorg", "ends_on": "2026-06-30"})
+    stationing_id: UUID
+    staff_id: UUID
+    site_id: str
+    department: Department
+    ends_on: date
+
+    def partition_key(self) -> str:
+        return f"stationing:{self.site_id}"
+
+
+@event("casework", "makkerpar-assigned")
+class MakkerparAssigned(FamilyEvent):
+    """The family got its fixed pair of caseworkers of two different disciplines."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "assignment_id": X,
+                              "staff_ids": [S1, S2], "disciplines": ["job_consultant", "health_visitor"],
+                              "reason_code": "enrolled"})
+    assignment_id: UUID
+    staff_ids: list[UUID]
+    disciplines: list[str]
+    reason_code: Literal["enrolled", "staff_left", "family_request", "workload", "other"]
+
+
+@event("casework", "makkerpar-pending")
+class MakkerparPending(FamilyEvent):
+    """No pair could be formed (fewer than two disciplines free at the site): visible, not lost."""
+
+    model_config = _examples({"family_id": F, "site_id": "tilst",
+                              "reason_code": "fewer_than_two_disciplines"})
+    reason_code: Literal["fewer_than_two_disciplines"]
+
+
+@event("casework", "goal-changed")
+class GoalChanged(FamilyEvent):
+    """A goal of the family plan was set or changed state (the family's own words stay in the team)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "goal_id": X, "person_id": P,
+                              "life_area": "health", "state": "active", "achievement": "improving",
+                              "plan_version": 3})
+    goal_id: UUID
+    person_id: UUID | None = None
+    life_area: LifeArea
+    state: Literal["proposed", "active", "on_hold", "achieved", "cancelled"]
+    achievement: Literal["improving", "worsening", "no_change", "achieved", "not_attainable"] | None = None
+    plan_version: int
+
+
+@event("casework", "escalation-raised")
+class EscalationRaised(FamilyEvent):
+    """The pair escalated a task; at the faglig-ven step the referrals service opens a referral."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "escalation_id": X,
+                              "step": "faglig_ven", "target_department": "sundhed-og-omsorg",
+                              "offer_code": "physical-rehabilitation", "person_id": P, "priority": "routine",
+                              "requested_by": S1, "reason_code": "back_pain"})
+    escalation_id: UUID
+    step: Literal["team_sparring", "colleague_joins", "faglig_ven"]
+    target_department: Department | None = None
+    offer_code: str | None = None
+    person_id: UUID | None = None
+    priority: Literal["routine", "urgent"] = "routine"
+    requested_by: UUID
+    reason_code: str
+
+
+@event("casework", "employment-status-recorded")
+class EmploymentStatusRecorded(FamilyEvent):
+    """An adult's employment status from a date (job, flex job, education, …)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "status": "flex_job",
+                              "since": "2026-04-01"})
+    person_id: UUID
+    status: Literal["unemployed", "ordinary_job", "flex_job", "education", "early_retirement_pension",
+                    "other"]
+    since: date
+
+
+@event("casework", "school-absence-recorded")
+class SchoolAbsenceRecorded(FamilyEvent):
+    """A child's school absence in a term, in per cent."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "term": "2026-spring",
+                              "absence_percent": "7.5"})
+    person_id: UUID
+    term: str
+    absence_percent: Decimal
+
+
+@event("casework", "network-answer-recorded")
+class NetworkAnswerRecorded(FamilyEvent):
+    """An adult's answer to the network question (1 no, not at all … 4 yes, definitely)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "answer": 3,
+                              "occasion": "start", "at": "2026-02-01T10:00:00Z"})
+    person_id: UUID
+    answer: int
+    occasion: Literal["start", "follow_up"]
+    at: datetime
+
+
+@event("casework", "wellbeing-assessed")
+class WellbeingAssessed(FamilyEvent):
+    """The team's assessment of the family's wellbeing (1–10)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "score": 6,
+                              "at": "2026-02-01T10:00:00Z"})
+    score: int
+    at: datetime

@@ -1,0 +1,53 @@
+"""Which casework events each department receives, and why."""
+
+from __future__ import annotations
+
+from shared.departments import Department
+from shared.events.casework import (
+    EmploymentStatusRecorded,
+    EscalationRaised,
+    GoalChanged,
+    MakkerparAssigned,
+    SchoolAbsenceRecorded,
+    StaffStationed,
+    StationingEnded,
+    WellbeingAssessed,
+)
+from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
+
+GOAL_FIELDS = ("goal_id", "person_id", "life_area", "state", "achievement")
+GOAL_AREAS = {
+    Department.SOCIAL_AND_EMPLOYMENT: ("employment", "education", "economy", "housing", "daily_structure"),
+    Department.CHILDREN_AND_YOUNG_PEOPLE: ("children_school_wellbeing",),
+    Department.HEALTH_AND_CARE: ("health",),
+    Department.CULTURE_AND_CITIZEN_SERVICES: ("leisure_network",),
+}
+
+RULES: list[SliceRule] = []
+for _d in Department:
+    RULES += [
+        SliceRule(_d, MakkerparAssigned, ("staff_ids", "disciplines"),
+                  reason="the family's one entry point: who to call about this family"),
+        SliceRule(_d, GoalChanged, GOAL_FIELDS, when=when(life_area=GOAL_AREAS[_d]),
+                  reason="goals in the life areas the department works with, never the family's own words"),
+        SliceRule(_d, EscalationRaised, ("escalation_id", "step", "target_department", "offer_code",
+                                         "person_id", "priority"),
+                  when=when(target_department=OWN_DEPARTMENT),
+                  reason="a specialist task the team asks this department to help with"),
+        SliceRule(_d, StaffStationed, ("stationing_id", "staff_id", "department", "discipline", "role", "fte",
+                                       "starts_on", "ends_on"),
+                  when=when(department=OWN_DEPARTMENT),
+                  reason="the department's own staff in the team (it pays for them)"),
+        SliceRule(_d, StationingEnded, ("stationing_id", "staff_id", "department", "ends_on"),
+                  when=when(department=OWN_DEPARTMENT),
+                  reason="the department's own staff leaving the team"),
+    ]
+RULES += [
+    SliceRule(Department.SOCIAL_AND_EMPLOYMENT, EmploymentStatusRecorded, ("person_id", "status", "since"),
+              reason="employment and job-centre follow-up is this department's task"),
+    SliceRule(Department.CHILDREN_AND_YOUNG_PEOPLE, SchoolAbsenceRecorded,
+              ("person_id", "term", "absence_percent"),
+              reason="children's schooling and wellbeing are this department's task"),
+    SliceRule(Department.CHILDREN_AND_YOUNG_PEOPLE, WellbeingAssessed, ("score",),
+              reason="the family's wellbeing matters to the children's wellbeing"),
+]
