@@ -1,10 +1,12 @@
-"""Wiring of the casework service: routes, subscriptions and lifespan via ``shared.app``."""
+"""Wiring of the casework service: routes and its subscription to intake's events."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from services.casework.api import router
+from services.casework.domain import CaseworkConflict
+from services.casework.handlers import SUBSCRIPTION
 from shared.app import ServiceDefinition, build_app
 from shared.settings import Settings
 
@@ -12,10 +14,12 @@ DEFINITION = ServiceDefinition(
     name="casework",
     title="Opgang til Opgang — Casework",
     description=(
-        "Teams, staff stationing, makkerpar, the family plan, contacts, escalation, job matching "
-        "and outcomes."
+        "Teams, staff stationing, makkerpar, the family plan, escalation and outcomes. Families "
+        "arrive from intake's enrolment events."
     ),
     routers=[router],
+    subscriptions=[SUBSCRIPTION],
+    domain_errors={CaseworkConflict: 409},
 )
 
 

@@ -1,9 +1,14 @@
-"""Tables and API schemas of the casework service, in a metadata of its own (its own database)."""
+"""Tables of the casework service, in a metadata of its own (its own database)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import DateTime, Index, Numeric, text
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 
 
 class CaseworkTable(SQLModel, registry=registry()):
@@ -11,3 +16,125 @@ class CaseworkTable(SQLModel, registry=registry()):
 
 
 metadata = CaseworkTable.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc() -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+class Staff(CaseworkTable, table=True):
+    __tablename__ = "staff"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(max_length=50, index=True)
+    display_name: str = Field(max_length=200)
+    discipline: str = Field(max_length=40)
+    department: str = Field(max_length=60)
+    role: str = Field(max_length=10)
+
+
+class Stationing(CaseworkTable, table=True):
+    __tablename__ = "stationings"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    staff_id: uuid.UUID = Field(foreign_key="staff.id", index=True)
+    site_id: str = Field(max_length=50)
+    department: str = Field(max_length=60)
+    fte: Decimal = Field(sa_column=Column(Numeric(4, 2), nullable=False))
+    starts_on: date
+    ends_on: date | None = None
+
+
+class Family(CaseworkTable, table=True):
+    """The family as casework knows it, from intake's events (same id as intake's household)."""
+
+    __tablename__ = "families"
+    id: uuid.UUID = Field(primary_key=True)
+    site_id: str = Field(max_length=50, index=True)
+    status: str = Field(max_length=20, default="active")
+    pair_status: str = Field(max_length=20, default="pending")
+
+
+class FamilyMember(CaseworkTable, table=True):
+    __tablename__ = "family_members"
+    person_id: uuid.UUID = Field(primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    role: str = Field(max_length=20)
+    birth_year: int
+
+
+class Makkerpar(CaseworkTable, table=True):
+    __tablename__ = "makkerpar"
+    __table_args__ = (Index("uq_makkerpar_active", "family_id", unique=True,
+                            postgresql_where=text("active"), sqlite_where=text("active")),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    first_staff_id: uuid.UUID = Field(foreign_key="staff.id")
+    second_staff_id: uuid.UUID = Field(foreign_key="staff.id")
+    active: bool = True
+    reason_code: str = Field(max_length=30)
+    reason_text: str | None = Field(default=None, max_length=500)
+    assigned_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class Absence(CaseworkTable, table=True):
+    __tablename__ = "absences"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    staff_id: uuid.UUID = Field(foreign_key="staff.id", index=True)
+    deputy_id: uuid.UUID = Field(foreign_key="staff.id")
+    from_date: date
+    to_date: date
+
+
+class Goal(CaseworkTable, table=True):
+    __tablename__ = "goals"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    person_id: uuid.UUID | None = None
+    life_area: str = Field(max_length=40)
+    own_words: str = Field(max_length=2000)
+    state: str = Field(max_length=20, default="proposed")
+    achievement: str | None = Field(default=None, max_length=20)
+    review_on: date | None = None
+
+
+class PlanVersion(CaseworkTable, table=True):
+    """Each change to the plan stores a snapshot, so earlier versions can be read."""
+
+    __tablename__ = "plan_versions"
+    id: int | None = Field(default=None, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    version: int
+    snapshot: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class Escalation(CaseworkTable, table=True):
+    __tablename__ = "escalations"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    task_ref: str = Field(max_length=100)
+    step: str = Field(max_length=20)
+    target_department: str | None = Field(default=None, max_length=60)
+    offer_code: str | None = Field(default=None, max_length=60)
+    person_id: uuid.UUID | None = None
+    priority: str = Field(max_length=10, default="routine")
+    reason_code: str = Field(max_length=60)
+    requested_by: uuid.UUID
+    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class Measurement(CaseworkTable, table=True):
+    """One outcome measurement; ``kind`` says which and ``value`` holds its fields."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (Index("ix_measurements_family_kind", "family_id", "kind"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id")
+    person_id: uuid.UUID | None = None
+    kind: str = Field(max_length=30)
+    value: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=_utc())

@@ -1,0 +1,167 @@
+"""Request and response bodies of the casework API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.casework.domain import Discipline, EmploymentStatus, EscalationStep, GoalState
+from shared.departments import Department
+
+LifeArea = Literal["employment", "education", "health", "children_school_wellbeing", "leisure_network",
+                   "economy", "housing", "daily_structure"]
+Achievement = Literal["improving", "worsening", "no_change", "achieved", "not_attainable"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StaffIn(Strict):
+    site_id: str = Field(max_length=50)
+    display_name: str = Field(min_length=1, max_length=200)
+    discipline: Discipline
+    department: Department
+    role: Literal["leader", "staff"] = "staff"
+    fte: Decimal = Field(gt=0, le=1, max_digits=4, decimal_places=2)
+    starts_on: date
+    ends_on: date | None = None
+
+
+class StaffRead(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    display_name: str
+    discipline: str
+    department: str
+    role: str
+    stationing_id: uuid.UUID
+
+
+class EndStationingIn(Strict):
+    ends_on: date
+
+
+class PairRead(BaseModel):
+    staff_ids: list[uuid.UUID]
+    reason_code: str
+    assigned_at: datetime
+
+
+class FamilyRead(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    status: str
+    pair_status: str
+    pair: PairRead | None
+    pair_history: list[PairRead]
+
+
+class EntryPointRead(BaseModel):
+    family_id: uuid.UUID
+    call_today: list[uuid.UUID]
+    pair_status: str
+
+
+class ReassignIn(Strict):
+    reason_code: Literal["staff_left", "family_request", "workload", "other"]
+    reason_text: str = Field(min_length=3, max_length=500)
+
+
+class AbsenceIn(Strict):
+    staff_id: uuid.UUID
+    deputy_id: uuid.UUID
+    from_date: date
+    to_date: date
+
+
+class GoalIn(Strict):
+    person_id: uuid.UUID | None = None
+    life_area: LifeArea
+    own_words: str = Field(min_length=1, max_length=2000, description="The family member's own words")
+    review_on: date | None = None
+
+
+class GoalStateIn(Strict):
+    state: GoalState
+    achievement: Achievement | None = None
+
+
+class GoalRead(BaseModel):
+    id: uuid.UUID
+    person_id: uuid.UUID | None
+    life_area: str
+    own_words: str
+    state: str
+    achievement: str | None
+    review_on: date | None
+
+
+class PlanRead(BaseModel):
+    family_id: uuid.UUID
+    version: int
+    goals: list[GoalRead]
+
+
+class EscalationIn(Strict):
+    task_ref: str = Field(min_length=1, max_length=100, description="Groups the steps of one task")
+    step: EscalationStep
+    target_department: Department | None = None
+    offer_code: str | None = Field(default=None, max_length=60)
+    person_id: uuid.UUID | None = None
+    priority: Literal["routine", "urgent"] = "routine"
+    reason_code: str = Field(min_length=1, max_length=60)
+    requested_by: uuid.UUID
+
+
+class EscalationRead(BaseModel):
+    id: uuid.UUID
+    task_ref: str
+    step: str
+    target_department: str | None
+
+
+class EmploymentIn(Strict):
+    person_id: uuid.UUID
+    status: EmploymentStatus
+    since: date
+
+
+class AbsenceMeasureIn(Strict):
+    person_id: uuid.UUID
+    term: str = Field(pattern=r"^\d{4}-(spring|autumn)$")
+    absence_percent: Decimal = Field(ge=0, le=100, max_digits=5, decimal_places=2)
+
+
+class NetworkIn(Strict):
+    person_id: uuid.UUID
+    answer: int = Field(ge=1, le=4)
+    occasion: Literal["start", "follow_up"]
+    at: datetime
+
+
+class WellbeingIn(Strict):
+    score: int = Field(ge=1, le=10)
+    at: datetime
+
+
+class FigureRead(BaseModel):
+    value: Decimal | None
+    numerator: int
+    denominator: int
+    families: int
+
+
+class OutcomesRead(BaseModel):
+    site_id: str | None
+    period_end: date
+    parents_in_job_or_education: FigureRead
+    flex_job_share_of_those: FigureRead
+    early_retirement_pension: FigureRead
+    absence_change: FigureRead
+    network_yes_at_start: FigureRead
+    network_yes_now: FigureRead
