@@ -222,7 +222,8 @@ class EventConsumer:
                 return
             except Exception as exc:
                 error = exc
-                log.warning("handler failed", extra={"consumer": self.group_id, "attempt": attempt,
+                log.warning("handler failed", exc_info=attempt == self.settings.consumer_max_attempts,
+                            extra={"consumer": self.group_id, "attempt": attempt,
                                                      "event_type": envelope.type,
                                                      "error": type(exc).__name__})
                 await asyncio.sleep(self.retry_delay * attempt)

@@ -17,7 +17,7 @@ async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: En
         session, family_id=event.family_id, site_id=event.site_id,
         members=[(m.person_id, m.role, m.birth_year) for m in event.members])
     family.status = "active"
-    if await service._active_pair(session, family.id) is None:
+    if await service.active_pair(session, family.id) is None:
         await service.assign_pair(session, family=family)
 
 
