@@ -1,0 +1,60 @@
+"""Events of the referrals service: one per lifecycle transition. Codes only, never free text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ConfigDict
+
+from shared.events.registry import FamilyEvent, event
+
+_BASE = {"family_id": "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10", "site_id": "gellerup",
+         "referral_id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "offer_code": "physical-rehabilitation",
+         "target_department": "sundhed-og-omsorg", "person_id": "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01",
+         "priority": "routine", "at": "2026-03-02T10:00:00Z", "due_at": "2026-03-16T10:00:00Z"}
+Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
+                     "kultur-og-borgerservice"]
+State = Literal["draft", "sent", "accepted", "in_progress", "completed", "declined", "cancelled", "on_hold"]
+
+
+class ReferralEvent(FamilyEvent):
+    """Common fields of every referral event."""
+
+    referral_id: UUID
+    offer_code: str
+    target_department: Department
+    person_id: UUID | None = None
+    priority: Literal["routine", "urgent"]
+    state: State
+    at: datetime
+    due_at: datetime | None = None
+    reason_code: str | None = None
+    outcome_code: str | None = None
+
+
+def _referral_event(name: str, state: str, doc: str, **extra: str) -> type[ReferralEvent]:
+    example = {**_BASE, "state": state, **extra}
+    model = type("".join(part.title() for part in name.split("-")), (ReferralEvent,), {
+        "__doc__": doc, "__module__": __name__,
+        "model_config": ConfigDict(json_schema_extra={"examples": [example]})})
+    return event("referrals", name)(model)  # type: ignore[return-value]
+
+
+ReferralDrafted = _referral_event("referral-drafted", "draft", "A referral was drafted (not yet sent).")
+ReferralSent = _referral_event("referral-sent", "sent", "A referral was sent to the department's inbox.")
+ReferralAccepted = _referral_event("referral-accepted", "accepted", "The department accepted the referral.")
+ReferralDeclined = _referral_event("referral-declined", "declined", "The department declined, with a reason.",
+                                   reason_code="outside_target_group")
+ReferralStarted = _referral_event("referral-started", "in_progress", "The department started the work.")
+ReferralCompleted = _referral_event("referral-completed", "completed", "The department completed the work.",
+                                    outcome_code="goal_met")
+ReferralCancelled = _referral_event("referral-cancelled", "cancelled", "The referral was cancelled.",
+                                    reason_code="consent_revoked")
+ReferralPutOnHold = _referral_event("referral-put-on-hold", "on_hold", "The referral waits (e.g. consent).",
+                                    reason_code="consent_revoked")
+ReferralOverdue = _referral_event("referral-overdue", "sent", "The referral passed its due date (once).")
+ReferralStatusNoted = _referral_event("referral-status-noted", "accepted",
+                                      "The department changed its own business status label.",
+                                      reason_code="waiting_for_first_appointment")

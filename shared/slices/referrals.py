@@ -1,0 +1,17 @@
+"""A referral is seen only by the department it is addressed to (besides the domain topic)."""
+
+from __future__ import annotations
+
+from shared.departments import Department
+from shared.events import referrals as ev
+from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
+
+FIELDS = ("referral_id", "offer_code", "target_department", "person_id", "priority", "state", "at", "due_at",
+          "reason_code", "outcome_code")
+EVENTS = (ev.ReferralSent, ev.ReferralAccepted, ev.ReferralDeclined, ev.ReferralStarted, ev.ReferralCompleted,
+          ev.ReferralCancelled, ev.ReferralPutOnHold, ev.ReferralOverdue, ev.ReferralStatusNoted)
+
+RULES = [SliceRule(department, model, FIELDS, when=when(target_department=OWN_DEPARTMENT),
+                   reason="referrals addressed to the department: its inbox and its own work")
+         for department in Department for model in EVENTS]
+# Drafts stay in the team until they are sent: no rule for ReferralDrafted.
