@@ -1,10 +1,13 @@
-"""Wiring of the referrals service: routes, subscriptions and lifespan via ``shared.app``."""
+"""Wiring of the referrals service: routes, the catalogue seed and its subscriptions."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.referrals import service
 from services.referrals.api import router
+from services.referrals.domain import NotAllowed, ReferralsConflict
+from services.referrals.handlers import SUBSCRIPTION
 from shared.app import ServiceDefinition, build_app
 from shared.settings import Settings
 
@@ -12,10 +15,13 @@ DEFINITION = ServiceDefinition(
     name="referrals",
     title="Opgang til Opgang — Referrals",
     description=(
-        "The catalogue of department offers, cross-department referrals and each department's "
-        "inbox."
+        "The catalogue of department offers, cross-department referrals and each department's inbox. "
+        "Consent comes from intake's events; escalations to a faglig ven from casework's."
     ),
     routers=[router],
+    subscriptions=[SUBSCRIPTION],
+    domain_errors={ReferralsConflict: 409, NotAllowed: 403},
+    seed=service.seed_offers,
 )
 
 

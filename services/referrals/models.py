@@ -1,9 +1,13 @@
-"""Tables and API schemas of the referrals service, in a metadata of its own (its own database)."""
+"""Tables of the referrals service, in a metadata of its own (its own database)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Index
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import JSON, Column, Field, SQLModel
 
 
 class ReferralsTable(SQLModel, registry=registry()):
@@ -11,3 +15,74 @@ class ReferralsTable(SQLModel, registry=registry()):
 
 
 metadata = ReferralsTable.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Offer(ReferralsTable, table=True):
+    __tablename__ = "offers"
+    code: str = Field(primary_key=True, max_length=80)
+    department: str = Field(max_length=60, index=True)
+    title: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    required_fields: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    sla_days: int
+    active: bool = True
+
+
+class FamilySite(ReferralsTable, table=True):
+    """Which site a family belongs to, from intake's enrolment (for team scoping)."""
+
+    __tablename__ = "family_sites"
+    family_id: uuid.UUID = Field(primary_key=True)
+    site_id: str = Field(max_length=50)
+
+
+class ConsentCover(ReferralsTable, table=True):
+    """A consent naming a department, from intake's events; inactive once revoked."""
+
+    __tablename__ = "consent_cover"
+    consent_id: uuid.UUID = Field(primary_key=True)
+    department: str = Field(primary_key=True, max_length=60)
+    family_id: uuid.UUID = Field(index=True)
+    active: bool = True
+
+
+class Referral(ReferralsTable, table=True):
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_department_state", "target_department", "state"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    site_id: str = Field(max_length=50)
+    offer_code: str = Field(foreign_key="offers.code", max_length=80)
+    target_department: str = Field(max_length=60)
+    person_id: uuid.UUID | None = None
+    priority: str = Field(max_length=10)
+    reason: str = Field(max_length=1000, description="Team-internal")
+    fields: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(max_length=20, default="draft")
+    state_before_hold: str | None = Field(default=None, max_length=20)
+    business_status: str | None = Field(default=None, max_length=80)
+    outcome_code: str | None = Field(default=None, max_length=60)
+    reason_code: str | None = Field(default=None, max_length=60)
+    escalation_id: uuid.UUID | None = Field(default=None, unique=True)
+    due_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    overdue_notified: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class ReferralHistory(ReferralsTable, table=True):
+    __tablename__ = "referral_history"
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: uuid.UUID = Field(foreign_key="referrals.id", index=True)
+    from_state: str | None = Field(default=None, max_length=20)
+    to_state: str = Field(max_length=20)
+    by: str = Field(max_length=200)
+    reason_code: str | None = Field(default=None, max_length=60)
+    at: datetime = Field(default_factory=utcnow, sa_column=_utc())

@@ -1,0 +1,158 @@
+"""Referral rules without I/O: the lifecycle, who may move it, due dates, consent, the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from shared.departments import Department
+
+
+class ReferralsConflict(Exception):
+    """A broken rule or illegal transition (HTTP 409)."""
+
+
+class NotAllowed(Exception):
+    """The caller's side may not make this transition (HTTP 403)."""
+
+
+class State(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    ON_HOLD = "on_hold"
+
+
+class Actor(StrEnum):
+    TEAM = "team"
+    DEPARTMENT = "department"
+    SYSTEM = "system"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.DRAFT: frozenset({S.SENT, S.CANCELLED}),
+    S.SENT: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.ON_HOLD}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ON_HOLD}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.CANCELLED, S.ON_HOLD}),
+    # A referral on hold resumes where it was (kept in its history) or is cancelled.
+    S.ON_HOLD: frozenset({S.SENT, S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED}),
+    S.COMPLETED: frozenset(), S.DECLINED: frozenset(), S.CANCELLED: frozenset(),
+}
+MOVES: dict[State, frozenset[Actor]] = {
+    S.SENT: frozenset({Actor.TEAM, Actor.SYSTEM}),
+    S.ACCEPTED: frozenset({Actor.DEPARTMENT}), S.DECLINED: frozenset({Actor.DEPARTMENT}),
+    S.IN_PROGRESS: frozenset({Actor.DEPARTMENT}), S.COMPLETED: frozenset({Actor.DEPARTMENT}),
+    S.CANCELLED: frozenset({Actor.TEAM, Actor.SYSTEM}), S.ON_HOLD: frozenset({Actor.SYSTEM}),
+}
+OPEN = frozenset({S.SENT, S.ACCEPTED, S.IN_PROGRESS})
+NEEDS_REASON = frozenset({S.DECLINED, S.CANCELLED, S.ON_HOLD})
+
+
+def transition(current: State, target: State, *, actor: Actor, reason_code: str | None = None) -> State:
+    if actor not in MOVES.get(target, frozenset()):
+        raise NotAllowed(f"The {actor} side cannot make a referral {target}.")
+    if target not in TRANSITIONS[current]:
+        raise ReferralsConflict(f"A referral that is {current} cannot become {target}.")
+    if target in NEEDS_REASON and not reason_code:
+        raise ReferralsConflict(f"A referral can only become {target} with a reason.")
+    return target
+
+
+def due_at(sent_at: datetime, sla: timedelta, priority: str) -> datetime:
+    """Urgent referrals get half the offer's response time."""
+    return sent_at + (sla / 2 if priority == "urgent" else sla)
+
+
+def is_overdue(state: State, due: datetime | None, now: datetime) -> bool:
+    return state in OPEN and due is not None and now > due
+
+
+def require_consent(covered: set[Department], target: Department) -> None:
+    if target not in covered:
+        raise ReferralsConflict(
+            f"The family's consent does not cover {target.danish_name} ({target.value}): ask the family "
+            "for consent to share with this department before sending.")
+
+
+def state_after_consent_revoked(state: State) -> State | None:
+    """Drafts are cancelled; open referrals wait on hold; closed ones stay as they are."""
+    if state is S.DRAFT:
+        return S.CANCELLED
+    if state in OPEN:
+        return S.ON_HOLD
+    return None
+
+
+# --- the catalogue ------------------------------------------------------------------------
+
+KNOWN_FIELDS = frozenset({"person_id", "birth_year", "health_concern_code", "child_school",
+                          "household_size", "employment_status", "debt_overview", "housing_situation",
+                          "leisure_interest", "preferred_language"})
+
+
+@dataclass(frozen=True)
+class OfferSeed:
+    code: str
+    department: Department
+    title: str
+    required_fields: tuple[str, ...]
+    sla_days: int
+
+
+D = Department
+_DEPARTMENT_OFFERS = (
+    OfferSeed("physical-rehabilitation", D.HEALTH_AND_CARE, "Genoptræning (physical rehabilitation)",
+              ("person_id", "health_concern_code"), 14),
+    OfferSeed("smoking-cessation", D.HEALTH_AND_CARE, "Rygestopkursus", ("person_id",), 21),
+    OfferSeed("diabetes-course", D.HEALTH_AND_CARE, "Diabeteskursus",
+              ("person_id", "preferred_language"), 30),
+    OfferSeed("health-visitor", D.HEALTH_AND_CARE, "Sundhedsplejerske (health visitor)",
+              ("person_id", "birth_year"), 7),
+    OfferSeed("school-meeting", D.CHILDREN_AND_YOUNG_PEOPLE, "Skolesamarbejdsmøde",
+              ("person_id", "child_school"), 14),
+    OfferSeed("ppr-assessment", D.CHILDREN_AND_YOUNG_PEOPLE, "PPR pædagogisk-psykologisk vurdering",
+              ("person_id", "child_school"), 42),
+    OfferSeed("leisure-job-or-club", D.CHILDREN_AND_YOUNG_PEOPLE, "Hjælp til fritidsjob eller klub",
+              ("person_id", "birth_year", "leisure_interest"), 21),
+    OfferSeed("fritidspas", D.CULTURE_AND_CITIZEN_SERVICES, "Fritidspas", ("person_id", "birth_year"), 14),
+    OfferSeed("citizen-service-help", D.CULTURE_AND_CITIZEN_SERVICES, "Bibliotek og borgerservice",
+              ("household_size",), 7),
+    OfferSeed("association-life", D.CULTURE_AND_CITIZEN_SERVICES, "Foreningsliv",
+              ("person_id", "leisure_interest"), 30),
+    OfferSeed("flex-job-assessment", D.SOCIAL_AND_EMPLOYMENT, "Afklaring til fleksjob",
+              ("person_id", "employment_status"), 30),
+    OfferSeed("rehabilitation-team", D.SOCIAL_AND_EMPLOYMENT, "Rehabiliteringsteam",
+              ("person_id", "employment_status"), 60),
+    OfferSeed("debt-counselling", D.SOCIAL_AND_EMPLOYMENT, "Gælds- og økonomirådgivning",
+              ("household_size", "debt_overview"), 21),
+    OfferSeed("housing-support", D.SOCIAL_AND_EMPLOYMENT, "Bostøtte",
+              ("household_size", "housing_situation"), 30),
+)
+#: A specialist's advice per department: what an escalation to a faglig ven becomes by default.
+FAGLIG_VEN_OFFERS = tuple(OfferSeed(f"faglig-ven-{d.value}", d, "Faglig ven: specialist advice",
+                                    ("person_id",), 14) for d in Department)
+SEED_OFFERS = (*_DEPARTMENT_OFFERS, *FAGLIG_VEN_OFFERS)
+
+
+class FieldProblem(ValueError):
+    def __init__(self, message: str, fields: list[str]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def validate_fields(required: tuple[str, ...], provided: Mapping[str, str]) -> dict[str, str]:
+    """Exactly the information the offer needs: nothing missing, nothing more."""
+    missing = [f for f in required if not str(provided.get(f, "")).strip()]
+    extra = [f for f in provided if f not in required]
+    if missing:
+        raise FieldProblem(f"The offer needs: {', '.join(missing)}", missing)
+    if extra:
+        raise FieldProblem(f"The offer does not need: {', '.join(extra)}", extra)
+    return {f: str(provided[f]) for f in required}
