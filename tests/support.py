@@ -92,3 +92,27 @@ async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=transport, base_url="http://test") as http:
         yield http
+
+
+async def publish(settings: Settings, bootstrap: str, events: list[Any], *, times: int = 1) -> None:
+    """Publish events of another service on its domain topic, as its relay would (``times`` repeats)."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.events.registry import REGISTRY
+    from shared.kafka import ensure_topics
+    from shared.outbox import source_for
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            service = REGISTRY.spec(event.event_type).service
+            topic = settings.domain_topic(service)
+            await ensure_topics(settings, [topic])
+            envelope = Envelope(type=event.event_type, source=source_for(service), key=event.partition_key(),
+                                data=event.model_dump(mode="json"))
+            for _ in range(times):
+                await producer.send_and_wait(topic, envelope.value(), key=envelope.key_bytes(),
+                                             headers=envelope.headers())
+    finally:
+        await producer.stop()

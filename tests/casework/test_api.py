@@ -6,16 +6,12 @@ import uuid
 from datetime import date
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from services.casework.app import create_app
 from services.casework.models import Makkerpar
-from shared.events.envelope import Envelope
 from shared.events.intake import FamilyEnrolled, Member
-from shared.kafka import ensure_topics
-from shared.outbox import source_for
-from tests.support import Broker, bearer, envelopes, eventually, make_settings, read_topic, running
+from tests.support import Broker, bearer, envelopes, eventually, make_settings, publish, read_topic, running
 
 pytestmark = pytest.mark.broker
 
@@ -47,18 +43,7 @@ async def enrol(api, broker: Broker, site: str = "gellerup", times: int = 1) -> 
     event = FamilyEnrolled(family_id=family, site_id=site, members=[
         Member(person_id=uuid.uuid4(), role="mother", birth_year=1985),
         Member(person_id=child, role="child", birth_year=2015)])
-    envelope = Envelope(type=event.event_type, source=source_for("intake"), key=str(family),
-                        data=event.model_dump(mode="json"))
-    topic = api.settings.domain_topic("intake")
-    await ensure_topics(api.settings, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-    await producer.start()
-    try:
-        for _ in range(times):
-            await producer.send_and_wait(topic, envelope.value(), key=envelope.key_bytes(),
-                                         headers=envelope.headers())
-    finally:
-        await producer.stop()
+    await publish(api.settings, broker.bootstrap, [event], times=times)
     return family, child
 
 

@@ -1,0 +1,76 @@
+"""Referral rules without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.referrals import domain as d
+from shared.departments import Department
+
+S, A = d.State, d.Actor
+
+
+def test_the_full_lifecycle_is_legal_for_the_right_sides() -> None:
+    state = d.transition(S.DRAFT, S.SENT, actor=A.TEAM)
+    for target in (S.ACCEPTED, S.IN_PROGRESS, S.COMPLETED):
+        state = d.transition(state, target, actor=A.DEPARTMENT)
+    assert state is S.COMPLETED
+
+
+@pytest.mark.parametrize(("current", "target"), [(S.DECLINED, S.COMPLETED), (S.ACCEPTED, S.ACCEPTED),
+                                                 (S.COMPLETED, S.IN_PROGRESS), (S.DRAFT, S.ACCEPTED)])
+def test_illegal_transitions_conflict(current: d.State, target: d.State) -> None:
+    with pytest.raises(d.ReferralsConflict):
+        d.transition(current, target, actor=A.DEPARTMENT)
+
+
+def test_the_team_cannot_accept_and_a_department_cannot_send() -> None:
+    with pytest.raises(d.NotAllowed):
+        d.transition(S.SENT, S.ACCEPTED, actor=A.TEAM)
+    with pytest.raises(d.NotAllowed):
+        d.transition(S.DRAFT, S.SENT, actor=A.DEPARTMENT)
+
+
+def test_declining_needs_a_reason() -> None:
+    with pytest.raises(d.ReferralsConflict, match="reason"):
+        d.transition(S.SENT, S.DECLINED, actor=A.DEPARTMENT)
+
+
+def test_due_dates_and_overdue() -> None:
+    sent = datetime(2026, 3, 2, tzinfo=UTC)
+    assert d.due_at(sent, timedelta(days=14), "routine") == sent + timedelta(days=14)
+    assert d.due_at(sent, timedelta(days=14), "urgent") == sent + timedelta(days=7)
+    later = sent + timedelta(days=15)
+    assert d.is_overdue(S.ACCEPTED, sent + timedelta(days=14), later)
+    assert not d.is_overdue(S.COMPLETED, sent + timedelta(days=14), later)
+
+
+def test_the_consent_gate_names_the_missing_department() -> None:
+    with pytest.raises(d.ReferralsConflict, match=r"Sundhed og Omsorg \(sundhed-og-omsorg\)"):
+        d.require_consent({Department.SOCIAL_AND_EMPLOYMENT}, Department.HEALTH_AND_CARE)
+
+
+def test_revoked_consent_cancels_drafts_and_holds_open_referrals() -> None:
+    assert d.state_after_consent_revoked(S.DRAFT) is S.CANCELLED
+    assert d.state_after_consent_revoked(S.IN_PROGRESS) is S.ON_HOLD
+    assert d.state_after_consent_revoked(S.COMPLETED) is None
+
+
+def test_every_seed_offer_is_sound_and_each_department_has_some() -> None:
+    assert {o.department for o in d.SEED_OFFERS} == set(Department)
+    for offer in d.SEED_OFFERS:
+        assert offer.required_fields and set(offer.required_fields) <= d.KNOWN_FIELDS and offer.sla_days > 0
+
+
+def test_fields_must_be_exactly_what_the_offer_needs() -> None:
+    need = ("person_id", "health_concern_code")
+    assert d.validate_fields(need, {"person_id": "p", "health_concern_code": "back"}) == {
+        "person_id": "p", "health_concern_code": "back"}
+    with pytest.raises(d.FieldProblem) as missing:
+        d.validate_fields(need, {"person_id": "p"})
+    assert missing.value.fields == ["health_concern_code"]
+    with pytest.raises(d.FieldProblem) as extra:
+        d.validate_fields(need, {"person_id": "p", "health_concern_code": "b", "diagnosis": "x"})
+    assert extra.value.fields == ["diagnosis"]
