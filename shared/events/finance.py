@@ -1,0 +1,78 @@
+"""Events of the finance service. Charges are per department so each sees only its own."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ConfigDict
+
+from shared.events.registry import DomainEvent, event
+
+Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
+                     "kultur-og-borgerservice"]
+E1 = "8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
+E2 = "9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
+E3 = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
+
+
+def _examples(*examples: dict[str, object]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class SiteYearEvent(DomainEvent):
+    site_id: str
+    year: int
+
+    def partition_key(self) -> str:
+        return f"{self.site_id}:{self.year}"
+
+
+@event("finance", "budget-set")
+class BudgetSet(SiteYearEvent):
+    """A site's yearly operating cost and its pool (råderum) contribution, in øre."""
+
+    model_config = _examples({"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000,
+                              "pool_ore": 350_000_000})
+    total_ore: int
+    pool_ore: int
+
+
+@event("finance", "allocation-computed")
+class AllocationComputed(SiteYearEvent):
+    """One department's share of a site's year, by its stationed FTE-days."""
+
+    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "sundhed-og-omsorg",
+                              "amount_ore": 45_000_000, "fte_days": "547.5"})
+    department: Department
+    amount_ore: int
+    fte_days: str
+
+
+@event("finance", "settlement-issued")
+class SettlementIssued(SiteYearEvent):
+    """A charge to one department for a period, entered in the ledger."""
+
+    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
+                              "entry_id": E1, "period_start": "2026-01-01", "period_end": "2026-03-31",
+                              "amount_ore": 14_794_521})
+    department: Department
+    entry_id: UUID
+    period_start: date
+    period_end: date
+    amount_ore: int
+
+
+@event("finance", "correction-posted")
+class CorrectionPosted(SiteYearEvent):
+    """A charge was corrected: a reversing entry and a new entry, the original kept."""
+
+    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
+                              "original_entry_id": E1, "reversal_entry_id": E2, "correction_entry_id": E3,
+                              "amount_ore": 14_000_000})
+    department: Department
+    original_entry_id: UUID
+    reversal_entry_id: UUID
+    correction_entry_id: UUID
+    amount_ore: int
