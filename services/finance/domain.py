@@ -1,0 +1,186 @@
+"""Finance rules without I/O: budgets, co-financing by stationed FTE-days, the ledger, savings.
+
+Money is integer øre. Allocation uses the largest-remainder method: each department gets the
+floor of its exact share, and the øre left over go one each to the largest remainders, ties
+broken by the order of ``Department``; so the parts always add up to the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from shared.departments import Department
+
+
+class FinanceConflict(Exception):
+    """A broken rule (HTTP 409)."""
+
+
+class InvalidBudget(ValueError):
+    """Bad input, naming the field (HTTP 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Budget:
+    site_id: str
+    year: int
+    total_ore: int
+    pool_ore: int | None = None
+    pool_share: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.total_ore < 0:
+            raise InvalidBudget("total_ore", "The budget cannot be negative.")
+        if (self.pool_ore is None) == (self.pool_share is None):
+            raise InvalidBudget("pool_ore", "Give the pool as an amount or as a share, not both.")
+        if self.pool_ore is not None and not 0 <= self.pool_ore <= self.total_ore:
+            raise InvalidBudget("pool_ore", "The pool contribution must be between 0 and the budget.")
+        if self.pool_share is not None and not 0 <= self.pool_share <= 1:
+            raise InvalidBudget("pool_share", "The pool share must be between 0 and 1.")
+
+    @property
+    def pool_amount_ore(self) -> int:
+        if self.pool_ore is not None:
+            return self.pool_ore
+        assert self.pool_share is not None
+        return int((self.pool_share * self.total_ore).quantize(Decimal(1), ROUND_HALF_UP))
+
+    @property
+    def departments_ore(self) -> int:
+        return self.total_ore - self.pool_amount_ore
+
+
+@dataclass(frozen=True)
+class Stationed:
+    department: Department
+    fte: Decimal
+    starts_on: date
+    ends_on: date | None = None
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) < self.fte <= Decimal(1):
+            raise InvalidBudget("fte", "FTE per person must be above 0 and at most 1.")
+
+
+def days_in(start: date, end: date) -> int:
+    return (end - start).days + 1
+
+
+def fte_days(roster: Iterable[Stationed], start: date, end: date) -> dict[Department, Decimal]:
+    """FTE × days stationed within [start, end], per department (a leader counts in its own)."""
+    totals = dict.fromkeys(Department, Decimal(0))
+    for person in roster:
+        first, last = max(person.starts_on, start), min(person.ends_on or end, end)
+        if first <= last:
+            totals[person.department] += person.fte * days_in(first, last)
+    return totals
+
+
+def allocate(amount_ore: int, weights: Mapping[Department, Decimal]) -> dict[Department, int]:
+    """Split exactly by the largest-remainder method (see the module docstring)."""
+    total = sum(weights.values(), Decimal(0))
+    if total <= 0:
+        raise FinanceConflict("No staff were stationed in the period: nothing to split by.")
+    order = list(Department)
+    exact = {d: Decimal(amount_ore) * weights.get(d, Decimal(0)) / total for d in order}
+    parts = {d: int(exact[d]) for d in order}
+    leftover = amount_ore - sum(parts.values())
+    by_remainder = sorted(order, key=lambda d: (-(exact[d] - parts[d]), order.index(d)))
+    for department in by_remainder[:leftover]:
+        parts[department] += 1
+    return parts
+
+
+@dataclass(frozen=True)
+class Allocation:
+    pool_ore: int
+    departments: dict[Department, int]
+    fte_days: dict[Department, Decimal]
+
+
+def year_bounds(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+def allocate_year(budget: Budget, roster: Sequence[Stationed]) -> Allocation:
+    start, end = year_bounds(budget.year)
+    weights = fte_days(roster, start, end)
+    return Allocation(budget.pool_amount_ore, allocate(budget.departments_ore, weights), weights)
+
+
+def quarters(year: int) -> list[tuple[date, date]]:
+    starts = [date(year, m, 1) for m in (1, 4, 7, 10)] + [date(year + 1, 1, 1)]
+    return [(starts[i], starts[i + 1] - timedelta(days=1)) for i in range(4)]
+
+
+Period = tuple[date, date, dict[Department, int]]
+
+
+def allocate_quarters(budget: Budget, roster: Sequence[Stationed]) -> list[Period]:
+    """The year's department amount split into quarters by days (exactly), then each quarter
+    between departments by the FTE-days stationed in it."""
+    periods = quarters(budget.year)
+    by_days = allocate(budget.departments_ore, {d: Decimal(0) for d in Department} | {
+        next(iter(Department)): Decimal(1)}) if False else None
+    del by_days
+    quarter_amounts = _split_by_days(budget.departments_ore, periods)
+    return [(start, end, allocate(amount, fte_days(roster, start, end)))
+            for (start, end), amount in zip(periods, quarter_amounts, strict=True)]
+
+
+def _split_by_days(amount_ore: int, periods: Sequence[tuple[date, date]]) -> list[int]:
+    days = [days_in(start, end) for start, end in periods]
+    exact = [Decimal(amount_ore) * d / sum(days) for d in days]
+    parts = [int(x) for x in exact]
+    largest_first = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for index in largest_first[: amount_ore - sum(parts)]:
+        parts[index] += 1
+    return parts
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+def correction_entries(original_amount_ore: int, new_amount_ore: int) -> tuple[int, int]:
+    """A correction never edits: it reverses the original and enters the new amount."""
+    return -original_amount_ore, new_amount_ore
+
+
+def format_dkk(amount_ore: int) -> str:
+    sign = "-" if amount_ore < 0 else ""
+    kroner, ore = divmod(abs(amount_ore), 100)
+    return f"{sign}{kroner}.{ore:02d}"
+
+
+# --- savings ------------------------------------------------------------------------------
+
+#: Illustrative yearly public expenditure per adult by employment status, in øre, used when no
+#: figure is entered for a family. The finance department sets the real rates.
+RATE_TABLE_ORE = {"unemployed": 15_000_000, "ordinary_job": 0, "education": 9_000_000,
+                  "flex_job": 12_000_000, "early_retirement_pension": 22_000_000, "other": 15_000_000}
+
+
+@dataclass(frozen=True)
+class SavingsReport:
+    families: int
+    savings_per_year_ore: int
+    average_per_family_per_year_ore: int
+    over_years_ore: int
+    pool_over_years_ore: int
+    break_even: bool
+
+
+def savings_report(per_family: Sequence[tuple[int, int]], *, pool_per_year_ore: int,
+                   years: int) -> SavingsReport:
+    """Savings = baseline − current, per family per year; compared with the pool's contribution."""
+    yearly = sum(baseline - current for baseline, current in per_family)
+    count = len(per_family)
+    over = yearly * years
+    return SavingsReport(count, yearly, yearly // count if count else 0, over, pool_per_year_ore * years,
+                         over >= pool_per_year_ore * years)
