@@ -1,7 +1,113 @@
-"""HTTP routes of the finance service: parse, call a use case, map errors. No SQL, no rules."""
+"""HTTP routes of the finance service: the finance role and the coordination group; each
+department reads its own statements only."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from uuid import UUID
 
-router = APIRouter(prefix="/v1")
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from services.finance import service
+from services.finance.schemas import (
+    AllocationRead,
+    BudgetIn,
+    BudgetRead,
+    CorrectIn,
+    EntryRead,
+    PreviewIn,
+    SavingsIn,
+    SavingsRead,
+    SettleIn,
+    StatementRead,
+)
+from shared.auth import Principal, Role, require_roles
+from shared.db import SessionDep
+from shared.departments import Department
+from shared.errors import NotFound
+from shared.idempotency import IdempotencyDep
+
+router = APIRouter(prefix="/v1", tags=["finance"])
+Finance = Annotated[Principal, Depends(require_roles(Role.FINANCE))]
+Overview = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION))]
+Readers = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION, Role.DEPARTMENT_STAFF))]
+Year = Annotated[int, Query(ge=2019, le=2100)]
+Site = Annotated[str, Query(max_length=50)]
+
+
+@router.post("/budgets", response_model=BudgetRead, status_code=201, summary="Set a site's yearly budget")
+async def set_budget(body: BudgetIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.set_budget(idem.session, data=body))
+
+
+@router.get("/allocations", response_model=AllocationRead,
+            summary="The year's co-financing split by stationed FTE-days (computed now)")
+async def allocation(session: SessionDep, principal: Overview, site_id: Site, year: Year) -> AllocationRead:
+    return await service.allocation(session, site_id=site_id, year=year, publish=False)
+
+
+@router.post("/allocations", response_model=AllocationRead, status_code=201,
+             summary="Compute and announce the allocation (each department gets its own share)")
+async def publish_allocation(body: SettleIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.allocation(idem.session, site_id=body.site_id, year=body.year,
+                                                     publish=True))
+
+
+@router.post("/allocations/preview", response_model=AllocationRead,
+             summary="What-if: split a budget by a given roster (nothing is stored)")
+async def preview(body: PreviewIn, principal: Overview) -> AllocationRead:
+    return service.preview(body)
+
+
+@router.post("/settlements", response_model=list[EntryRead], status_code=201,
+             summary="Issue the charges for a quarter or the year to the ledger")
+async def settle(body: SettleIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.settle(idem.session, site_id=body.site_id, year=body.year,
+                                                 quarter=body.quarter))
+
+
+@router.post("/ledger/{entry_id}/correct", response_model=list[EntryRead], status_code=201,
+             summary="Correct a charge: a reversing entry plus a new one")
+async def correct(entry_id: UUID, body: CorrectIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.correct(idem.session, entry_id=entry_id,
+                                                  amount_ore=body.amount_ore))
+
+
+def _own(principal: Principal, department: Department) -> None:
+    """A department asking for another department's statement is told there is none."""
+    if principal.role is Role.DEPARTMENT_STAFF and principal.department is not department:
+        raise NotFound("No such statement.")
+
+
+@router.get("/statements", response_model=StatementRead)
+async def statement(session: SessionDep, principal: Readers, site_id: Site, department: Department,
+                    year: Year) -> StatementRead:
+    _own(principal, department)
+    return await service.statement(session, site_id=site_id, department=department.value, year=year)
+
+
+@router.get("/statements.csv", response_class=Response, summary="The statement as CSV for the finance system")
+async def statement_csv(session: SessionDep, principal: Readers, site_id: Site, department: Department,
+                        year: Year) -> Response:
+    _own(principal, department)
+    data = await service.statement(session, site_id=site_id, department=department.value, year=year)
+    return Response(service.statement_csv(data), media_type="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{site_id}-{department.value}-{year}.csv"'})
+
+
+@router.put("/families/{family_id}/savings", summary="A family's yearly expenditure before and now")
+async def set_savings(family_id: UUID, body: SavingsIn, session: SessionDep,
+                      principal: Finance) -> dict[str, int]:
+    result = await service.set_savings(session, family_id=family_id, site_id=body.site_id,
+                                       baseline_ore=body.baseline_ore, current_ore=body.current_ore)
+    await session.commit()
+    return result
+
+
+@router.get("/savings", response_model=SavingsRead, summary="Savings per year and over years vs the pool")
+async def savings(session: SessionDep, principal: Overview, year: Year,
+                  years: Annotated[int, Query(ge=1, le=20)] = 4,
+                  site_id: Annotated[str | None, Query(max_length=50)] = None) -> SavingsRead:
+    return await service.savings(session, site_id=site_id, years=years, year=year)

@@ -1,10 +1,12 @@
-"""Wiring of the finance service: routes, subscriptions and lifespan via ``shared.app``."""
+"""Wiring of the finance service: routes and its subscriptions to casework and intake."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from services.finance.api import router
+from services.finance.domain import FinanceConflict
+from services.finance.handlers import SUBSCRIPTION
 from shared.app import ServiceDefinition, build_app
 from shared.settings import Settings
 
@@ -12,10 +14,12 @@ DEFINITION = ServiceDefinition(
     name="finance",
     title="Opgang til Opgang — Finance",
     description=(
-        "Site budgets, co-financing allocation by stationed FTE, settlements, savings and "
-        "break-even."
+        "Site budgets, co-financing allocation by stationed FTE-days (exact to the øre), settlements "
+        "in an append-only ledger, savings and break-even."
     ),
     routers=[router],
+    subscriptions=[SUBSCRIPTION],
+    domain_errors={FinanceConflict: 409},
 )
 
 

@@ -1,9 +1,14 @@
-"""Tables and API schemas of the finance service, in a metadata of its own (its own database)."""
+"""Tables of the finance service, in a metadata of its own (its own database). Money in øre."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, DateTime, Index, Numeric, UniqueConstraint
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Column, Field, SQLModel
 
 
 class FinanceTable(SQLModel, registry=registry()):
@@ -11,3 +16,58 @@ class FinanceTable(SQLModel, registry=registry()):
 
 
 metadata = FinanceTable.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ore() -> Column:  # type: ignore[type-arg]
+    return Column(BigInteger, nullable=False)
+
+
+class SiteBudget(FinanceTable, table=True):
+    __tablename__ = "budgets"
+    site_id: str = Field(primary_key=True, max_length=50)
+    year: int = Field(primary_key=True)
+    total_ore: int = Field(sa_column=_ore())
+    pool_ore: int = Field(sa_column=_ore())
+
+
+class StationingCopy(FinanceTable, table=True):
+    """Casework's stationings, keyed by their id: a duplicate event cannot count twice."""
+
+    __tablename__ = "stationings"
+    id: uuid.UUID = Field(primary_key=True)
+    staff_id: uuid.UUID
+    site_id: str = Field(max_length=50, index=True)
+    department: str = Field(max_length=60)
+    fte: Decimal = Field(sa_column=Column(Numeric(4, 2), nullable=False))
+    starts_on: date
+    ends_on: date | None = None
+
+
+class LedgerEntry(FinanceTable, table=True):
+    """Append-only: a correction is a reversal plus a new entry; nothing is ever updated."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_site_department", "site_id", "department", "period_start"),
+                      UniqueConstraint("reverses", name="uq_ledger_reverses"))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(max_length=50)
+    department: str = Field(max_length=60)
+    period_start: date
+    period_end: date
+    amount_ore: int = Field(sa_column=_ore())
+    kind: str = Field(max_length=12)
+    reverses: uuid.UUID | None = None
+    issued_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True),
+                                                                         nullable=False))
+
+
+class FamilySavings(FinanceTable, table=True):
+    __tablename__ = "family_savings"
+    family_id: uuid.UUID = Field(primary_key=True)
+    site_id: str = Field(max_length=50, index=True)
+    baseline_ore: int | None = Field(default=None, sa_column=Column(BigInteger))
+    current_ore: int | None = Field(default=None, sa_column=Column(BigInteger))

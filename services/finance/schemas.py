@@ -1,0 +1,100 @@
+"""Request and response bodies of the finance API. Amounts are integer øre."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.departments import Department
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"site_id": "gellerup", "year": 2026, "total_ore": 680000000, "pool_ore": 350000000}]})
+    site_id: str = Field(max_length=50)
+    year: int = Field(ge=2019, le=2100)
+    total_ore: int
+    pool_ore: int | None = None
+    pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4)
+
+
+class BudgetRead(BaseModel):
+    site_id: str
+    year: int
+    total_ore: int
+    pool_ore: int
+
+
+class RosterEntry(Strict):
+    department: Department
+    role: Literal["leader", "staff"] = "staff"
+    fte: Decimal = Field(max_digits=4, decimal_places=2)
+    starts_on: date
+    ends_on: date | None = None
+
+
+class PreviewIn(BudgetIn):
+    roster: list[RosterEntry] = Field(min_length=1, max_length=200)
+
+
+class AllocationRead(BaseModel):
+    site_id: str
+    year: int
+    total_ore: int
+    pool_ore: int
+    departments: dict[str, int]
+    fte_days: dict[str, Decimal]
+
+
+class SettleIn(Strict):
+    site_id: str = Field(max_length=50)
+    year: int = Field(ge=2019, le=2100)
+    quarter: int | None = Field(default=None, ge=1, le=4, description="Omit for the whole year")
+
+
+class EntryRead(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    department: str
+    period_start: date
+    period_end: date
+    amount_ore: int
+    kind: str
+    reverses: uuid.UUID | None
+
+
+class StatementRead(BaseModel):
+    site_id: str
+    department: str
+    year: int
+    entries: list[EntryRead]
+    balance_ore: int
+
+
+class CorrectIn(Strict):
+    amount_ore: int = Field(ge=0)
+
+
+class SavingsIn(Strict):
+    site_id: str = Field(max_length=50)
+    baseline_ore: int = Field(ge=0, description="Yearly public expenditure before enrolment")
+    current_ore: int = Field(ge=0, description="Yearly public expenditure now")
+
+
+class SavingsRead(BaseModel):
+    site_id: str | None
+    families: int
+    savings_per_year_ore: int
+    average_per_family_per_year_ore: int
+    years: int
+    over_years_ore: int
+    pool_over_years_ore: int
+    break_even: bool

@@ -1,0 +1,192 @@
+"""Finance use cases. Each writes and flushes; the entrypoint commits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.finance import domain as f
+from services.finance.models import FamilySavings, LedgerEntry, SiteBudget, StationingCopy
+from services.finance.schemas import (
+    AllocationRead,
+    BudgetIn,
+    BudgetRead,
+    EntryRead,
+    PreviewIn,
+    SavingsRead,
+    StatementRead,
+)
+from shared.departments import Department
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events import finance as ev
+from shared.outbox import record_event
+
+
+def to_budget(data: BudgetIn) -> f.Budget:
+    try:
+        return f.Budget(data.site_id, data.year, data.total_ore, data.pool_ore, data.pool_share)
+    except f.InvalidBudget as exc:
+        raise Unprocessable(str(exc), fields={f"body.{exc.field}": str(exc)}) from None
+
+
+async def set_budget(session: AsyncSession, *, data: BudgetIn) -> BudgetRead:
+    budget = to_budget(data)
+    row = await session.get(SiteBudget, (data.site_id, data.year), with_for_update=True)
+    if row is None:
+        row = SiteBudget(site_id=data.site_id, year=data.year, total_ore=0, pool_ore=0)
+        session.add(row)
+    row.total_ore, row.pool_ore = budget.total_ore, budget.pool_amount_ore
+    await session.flush()
+    await record_event(session, ev.BudgetSet(site_id=row.site_id, year=row.year, total_ore=row.total_ore,
+                                             pool_ore=row.pool_ore))
+    return BudgetRead.model_validate(row, from_attributes=True)
+
+
+async def _budget(session: AsyncSession, site_id: str, year: int) -> f.Budget:
+    row = await session.get(SiteBudget, (site_id, year))
+    if row is None:
+        raise NotFound("No budget for this site and year.")
+    return f.Budget(site_id, year, row.total_ore, pool_ore=row.pool_ore)
+
+
+async def roster(session: AsyncSession, site_id: str) -> list[f.Stationed]:
+    rows = (await session.execute(select(StationingCopy).where(StationingCopy.site_id == site_id))).scalars()
+    return [f.Stationed(Department(r.department), r.fte, r.starts_on, r.ends_on) for r in rows]
+
+
+def _read(budget: f.Budget, allocation: f.Allocation) -> AllocationRead:
+    return AllocationRead(site_id=budget.site_id, year=budget.year, total_ore=budget.total_ore,
+                          pool_ore=allocation.pool_ore,
+                          departments={d.value: a for d, a in allocation.departments.items()},
+                          fte_days={d.value: x for d, x in allocation.fte_days.items()})
+
+
+def _allocate(budget: f.Budget, people: list[f.Stationed]) -> f.Allocation:
+    try:
+        return f.allocate_year(budget, people)
+    except f.FinanceConflict as exc:
+        raise Conflict(str(exc)) from None
+
+
+async def allocation(session: AsyncSession, *, site_id: str, year: int, publish: bool) -> AllocationRead:
+    """The year's split by the stationed FTE-days casework reported; optionally announced."""
+    budget = await _budget(session, site_id, year)
+    result = _allocate(budget, await roster(session, site_id))
+    if publish:
+        for department, amount in result.departments.items():
+            await record_event(session, ev.AllocationComputed(
+                site_id=site_id, year=year, department=department.value, amount_ore=amount,  # type: ignore[arg-type]
+                fte_days=str(result.fte_days[department])))
+    return _read(budget, result)
+
+
+def preview(data: PreviewIn) -> AllocationRead:
+    budget = to_budget(data)
+    people = []
+    for index, entry in enumerate(data.roster):
+        try:
+            people.append(f.Stationed(entry.department, entry.fte, entry.starts_on, entry.ends_on))
+        except f.InvalidBudget as exc:
+            raise Unprocessable(str(exc), fields={f"body.roster.{index}.{exc.field}": str(exc)}) from None
+    return _read(budget, _allocate(budget, people))
+
+
+async def settle(session: AsyncSession, *, site_id: str, year: int, quarter: int | None) -> list[EntryRead]:
+    """Charge each department for a quarter (or the year) once; issue again only by correction."""
+    budget = await _budget(session, site_id, year)
+    people = await roster(session, site_id)
+    if quarter is None:
+        start, end = f.year_bounds(year)
+        parts = _allocate(budget, people).departments
+    else:
+        start, end, parts = f.allocate_quarters(budget, people)[quarter - 1]
+    issued = (await session.execute(select(LedgerEntry.id).where(
+        LedgerEntry.site_id == site_id, LedgerEntry.period_start == start, LedgerEntry.period_end == end,
+        LedgerEntry.kind == "charge"))).first()
+    if issued is not None:
+        raise Conflict("This period is already settled; post a correction instead.")
+    entries = []
+    for department, amount in parts.items():
+        entry = LedgerEntry(site_id=site_id, department=department.value, period_start=start, period_end=end,
+                            amount_ore=amount, kind="charge")
+        session.add(entry)
+        await session.flush()
+        await record_event(session, ev.SettlementIssued(
+            site_id=site_id, year=year, department=department.value, entry_id=entry.id,  # type: ignore[arg-type]
+            period_start=start, period_end=end, amount_ore=amount))
+        entries.append(EntryRead.model_validate(entry, from_attributes=True))
+    return entries
+
+
+async def correct(session: AsyncSession, *, entry_id: uuid.UUID, amount_ore: int) -> list[EntryRead]:
+    original = await session.get(LedgerEntry, entry_id, with_for_update=True)
+    if original is None or original.kind == "reversal":
+        raise NotFound("No such charge.")
+    reversed_already = (await session.execute(select(LedgerEntry.id).where(
+        LedgerEntry.reverses == entry_id))).first()
+    if reversed_already is not None:
+        raise Conflict("This entry was already corrected; correct the newest entry instead.")
+    minus, plus = f.correction_entries(original.amount_ore, amount_ore)
+    common = {"site_id": original.site_id, "department": original.department,
+              "period_start": original.period_start, "period_end": original.period_end}
+    reversal = LedgerEntry(**common, amount_ore=minus, kind="reversal", reverses=original.id)
+    correction = LedgerEntry(**common, amount_ore=plus, kind="correction")
+    session.add_all([reversal, correction])
+    await session.flush()
+    await record_event(session, ev.CorrectionPosted(
+        site_id=original.site_id, year=original.period_start.year, department=original.department,  # type: ignore[arg-type]
+        original_entry_id=original.id, reversal_entry_id=reversal.id, correction_entry_id=correction.id,
+        amount_ore=plus))
+    return [EntryRead.model_validate(e, from_attributes=True) for e in (reversal, correction)]
+
+
+async def statement(session: AsyncSession, *, site_id: str, department: str, year: int) -> StatementRead:
+    rows = (await session.execute(select(LedgerEntry).where(
+        LedgerEntry.site_id == site_id, LedgerEntry.department == department,
+        LedgerEntry.period_start >= date(year, 1, 1), LedgerEntry.period_start <= date(year, 12, 31))
+        .order_by(LedgerEntry.period_start, LedgerEntry.issued_at))).scalars().all()
+    entries = [EntryRead.model_validate(r, from_attributes=True) for r in rows]
+    return StatementRead(site_id=site_id, department=department, year=year, entries=entries,
+                         balance_ore=sum(e.amount_ore for e in entries))
+
+
+def statement_csv(data: StatementRead) -> str:
+    """RFC 4180 CSV for the finance system: amounts in øre and as DKK with two decimals."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["entry_id", "site_id", "department", "period_start", "period_end", "kind", "reverses",
+                     "amount_ore", "amount_dkk"])
+    for e in data.entries:
+        writer.writerow([e.id, e.site_id, e.department, e.period_start, e.period_end, e.kind,
+                         e.reverses or "", e.amount_ore, f.format_dkk(e.amount_ore)])
+    writer.writerow(["balance", data.site_id, data.department, "", "", "", "", data.balance_ore,
+                     f.format_dkk(data.balance_ore)])
+    return out.getvalue()
+
+
+async def set_savings(session: AsyncSession, *, family_id: uuid.UUID, site_id: str, baseline_ore: int,
+                      current_ore: int) -> dict[str, int]:
+    row = await session.get(FamilySavings, family_id) or FamilySavings(family_id=family_id, site_id=site_id)
+    row.baseline_ore, row.current_ore = baseline_ore, current_ore
+    session.add(row)
+    await session.flush()
+    return {"savings_per_year_ore": baseline_ore - current_ore}
+
+
+async def savings(session: AsyncSession, *, site_id: str | None, years: int, year: int) -> SavingsRead:
+    query = select(FamilySavings).where(FamilySavings.baseline_ore.is_not(None),  # type: ignore[union-attr]
+                                        FamilySavings.current_ore.is_not(None))  # type: ignore[union-attr]
+    pools = select(SiteBudget.pool_ore).where(SiteBudget.year == year)
+    if site_id:
+        query = query.where(FamilySavings.site_id == site_id)
+        pools = pools.where(SiteBudget.site_id == site_id)
+    rows = (await session.execute(query)).scalars().all()
+    pool = sum((await session.execute(pools)).scalars())
+    report = f.savings_report([(r.baseline_ore or 0, r.current_ore or 0) for r in rows],
+                              pool_per_year_ore=pool, years=years)
+    return SavingsRead(site_id=site_id, years=years, **report.__dict__)
