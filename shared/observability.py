@@ -33,12 +33,13 @@ CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", [
 CONSUMED = Counter("oto_consumed_total", "Messages handled", ["consumer", "outcome"])
 DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["consumer", "topic"])
 
-# Ten digits with an optional dash, as a CPR number is written: never let one reach a log line.
-_CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+#: Ten digits with an optional dash, as a CPR number is written, not inside a longer token (a
+#: UUID's hex can hold ten digits in a row): never let one reach a log line.
+CPR_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{6}-?\d{4}(?![0-9A-Za-z])")
 
 
 def redact(text: str) -> str:
-    return _CPR_SHAPE.sub("[redacted]", text)
+    return CPR_SHAPE.sub("[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):

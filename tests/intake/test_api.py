@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import jsonschema
 import pytest
@@ -11,10 +10,9 @@ import pytest
 from services.intake.app import create_app
 from shared.departments import Department
 from shared.events import REGISTRY
+from shared.observability import CPR_SHAPE
 from tests.intake.factories import cpr, household_body
 from tests.support import Broker, bearer, envelopes, make_settings, read_topic, running
-
-CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 
 
 @pytest.fixture

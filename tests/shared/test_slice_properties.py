@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,10 +10,10 @@ from hypothesis import strategies as st
 from shared.departments import Department
 from shared.events import REGISTRY
 from shared.events.envelope import Envelope
+from shared.observability import CPR_SHAPE
 from shared.settings import SERVICES
 from shared.slices import default_policy
 
-CPR_SHAPE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 FORBIDDEN_NAMES = {"cpr", "name", "first_name", "last_name", "address", "note", "notes", "text",
                    "description", "wishes"}
 SPECS = [spec for spec in REGISTRY if spec.service in SERVICES]
