@@ -98,6 +98,23 @@ def subscribe(
                       limit=limit, idle_timeout=idle_timeout))
 
 
+@app.command("import-register")
+def import_register(path: Annotated[Path, typer.Argument(help="The register extract (CSV, UTF-8).")]) -> None:
+    """Import a register extract into intake's database (OTO_DATABASE_URL), showing progress."""
+    from services.intake.cli import run_import
+
+    raise typer.Exit(asyncio.run(run_import(Settings(service="intake"), path)))
+
+
+@app.command()
+def openapi(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
+    """Write every service's OpenAPI document to docs/api/."""
+    from shared.apidocs import write_openapi
+
+    for path in write_openapi(docs_dir):
+        typer.echo(path)
+
+
 @app.command()
 def catalogue(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
     """Write the AsyncAPI document and the catalogue page from the registry and the slice policy."""
