@@ -16,9 +16,3 @@ def test_committed_openapi_documents_match_the_code() -> None:
         assert committed == json.loads(json.dumps(document)), \
             f"docs/api is stale: run `oto openapi` ({service})"
 
-
-def test_every_operation_has_a_summary() -> None:
-    for document in openapi_documents().values():
-        for path, operations in document["paths"].items():
-            for operation in operations.values():
-                assert operation.get("summary"), path
