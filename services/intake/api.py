@@ -6,6 +6,7 @@ for all sites; department staff do not use intake directly. Reads of households 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from services.intake.schemas import (
     ImportReport,
     MemberIn,
     OutreachIn,
+    RenewIn,
     SiteIn,
     SiteRead,
 )
@@ -41,6 +43,7 @@ Staff = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LE
 Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM,
                                                       Role.COORDINATION))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+SystemOnly = Annotated[Principal, Depends(require_roles(Role.SYSTEM))]
 Importer = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.TEAM_LEADER))]
 
 
@@ -140,6 +143,24 @@ async def revoke_consent(household_id: UUID, consent_id: UUID, idem: Idempotency
     return await idem.run(lambda: service.revoke_consent(idem.session, household_id=household_id,
                                                          consent_id=consent_id, by=principal.subject),
                           status_code=200)
+
+
+@router.post("/households/{household_id}/consents/{consent_id}/renew", response_model=ConsentRead)
+async def renew_consent(household_id: UUID, consent_id: UUID, body: RenewIn, idem: IdempotencyDep,
+                        principal: Staff):  # type: ignore[no-untyped-def]
+    await _authorise(idem.session, principal, household_id)
+    return await idem.run(lambda: service.renew_consent(idem.session, household_id=household_id,
+                                                        consent_id=consent_id, expires_on=body.expires_on,
+                                                        by=principal.subject), status_code=200)
+
+
+@router.post("/consents/expire-due", summary="Expire consents past their date (a daily scheduler calls it)")
+async def expire_due(idem: IdempotencyDep, principal: SystemOnly,
+                     today: Annotated[date | None, Query()] = None):  # type: ignore[no-untyped-def]
+    async def action() -> dict[str, int]:
+        count = await service.expire_consents(idem.session, today=today or date.today(), by=principal.subject)
+        return {"expired": count}
+    return await idem.run(action, status_code=200)
 
 
 @router.post("/households/{household_id}/enrol", response_model=HouseholdRead,

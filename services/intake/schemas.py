@@ -111,6 +111,10 @@ class ConsentRead(BaseModel):
     receipt: str
 
 
+class RenewIn(Strict):
+    expires_on: date | None = None
+
+
 class ExitIn(Strict):
     reason: Literal["goals_reached", "moved_away", "withdrew", "other"]
 

@@ -280,6 +280,40 @@ async def revoke_consent(session: AsyncSession, *, household_id: uuid.UUID, cons
     return _consent_read(consent, person)
 
 
+async def renew_consent(session: AsyncSession, *, household_id: uuid.UUID, consent_id: uuid.UUID,
+                        expires_on: date | None, by: str) -> ConsentRead:
+    household = await _lock(session, household_id)
+    consent = await session.get(Consent, consent_id, with_for_update=True)
+    if consent is None or consent.household_id != household.id:
+        raise NotFound("No such consent.")
+    consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.RENEWED).value
+    consent.expires_on = expires_on
+    session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+    await session.flush()
+    await record_event(session, events.ConsentGiven(
+        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=consent.person_id,
+        departments=consent.departments, purposes=consent.purposes, expires_on=consent.expires_on))
+    person = await session.get(Person, consent.person_id)
+    assert person is not None
+    return _consent_read(consent, person)
+
+
+async def expire_consents(session: AsyncSession, *, today: date, by: str) -> int:
+    """Consents past their expiry date become expired, and the other services are told at once."""
+    due = (await session.execute(select(Consent).where(
+        Consent.state.in_(["given", "renewed"]), Consent.expires_on < today)  # type: ignore[attr-defined,operator]
+        .with_for_update())).scalars().all()
+    for consent in due:
+        household = await _lock(session, consent.household_id)
+        consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.EXPIRED).value
+        session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+        await session.flush()
+        await record_event(session, events.ConsentRevoked(
+            family_id=household.id, site_id=household.site_id, consent_id=consent.id,
+            person_id=consent.person_id, departments=consent.departments, state="expired"))
+    return len(due)
+
+
 async def list_consents(session: AsyncSession, *, household_id: uuid.UUID) -> list[ConsentRead]:
     rows = await session.execute(select(Consent, Person).join(Person, Person.id == Consent.person_id)
                                  .where(Consent.household_id == household_id).order_by(Consent.given_at))

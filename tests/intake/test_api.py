@@ -158,3 +158,25 @@ async def test_register_import_takes_good_rows_reports_bad_ones_and_is_idempoten
     assert second.json()["already_imported"] is True and second.json()["households"] == 0
     listed = await api.get("/v1/households", params={"limit": 200}, headers=api.team)
     assert len(listed.json()["items"]) == 1  # R1 only: R3 is Tilst's
+
+
+async def test_consent_is_renewed_then_expires_and_the_expiry_is_announced(api, broker: Broker) -> None:
+    household = await consent_and_enrol(api, await create(api))
+    hid = household["id"]
+    consent = (await api.get(f"/v1/households/{hid}/consents", headers=api.team)).json()[0]
+    renewed = await api.post(f"/v1/households/{hid}/consents/{consent['id']}/renew", headers=api.team,
+                             json={"expires_on": "2026-12-31"})
+    assert renewed.status_code == 200 and renewed.json()["state"] == "renewed"
+    system = bearer(api.settings, "system")
+    assert (await api.post("/v1/consents/expire-due", headers=api.team)).status_code == 403
+    none_yet = await api.post("/v1/consents/expire-due", params={"today": "2026-12-31"}, headers=system)
+    assert none_yet.json() == {"expired": 0}
+    expired = await api.post("/v1/consents/expire-due", params={"today": "2027-01-01"}, headers=system)
+    assert expired.json() == {"expired": 1}
+    history = (await api.get(f"/v1/households/{hid}/consents", headers=api.team)).json()[0]
+    assert history["state"] == "expired"
+    again = await api.post(f"/v1/households/{hid}/consents/{consent['id']}/renew", headers=api.team, json={})
+    assert again.status_code == 409
+    events = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=6))
+    last = events[-1]
+    assert last.type.endswith("consent-revoked.v1") and last.data["state"] == "expired"
