@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -155,3 +156,19 @@ async def test_an_escalation_creates_its_referral_once_under_redelivery(api, bro
     items = (await api.get("/v1/referrals", params={"family_id": str(family_id)}, headers=api.team)).json()
     assert len(items["items"]) == 1
     assert items["items"][0]["offer_code"] == f"faglig-ven-{HEALTH}" and items["items"][0]["state"] == "sent"
+
+
+async def test_an_overdue_referral_is_visible_and_announced_once(api, broker) -> None:
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    sent = await post(api, f"/v1/referrals/{rid}/send", api.team)
+    later = (datetime.fromisoformat(sent["due_at"]) + timedelta(hours=1)).astimezone(UTC).isoformat()
+    system = bearer(api.settings, "system")
+    assert (await api.post("/v1/referrals/overdue-check", params={"at": later}, headers=system)).json() == {
+        "flagged": 1}
+    assert (await api.post("/v1/referrals/overdue-check", params={"at": later}, headers=system)).json() == {
+        "flagged": 0}
+    assert (await api.post("/v1/referrals/overdue-check", headers=api.team)).status_code == 403
+    kinds = [e.type.split(".")[4] for e in envelopes(await read_topic(
+        broker.bootstrap, api.settings.domain_topic(), expected=3))]
+    assert kinds.count("referral-overdue") == 1
