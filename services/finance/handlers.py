@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.finance.models import FamilySavings, StationingCopy
-from shared.events.casework import StaffStationed, StationingEnded
+from services.finance.models import AdultStatus, FamilySavings, StationingCopy
+from shared.events.casework import EmploymentStatusRecorded, StaffStationed, StationingEnded
 from shared.events.envelope import Envelope
 from shared.events.intake import FamilyEnrolled
 from shared.inbox import Subscription
@@ -34,6 +34,22 @@ async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: En
         await session.flush()
 
 
+async def on_employment_status(session: AsyncSession, event: EmploymentStatusRecorded, _: Envelope) -> None:
+    """Keep the first (baseline) and the latest status; the rate table turns them into money."""
+    row = await session.get(AdultStatus, event.person_id, with_for_update=True)
+    if row is None:
+        session.add(AdultStatus(person_id=event.person_id, family_id=event.family_id, site_id=event.site_id,
+                                first_status=event.status, first_since=event.since,
+                                current_status=event.status, current_since=event.since))
+    elif event.since < row.first_since:
+        row.first_status, row.first_since = event.status, event.since
+    elif event.since >= row.current_since:
+        row.current_status, row.current_since = event.status, event.since
+    if await session.get(FamilySavings, event.family_id) is None:
+        session.add(FamilySavings(family_id=event.family_id, site_id=event.site_id))
+    await session.flush()
+
+
 SUBSCRIPTION = Subscription(name="finance", services=("intake", "casework"), handlers={
     StaffStationed: on_staff_stationed, StationingEnded: on_stationing_ended,
-    FamilyEnrolled: on_family_enrolled})
+    FamilyEnrolled: on_family_enrolled, EmploymentStatusRecorded: on_employment_status})

@@ -71,3 +71,16 @@ class FamilySavings(FinanceTable, table=True):
     site_id: str = Field(max_length=50, index=True)
     baseline_ore: int | None = Field(default=None, sa_column=Column(BigInteger))
     current_ore: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class AdultStatus(FinanceTable, table=True):
+    """An adult's first recorded (at enrolment) and latest employment status, from casework."""
+
+    __tablename__ = "adult_status"
+    person_id: uuid.UUID = Field(primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    site_id: str = Field(max_length=50)
+    first_status: str = Field(max_length=30)
+    first_since: date
+    current_status: str = Field(max_length=30)
+    current_since: date

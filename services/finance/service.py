@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.finance import domain as f
-from services.finance.models import FamilySavings, LedgerEntry, SiteBudget, StationingCopy
+from services.finance.models import AdultStatus, FamilySavings, LedgerEntry, SiteBudget, StationingCopy
 from services.finance.schemas import (
     AllocationRead,
     BudgetIn,
@@ -181,12 +181,30 @@ async def set_savings(session: AsyncSession, *, family_id: uuid.UUID, site_id: s
 async def savings(session: AsyncSession, *, site_id: str | None, years: int, year: int) -> SavingsRead:
     query = select(FamilySavings).where(FamilySavings.baseline_ore.is_not(None),  # type: ignore[union-attr]
                                         FamilySavings.current_ore.is_not(None))  # type: ignore[union-attr]
+    # Families with entered figures use them; the others are derived from outcome events.
     pools = select(SiteBudget.pool_ore).where(SiteBudget.year == year)
     if site_id:
         query = query.where(FamilySavings.site_id == site_id)
         pools = pools.where(SiteBudget.site_id == site_id)
-    rows = (await session.execute(query)).scalars().all()
+    entered = (await session.execute(query)).scalars().all()
+    derived = await _derived_savings(session, site_id, exclude={r.family_id for r in entered})
     pool = sum((await session.execute(pools)).scalars())
-    report = f.savings_report([(r.baseline_ore or 0, r.current_ore or 0) for r in rows],
+    report = f.savings_report([(r.baseline_ore or 0, r.current_ore or 0) for r in entered] + derived,
                               pool_per_year_ore=pool, years=years)
     return SavingsRead(site_id=site_id, years=years, **report.__dict__)
+
+
+async def _derived_savings(session: AsyncSession, site_id: str | None,
+                           exclude: set[uuid.UUID]) -> list[tuple[int, int]]:
+    """Per family: the rate table applied to its adults' first and latest employment status."""
+    query = select(AdultStatus)
+    if site_id:
+        query = query.where(AdultStatus.site_id == site_id)
+    families: dict[uuid.UUID, tuple[int, int]] = {}
+    for row in (await session.execute(query)).scalars():
+        if row.family_id in exclude:
+            continue
+        baseline, current = families.get(row.family_id, (0, 0))
+        families[row.family_id] = (baseline + f.RATE_TABLE_ORE[row.first_status],
+                                   current + f.RATE_TABLE_ORE[row.current_status])
+    return list(families.values())

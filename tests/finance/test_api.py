@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from services.finance.app import create_app
-from shared.events.casework import StaffStationed
+from shared.events.casework import EmploymentStatusRecorded, StaffStationed
 from tests.support import Broker, bearer, eventually, make_settings, publish, running
 
 pytestmark = pytest.mark.broker
@@ -116,3 +116,30 @@ async def test_corrections_keep_the_history_and_the_balance_and_departments_see_
 
 async def _handled(api, n: int) -> bool:
     return api.app.state.consumers[0].handled >= n
+
+
+async def test_savings_use_entered_figures_or_derive_them_from_outcome_events(api, broker) -> None:
+    derived_family, entered_family = uuid.uuid4(), uuid.uuid4()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    events = [
+        EmploymentStatusRecorded(family_id=derived_family, site_id="tilst", person_id=first,
+                                 status="unemployed", since=date(2020, 1, 1)),
+        EmploymentStatusRecorded(family_id=derived_family, site_id="tilst", person_id=second,
+                                 status="unemployed", since=date(2020, 1, 1)),
+        EmploymentStatusRecorded(family_id=derived_family, site_id="tilst", person_id=first,
+                                 status="ordinary_job", since=date(2022, 5, 1)),
+    ]
+    await publish(api.settings, broker.bootstrap, events)
+    put = await api.put(f"/v1/families/{entered_family}/savings", headers=api.finance,
+                        json={"site_id": "tilst", "baseline_ore": 26_000_000, "current_ore": 15_000_000})
+    assert put.status_code == 200
+    await api.post("/v1/budgets", headers=api.finance,
+                   json={"site_id": "tilst", "year": 2026, "total_ore": 400_000_000, "pool_share": "0.5"})
+    assert await eventually(lambda: _handled(api, 3), timeout=30)
+    report = (await api.get("/v1/savings", params={"site_id": "tilst", "year": 2026, "years": 4},
+                            headers=api.finance)).json()
+    # Derived: the rate table's unemployed rate twice before; one rate (the other adult) now.
+    assert report["families"] == 2
+    assert report["savings_per_year_ore"] == 15_000_000 + 11_000_000
+    assert report["over_years_ore"] == 4 * 26_000_000
+    assert report["pool_over_years_ore"] == 4 * 200_000_000 and report["break_even"] is False
