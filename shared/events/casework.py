@@ -161,3 +161,63 @@ class WellbeingAssessed(FamilyEvent):
                               "at": "2026-02-01T10:00:00Z"})
     score: int
     at: datetime
+
+
+@event("casework", "contact-recorded")
+class ContactRecorded(FamilyEvent):
+    """A home visit, drop-in, call or joint activity took place (the note stays in the team)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "contact_id": X, "kind": "home_visit",
+                              "at": "2026-03-02T16:30:00Z", "staff_ids": [S1]})
+    contact_id: UUID
+    kind: Literal["home_visit", "drop_in", "call", "joint_activity"]
+    at: datetime
+    staff_ids: list[UUID]
+
+
+@event("casework", "job-match-decided")
+class JobMatchDecided(FamilyEvent):
+    """The team decided on a candidate for a job opening (job first)."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "match_id": X, "opening_id": S2,
+                              "person_id": P, "job_kind": "flex_job", "decision": "matched"})
+    match_id: UUID
+    opening_id: UUID
+    person_id: UUID
+    job_kind: Literal["ordinary", "flex_job", "leisure_job", "education_place"]
+    decision: Literal["proposed", "matched", "rejected", "placed", "ended"]
+
+
+@event("casework", "placement-started")
+class PlacementStarted(FamilyEvent):
+    """A family member started in the job or education place."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "match_id": X, "person_id": P,
+                              "job_kind": "flex_job", "starts_on": "2026-04-01", "hours_per_week": "15"})
+    match_id: UUID
+    person_id: UUID
+    job_kind: Literal["ordinary", "flex_job", "leisure_job", "education_place"]
+    starts_on: date
+    hours_per_week: Decimal
+
+
+@event("casework", "leisure-job-recorded")
+class LeisureJobRecorded(FamilyEvent):
+    """A young person has a leisure job (fritidsjob) from a date."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P,
+                              "started_on": "2026-05-01"})
+    person_id: UUID
+    started_on: date
+    ended_on: date | None = None
+
+
+@event("casework", "fritidspas-used")
+class FritidspasUsed(FamilyEvent):
+    """A child used the leisure pass for a club or association activity."""
+
+    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "activity": "football",
+                              "on": "2026-05-01"})
+    person_id: UUID
+    activity: Literal["football", "swimming", "music", "scouts", "martial_arts", "other"]
+    on: date
