@@ -8,19 +8,29 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from services.casework import service
+from services.casework import service, work
+from services.casework.domain import MatchState
 from services.casework.schemas import (
     AbsenceIn,
     AbsenceMeasureIn,
+    ActionIn,
+    ActionStatusIn,
+    CandidateIn,
+    ContactIn,
+    DecisionIn,
     EmploymentIn,
     EndStationingIn,
     EntryPointRead,
     EscalationIn,
     EscalationRead,
     FamilyRead,
+    FollowUpIn,
+    FritidspasIn,
     GoalIn,
     GoalStateIn,
+    LeisureJobIn,
     NetworkIn,
+    OpeningIn,
     OutcomesRead,
     PlanRead,
     ReassignIn,
@@ -122,7 +132,9 @@ for _path, _kind, _model, _event in (
         ("employment", "employment", EmploymentIn, ev.EmploymentStatusRecorded),
         ("school-absence", "school_absence", AbsenceMeasureIn, ev.SchoolAbsenceRecorded),
         ("network", "network", NetworkIn, ev.NetworkAnswerRecorded),
-        ("wellbeing", "wellbeing", WellbeingIn, ev.WellbeingAssessed)):
+        ("wellbeing", "wellbeing", WellbeingIn, ev.WellbeingAssessed),
+        ("leisure-job", "leisure_job", LeisureJobIn, ev.LeisureJobRecorded),
+        ("fritidspas", "fritidspas", FritidspasIn, ev.FritidspasUsed)):
     _handler = _measurement(_kind, _event)
     _handler.__annotations__["body"] = _model
     router.add_api_route(f"/families/{{family_id}}/measurements/{_path}", _handler, methods=["POST"],
@@ -130,11 +142,64 @@ for _path, _kind, _model, _event in (
                          name=f"measure_{_kind}")
 
 
+@router.post("/families/{family_id}/contacts", status_code=201,
+             summary="A home visit, drop-in, call or joint activity (the note stays in the team)")
+async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.record_contact(
+        idem.session, principal=principal, family_id=family_id, kind=body.kind, at=body.at,
+        staff_ids=body.staff_ids, participant_ids=body.participant_ids, note=body.note))
+
+
+@router.post("/families/{family_id}/goals/{goal_id}/actions", status_code=201,
+             summary="An action towards a goal, with an owner and a due date")
+async def add_action(family_id: UUID, goal_id: UUID, body: ActionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.add_action(idem.session, principal=principal, family_id=family_id,
+                                                  goal_id=goal_id, description=body.description,
+                                                  owner=body.owner, due_on=body.due_on))
+
+
+@router.post("/families/{family_id}/actions/{action_id}/status", summary="Mark an action done or dropped")
+async def action_status(family_id: UUID, action_id: UUID, body: ActionStatusIn, idem: IdempotencyDep,
+                        principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.set_action_status(
+        idem.session, principal=principal, family_id=family_id, action_id=action_id, status=body.status),
+        status_code=200)
+
+
+@router.post("/job-openings", status_code=201, summary="A job or education place from an employer")
+async def open_job(body: OpeningIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.open_job(idem.session, principal=principal, site_id=body.site_id,
+                                                employer=body.employer, role=body.role,
+                                                hours_per_week=body.hours_per_week, kind=body.kind))
+
+
+@router.post("/job-openings/{opening_id}/candidates", status_code=201,
+             summary="Propose a family member for an opening")
+async def propose(opening_id: UUID, body: CandidateIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.propose(idem.session, principal=principal, opening_id=opening_id,
+                                               family_id=body.family_id, person_id=body.person_id))
+
+
+@router.post("/job-matches/{match_id}/decision", summary="The team's match decision, placement or end")
+async def decide(match_id: UUID, body: DecisionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.decide(idem.session, principal=principal, match_id=match_id,
+                                              state=MatchState(body.state), starts_on=body.starts_on),
+                          status_code=200)
+
+
+@router.post("/job-matches/{match_id}/follow-ups", status_code=201,
+             summary="A check-in with the employer to align expectations")
+async def follow_up(match_id: UUID, body: FollowUpIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: work.follow_up(idem.session, principal=principal, match_id=match_id,
+                                                 on=body.on, expectations_aligned=body.expectations_aligned,
+                                                 note=body.note))
+
+
 @router.get("/outcomes", response_model=OutcomesRead, summary="The evaluation's measures, computed now")
-async def outcomes(session: SessionDep, principal: Report, period_end: date,
+async def outcomes(session: SessionDep, principal: Report, period_start: date, period_end: date,
                    site_id: Annotated[str | None, Query(max_length=50)] = None) -> OutcomesRead:
     if principal.is_team:
         if site_id not in (None, principal.site):
             raise Forbidden("A leader sees their own site.")
         site_id = principal.site
-    return await service.outcomes(session, site_id=site_id, period_end=period_end)
+    return await service.outcomes(session, site_id=site_id, period_start=period_start, period_end=period_end)

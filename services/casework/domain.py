@@ -109,6 +109,28 @@ def check_escalation(taken: Sequence[EscalationStep], step: EscalationStep,
         raise CaseworkConflict("A faglig ven is asked through a department: name it.")
 
 
+# --- job first ----------------------------------------------------------------------------
+
+class MatchState(StrEnum):
+    PROPOSED = "proposed"
+    MATCHED = "matched"
+    REJECTED = "rejected"
+    PLACED = "placed"
+    ENDED = "ended"
+
+
+M = MatchState
+MATCH_TRANSITIONS = {M.PROPOSED: {M.MATCHED, M.REJECTED}, M.MATCHED: {M.PLACED, M.REJECTED},
+                     M.PLACED: {M.ENDED}, M.REJECTED: set(), M.ENDED: set()}
+
+
+def transition_match(current: MatchState, target: MatchState) -> MatchState:
+    """The team decides together who matches a job; only a match can start, only a placement end."""
+    if target not in MATCH_TRANSITIONS[current]:
+        raise CaseworkConflict(f"A job match cannot go from {current} to {target}.")
+    return target
+
+
 # --- outcomes -----------------------------------------------------------------------------
 
 class EmploymentStatus(StrEnum):
@@ -154,6 +176,16 @@ class ChildRecord:
 
 
 @dataclass(frozen=True)
+class LeisureJob:
+    family_id: UUID
+    started_on: date
+    ended_on: date | None = None
+
+    def active_on(self, day: date) -> bool:
+        return self.started_on <= day and (self.ended_on is None or self.ended_on >= day)
+
+
+@dataclass(frozen=True)
 class OutcomesReport:
     parents_in_job_or_education: Figure
     flex_job_share_of_those: Figure
@@ -161,6 +193,9 @@ class OutcomesReport:
     absence_change: Figure
     network_yes_at_start: Figure
     network_yes_now: Figure
+    leisure_jobs_change: Figure
+    wellbeing_change: Figure
+    children_using_fritidspas: Figure
 
 
 def status_on(statuses: Iterable[tuple[date, EmploymentStatus]], day: date) -> EmploymentStatus | None:
@@ -169,7 +204,10 @@ def status_on(statuses: Iterable[tuple[date, EmploymentStatus]], day: date) -> E
 
 
 def outcomes_report(adults: Sequence[AdultRecord], children: Sequence[ChildRecord], *,
-                    period_end: date) -> OutcomesReport:
+                    period_end: date, period_start: date | None = None,
+                    leisure_jobs: Sequence[LeisureJob] = (),
+                    wellbeing: Sequence[tuple[UUID, Sequence[int]]] = (),
+                    fritidspas: tuple[int, int, int] = (0, 0, 0)) -> OutcomesReport:
     """The Gellerup evaluation's measures, computed from the recorded data (never stored)."""
     now = {a: status_on(a.statuses, period_end) for a in adults}
     measured = [a for a in adults if now[a] is not None]
@@ -184,7 +222,33 @@ def outcomes_report(adults: Sequence[AdultRecord], children: Sequence[ChildRecor
         absence_change=_absence_change(children),
         network_yes_at_start=_network(adults, first=True),
         network_yes_now=_network(adults, first=False),
+        leisure_jobs_change=_leisure_change(leisure_jobs, period_start, period_end),
+        wellbeing_change=_wellbeing_change(wellbeing),
+        children_using_fritidspas=_share(*fritidspas),
     )
+
+
+def _relative_change(before: Decimal, after: Decimal, numerator: int, denominator: int,
+                     families: int) -> Figure:
+    value = None if before == 0 else ((after - before) * 100 / before).quantize(ONE_DECIMAL, ROUND_HALF_UP)
+    return Figure(value, numerator, denominator, families)
+
+
+def _leisure_change(jobs: Sequence[LeisureJob], start: date | None, end: date) -> Figure:
+    """Young people in a leisure job at the period's end against its start."""
+    at_start = [j for j in jobs if start is not None and j.active_on(start)]
+    at_end = [j for j in jobs if j.active_on(end)]
+    families = len({j.family_id for j in at_start + at_end})
+    return _relative_change(Decimal(len(at_start)), Decimal(len(at_end)), len(at_end), len(at_start),
+                            families)
+
+
+def _wellbeing_change(scores: Sequence[tuple[UUID, Sequence[int]]]) -> Figure:
+    """The average latest score against the average first, over families assessed twice or more."""
+    assessed = [s for _family, s in scores if len(s) >= 2]
+    before = Decimal(sum(s[0] for s in assessed))
+    after = Decimal(sum(s[-1] for s in assessed))
+    return _relative_change(before, after, len(assessed), len(assessed), len(assessed))
 
 
 def _absence_change(children: Sequence[ChildRecord]) -> Figure:
@@ -192,8 +256,7 @@ def _absence_change(children: Sequence[ChildRecord]) -> Figure:
     both = [c for c in children if len(c.absences) >= 2]
     before = sum((c.absences[0][1] for c in both), Decimal(0))
     after = sum((c.absences[-1][1] for c in both), Decimal(0))
-    value = None if before == 0 else ((after - before) * 100 / before).quantize(ONE_DECIMAL, ROUND_HALF_UP)
-    return Figure(value, len(both), len(both), len({c.family_id for c in both}))
+    return _relative_change(before, after, len(both), len(both), len({c.family_id for c in both}))
 
 
 def _network(adults: Sequence[AdultRecord], *, first: bool) -> Figure:

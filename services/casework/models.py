@@ -138,3 +138,58 @@ class Measurement(CaseworkTable, table=True):
     kind: str = Field(max_length=30)
     value: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class Contact(CaseworkTable, table=True):
+    """A meeting with the family. The note is free text and stays inside the team."""
+
+    __tablename__ = "contacts"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    kind: str = Field(max_length=20)
+    at: datetime = Field(sa_column=_utc())
+    staff_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    participant_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", max_length=2000)
+
+
+class Action(CaseworkTable, table=True):
+    __tablename__ = "actions"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    goal_id: uuid.UUID = Field(foreign_key="goals.id", index=True)
+    description: str = Field(max_length=500)
+    owner: str = Field(max_length=100)
+    due_on: date | None = None
+    status: str = Field(max_length=10, default="open")
+
+
+class JobOpening(CaseworkTable, table=True):
+    __tablename__ = "job_openings"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(max_length=50, index=True)
+    employer: str = Field(max_length=200)
+    role: str = Field(max_length=200)
+    hours_per_week: Decimal = Field(sa_column=Column(Numeric(5, 2), nullable=False))
+    kind: str = Field(max_length=20)
+    status: str = Field(max_length=10, default="open")
+
+
+class JobMatch(CaseworkTable, table=True):
+    __tablename__ = "job_matches"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    opening_id: uuid.UUID = Field(foreign_key="job_openings.id", index=True)
+    family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
+    person_id: uuid.UUID
+    state: str = Field(max_length=10, default="proposed")
+    starts_on: date | None = None
+
+
+class EmployerFollowUp(CaseworkTable, table=True):
+    """A check-in with the employer to align expectations and keep the placement."""
+
+    __tablename__ = "employer_follow_ups"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    match_id: uuid.UUID = Field(foreign_key="job_matches.id", index=True)
+    on: date
+    expectations_aligned: bool
+    note: str = Field(default="", max_length=1000)

@@ -158,6 +158,7 @@ class FigureRead(BaseModel):
 
 class OutcomesRead(BaseModel):
     site_id: str | None
+    period_start: date
     period_end: date
     parents_in_job_or_education: FigureRead
     flex_job_share_of_those: FigureRead
@@ -165,3 +166,60 @@ class OutcomesRead(BaseModel):
     absence_change: FigureRead
     network_yes_at_start: FigureRead
     network_yes_now: FigureRead
+    leisure_jobs_change: FigureRead
+    wellbeing_change: FigureRead
+    children_using_fritidspas: FigureRead
+
+
+class ContactIn(Strict):
+    kind: Literal["home_visit", "drop_in", "call", "joint_activity"]
+    at: datetime
+    staff_ids: list[uuid.UUID] = Field(min_length=1, max_length=10)
+    participant_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+    note: str = Field(default="", max_length=2000, description="Stays inside the team")
+
+
+class ActionIn(Strict):
+    description: str = Field(min_length=1, max_length=500)
+    owner: str = Field(min_length=1, max_length=100, description="A staff id or a family member's id")
+    due_on: date | None = None
+
+
+class ActionStatusIn(Strict):
+    status: Literal["done", "dropped"]
+
+
+class OpeningIn(Strict):
+    site_id: str = Field(max_length=50)
+    employer: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=200)
+    hours_per_week: Decimal = Field(gt=0, le=60, max_digits=5, decimal_places=2)
+    kind: Literal["ordinary", "flex_job", "leisure_job", "education_place"]
+
+
+class CandidateIn(Strict):
+    family_id: uuid.UUID
+    person_id: uuid.UUID
+
+
+class DecisionIn(Strict):
+    state: Literal["matched", "rejected", "placed", "ended"]
+    starts_on: date | None = None
+
+
+class FollowUpIn(Strict):
+    on: date
+    expectations_aligned: bool
+    note: str = Field(default="", max_length=1000)
+
+
+class LeisureJobIn(Strict):
+    person_id: uuid.UUID
+    started_on: date
+    ended_on: date | None = None
+
+
+class FritidspasIn(Strict):
+    person_id: uuid.UUID
+    activity: Literal["football", "swimming", "music", "scouts", "martial_arts", "other"]
+    on: date

@@ -303,7 +303,8 @@ async def measure(session: AsyncSession, *, principal: Principal, family_id: uui
     return {"id": row.id, "kind": kind}
 
 
-async def outcomes(session: AsyncSession, *, site_id: str | None, period_end: date) -> OutcomesRead:
+async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: date,
+                   period_end: date) -> OutcomesRead:
     """The evaluation's figures, computed from the measurements each time (never stored)."""
     query = select(Measurement, Family.site_id).join(Family, Family.id == Measurement.family_id)
     if site_id:
@@ -312,6 +313,9 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_end: da
     statuses: dict[tuple[uuid.UUID, uuid.UUID], list[tuple[date, d.EmploymentStatus]]] = defaultdict(list)
     network: dict[tuple[uuid.UUID, uuid.UUID], list[tuple[str, str, int]]] = defaultdict(list)
     absences: dict[tuple[uuid.UUID, uuid.UUID], list[tuple[str, Decimal]]] = defaultdict(list)
+    leisure: list[d.LeisureJob] = []
+    wellbeing: dict[uuid.UUID, list[int]] = defaultdict(list)
+    pass_users: set[uuid.UUID | None] = set()
     for m, _site in rows:
         key = (m.family_id, m.person_id)
         if m.kind == "employment":
@@ -321,14 +325,31 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_end: da
             network[key].append((str(m.value["at"]), str(m.value["occasion"]), int(m.value["answer"])))  # type: ignore[call-overload]
         elif m.kind == "school_absence":
             absences[key].append((str(m.value["term"]), Decimal(str(m.value["absence_percent"]))))
+        elif m.kind == "leisure_job":
+            ended = m.value.get("ended_on")
+            leisure.append(d.LeisureJob(m.family_id, date.fromisoformat(str(m.value["started_on"])),
+                                        date.fromisoformat(str(ended)) if ended else None))
+        elif m.kind == "wellbeing":
+            wellbeing[m.family_id].append(int(str(m.value["score"])))
+        elif m.kind == "fritidspas" and period_start <= date.fromisoformat(str(m.value["on"])) <= period_end:
+            pass_users.add(m.person_id)
     adults = [d.AdultRecord(family, tuple(statuses.get((family, person), ())), tuple(
         (occ, ans) for _, occ, ans in sorted(network.get((family, person), []),
                                              key=lambda x: (x[1] != "start", x[0]))))
               for family, person in set(statuses) | set(network)]
     children = [d.ChildRecord(family, tuple(sorted(terms, key=lambda t: _term_order(t[0]))))
                 for (family, _person), terms in absences.items()]
-    report = d.outcomes_report(adults, children, period_end=period_end)
-    return OutcomesRead(site_id=site_id, period_end=period_end, **{
+    kids = select(FamilyMember.person_id, FamilyMember.family_id).where(FamilyMember.role == "child")
+    if site_id:
+        kids = kids.join(Family, Family.id == FamilyMember.family_id).where(Family.site_id == site_id)
+    child_rows = (await session.execute(kids)).all()
+    child_family = {person: family for person, family in child_rows}
+    users = {p for p in pass_users if p in child_family}
+    report = d.outcomes_report(
+        adults, children, period_start=period_start, period_end=period_end, leisure_jobs=leisure,
+        wellbeing=list(wellbeing.items()),
+        fritidspas=(len(users), len(child_family), len({child_family[p] for p in users})))
+    return OutcomesRead(site_id=site_id, period_start=period_start, period_end=period_end, **{
         name: getattr(report, name).__dict__ for name in report.__dataclass_fields__})
 
 

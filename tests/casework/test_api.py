@@ -156,7 +156,72 @@ async def test_outcomes_report_is_for_leaders_and_computed_from_measurements(api
     await family_when(api, family_id)
     family = (await api.get(f"/v1/families/{family_id}", headers=api.team)).json()
     assert family["status"] == "active"
-    assert (await api.get("/v1/outcomes", params={"period_end": "2026-12-31"},
+    assert (await api.get("/v1/outcomes", params={"period_start": "2026-01-01",
+                                                  "period_end": "2026-12-31"},
                           headers=api.team)).status_code == 403
-    report = await api.get("/v1/outcomes", params={"period_end": str(date.today())}, headers=api.leader)
+    period = {"period_start": "2026-01-01", "period_end": str(date.today())}
+    report = await api.get("/v1/outcomes", params=period, headers=api.leader)
     assert report.status_code == 200 and report.json()["parents_in_job_or_education"]["denominator"] == 0
+
+
+async def test_contacts_actions_and_job_first_with_events_for_the_job_centre(api, broker) -> None:
+    job = await station(api, "job_consultant")
+    await station(api, "health_visitor", "sundhed-og-omsorg")
+    family_id, child = await enrol(api, broker)
+    family = await family_when(api, family_id)
+    assert family is not None
+    contact = await api.post(f"/v1/families/{family_id}/contacts", headers=api.team, json={
+        "kind": "home_visit", "at": "2026-03-02T16:30:00Z", "staff_ids": [job["id"]],
+        "participant_ids": [str(child)], "note": "Mor fortalte om sin ryg"})
+    assert contact.status_code == 201, contact.text
+    plan = (await api.post(f"/v1/families/{family_id}/goals", headers=api.team,
+                           json={"life_area": "employment", "own_words": "Et job"})).json()
+    goal_id = plan["goals"][0]["id"]
+    action = (await api.post(f"/v1/families/{family_id}/goals/{goal_id}/actions", headers=api.team,
+                             json={"description": "CV", "owner": job["id"], "due_on": "2026-04-01"})).json()
+    done = await api.post(f"/v1/families/{family_id}/actions/{action['id']}/status", headers=api.team,
+                          json={"status": "done"})
+    assert done.status_code == 200
+    assert (await api.post(f"/v1/families/{family_id}/actions/{action['id']}/status", headers=api.team,
+                           json={"status": "dropped"})).status_code == 409
+    opening = (await api.post("/v1/job-openings", headers=api.team, json={
+        "site_id": "gellerup", "employer": "Bilka Tilst", "role": "Opfylder", "hours_per_week": "15",
+        "kind": "flex_job"})).json()
+    match = (await api.post(f"/v1/job-openings/{opening['id']}/candidates", headers=api.team,
+                            json={"family_id": str(family_id), "person_id": str(child)})).json()
+    assert (await api.post(f"/v1/job-matches/{match['id']}/follow-ups", headers=api.team, json={
+        "on": "2026-04-15", "expectations_aligned": True})).status_code == 409
+    assert (await api.post(f"/v1/job-matches/{match['id']}/decision", headers=api.team,
+                           json={"state": "placed", "starts_on": "2026-04-01"})).status_code == 409
+    for decision in ({"state": "matched"}, {"state": "placed", "starts_on": "2026-04-01"}):
+        assert (await api.post(f"/v1/job-matches/{match['id']}/decision", headers=api.team,
+                               json=decision)).status_code == 200
+    follow = await api.post(f"/v1/job-matches/{match['id']}/follow-ups", headers=api.team, json={
+        "on": "2026-04-15", "expectations_aligned": True, "note": "Godt i gang"})
+    assert follow.status_code == 201 and len(follow.json()["follow_ups"]) == 1
+    domain = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=8))
+    contact_event = next(e for e in domain if e.type.endswith("contact-recorded.v1"))
+    assert "note" not in contact_event.data and "Mor" not in str(contact_event.data)
+    jobs = envelopes(await read_topic(broker.bootstrap, api.settings.department_topic(
+        "sociale-forhold-og-beskaeftigelse"), expected=6))
+    kinds = [e.type.split(".")[4] for e in jobs]
+    assert kinds.count("job-match-decided") == 3 and "placement-started" in kinds
+
+
+async def test_outcomes_count_leisure_jobs_wellbeing_and_fritidspas(api, broker) -> None:
+    await station(api, "job_consultant")
+    await station(api, "pedagogue", "boern-og-unge")
+    family_id, child = await enrol(api, broker)
+    await family_when(api, family_id)
+    base = f"/v1/families/{family_id}/measurements"
+    for path, body in (("leisure-job", {"person_id": str(child), "started_on": "2026-03-01"}),
+                       ("wellbeing", {"score": 5, "at": "2026-01-10T10:00:00Z"}),
+                       ("wellbeing", {"score": 6, "at": "2026-06-10T10:00:00Z"}),
+                       ("fritidspas", {"person_id": str(child), "activity": "football", "on": "2026-02-01"})):
+        assert (await api.post(f"{base}/{path}", headers=api.team, json=body)).status_code == 201
+    report = (await api.get("/v1/outcomes", headers=api.leader, params={
+        "period_start": "2026-01-01", "period_end": "2026-12-31"})).json()
+    assert report["wellbeing_change"]["value"] == "20.0"
+    assert report["leisure_jobs_change"]["numerator"] == 1 and report["leisure_jobs_change"]["value"] is None
+    assert report["children_using_fritidspas"] == {"value": "100.0", "numerator": 1, "denominator": 1,
+                                                   "families": 1}

@@ -102,3 +102,23 @@ def test_the_report_uses_the_status_on_the_period_end_not_later_ones() -> None:
     adults, children = pilot_cohort()
     early = d.outcomes_report(adults, children, period_end=date(2021, 12, 31))
     assert early.parents_in_job_or_education.numerator == 0
+
+
+def test_leisure_jobs_and_wellbeing_changes_are_relative_to_the_start() -> None:
+    family = uuid.uuid4()
+    jobs = [d.LeisureJob(family, date(2019, 1, 1)), d.LeisureJob(family, date(2019, 1, 1), date(2020, 1, 1)),
+            d.LeisureJob(family, date(2021, 1, 1)), d.LeisureJob(family, date(2022, 1, 1)),
+            d.LeisureJob(family, date(2022, 6, 1))]
+    report = d.outcomes_report([], [], period_start=date(2019, 6, 1), period_end=date(2023, 6, 30),
+                               leisure_jobs=jobs, wellbeing=[(family, [5, 6]), (uuid.uuid4(), [5, 6, 6])],
+                               fritidspas=(2, 10, 2))
+    assert report.leisure_jobs_change == d.Figure(Decimal("100.0"), 4, 2, 1)  # 2 at the start, 4 now
+    assert report.wellbeing_change.value == Decimal("20.0")
+    assert report.children_using_fritidspas == d.Figure(Decimal("20.0"), 2, 10, 2)
+
+
+def test_job_matches_follow_the_team_decision() -> None:
+    m = d.MatchState
+    assert d.transition_match(m.PROPOSED, m.MATCHED) is m.MATCHED
+    with pytest.raises(d.CaseworkConflict):
+        d.transition_match(m.PROPOSED, m.PLACED)
