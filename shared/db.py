@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Column, DateTime, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
@@ -65,3 +66,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (all stored times are)."""
+    return datetime.now(UTC)
+
+
+def utc_column(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    """A timezone-aware timestamp column for SQLModel fields (``sa_column=utc_column()``)."""
+    return Column(DateTime(timezone=True), nullable=nullable)

@@ -116,3 +116,17 @@ async def publish(settings: Settings, bootstrap: str, events: list[Any], *, time
                                              headers=envelope.headers())
     finally:
         await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def service_api(create_app: Any, *, service: str, broker: Broker | None, database_url: str,
+                      **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A service running on its own database (and the broker), with ``.settings`` and ``.app`` on
+    the client and ``.team`` a token for team staff in Gellerup."""
+    settings = make_settings(broker=broker, database_url=database_url, service=service, **overrides)
+    app = create_app(settings)
+    async with running(app) as http:
+        http.settings = settings  # type: ignore[attr-defined]
+        http.app = app  # type: ignore[attr-defined]
+        http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
+        yield http

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Index, Numeric, text
+from sqlalchemy import Index, Numeric, text
 from sqlalchemy.orm import registry
 from sqlmodel import JSON, Column, Field, SQLModel
+
+from shared.db import utc_column, utcnow
 
 
 class CaseworkTable(SQLModel, registry=registry()):
@@ -17,13 +19,6 @@ class CaseworkTable(SQLModel, registry=registry()):
 
 metadata = CaseworkTable.metadata
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc() -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=False)
 
 
 class Staff(CaseworkTable, table=True):
@@ -76,8 +71,8 @@ class Makkerpar(CaseworkTable, table=True):
     active: bool = True
     reason_code: str = Field(max_length=30)
     reason_text: str | None = Field(default=None, max_length=500)
-    assigned_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
-    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    assigned_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    ended_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class Absence(CaseworkTable, table=True):
@@ -109,7 +104,7 @@ class PlanVersion(CaseworkTable, table=True):
     family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
     version: int
     snapshot: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
-    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Escalation(CaseworkTable, table=True):
@@ -124,7 +119,7 @@ class Escalation(CaseworkTable, table=True):
     priority: str = Field(max_length=10, default="routine")
     reason_code: str = Field(max_length=60)
     requested_by: uuid.UUID
-    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Measurement(CaseworkTable, table=True):
@@ -137,7 +132,7 @@ class Measurement(CaseworkTable, table=True):
     person_id: uuid.UUID | None = None
     kind: str = Field(max_length=30)
     value: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
-    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Contact(CaseworkTable, table=True):
@@ -147,7 +142,7 @@ class Contact(CaseworkTable, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
     kind: str = Field(max_length=20)
-    at: datetime = Field(sa_column=_utc())
+    at: datetime = Field(sa_column=utc_column())
     staff_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
     participant_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
     note: str = Field(default="", max_length=2000)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Index, Numeric, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Numeric, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Column, Field, SQLModel
+
+from shared.db import utc_column, utcnow
 
 
 class FinanceTable(SQLModel, registry=registry()):
@@ -16,10 +18,6 @@ class FinanceTable(SQLModel, registry=registry()):
 
 
 metadata = FinanceTable.metadata
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ore() -> Column:  # type: ignore[type-arg]
@@ -61,8 +59,7 @@ class LedgerEntry(FinanceTable, table=True):
     amount_ore: int = Field(sa_column=_ore())
     kind: str = Field(max_length=12)
     reverses: uuid.UUID | None = None
-    issued_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True),
-                                                                         nullable=False))
+    issued_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class FamilySavings(FinanceTable, table=True):

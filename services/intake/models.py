@@ -7,11 +7,13 @@ CPR numbers are stored only as AES-GCM ciphertext (``cpr_ciphertext``) and an HM
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from sqlalchemy import DateTime, Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import JSON, Column, Field, SQLModel
+
+from shared.db import utc_column, utcnow
 
 
 class IntakeTable(SQLModel, registry=registry()):
@@ -20,13 +22,6 @@ class IntakeTable(SQLModel, registry=registry()):
 
 metadata = IntakeTable.metadata
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc_column(nullable: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class Site(IntakeTable, table=True):
@@ -48,12 +43,12 @@ class Household(IntakeTable, table=True):
     status: str = Field(max_length=30, default="identified")
     eligible: bool | None = None
     screening: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON))
-    screened_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
-    waitlisted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
-    enrolled_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
-    exited_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    screened_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    waitlisted_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    enrolled_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    exited_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     exit_reason: str | None = Field(default=None, max_length=30)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Person(IntakeTable, table=True):
@@ -69,14 +64,14 @@ class Person(IntakeTable, table=True):
     unemployed_since: date | None = None
     lives_at_address: bool = True
     active: bool = True
-    added_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+    added_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class OutreachAttempt(IntakeTable, table=True):
     __tablename__ = "outreach_attempts"
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
-    at: datetime = Field(sa_column=_utc_column())
+    at: datetime = Field(sa_column=utc_column())
     staff_id: str = Field(max_length=100)
     channel: str = Field(max_length=30, default="door_knock")
     outcome: str = Field(max_length=30)
@@ -93,7 +88,7 @@ class Consent(IntakeTable, table=True):
     departments: list[str] = Field(sa_column=Column(JSON, nullable=False))
     purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     state: str = Field(max_length=20, default="given")
-    given_at: datetime = Field(sa_column=_utc_column())
+    given_at: datetime = Field(sa_column=utc_column())
     expires_on: date | None = None
 
 
@@ -102,7 +97,7 @@ class ConsentHistory(IntakeTable, table=True):
     id: int | None = Field(default=None, primary_key=True)
     consent_id: uuid.UUID = Field(foreign_key="consents.id", index=True)
     state: str = Field(max_length=20)
-    at: datetime = Field(sa_column=_utc_column())
+    at: datetime = Field(sa_column=utc_column())
     by: str = Field(max_length=200)
 
 
@@ -115,4 +110,4 @@ class ImportRun(IntakeTable, table=True):
     file_sha256: str = Field(max_length=64)
     imported_rows: int
     rejected: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
-    at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

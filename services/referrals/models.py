@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, Index
+from sqlalchemy import Index
 from sqlalchemy.orm import registry
 from sqlmodel import JSON, Column, Field, SQLModel
+
+from shared.db import utc_column, utcnow
 
 
 class ReferralsTable(SQLModel, registry=registry()):
@@ -16,13 +18,6 @@ class ReferralsTable(SQLModel, registry=registry()):
 
 metadata = ReferralsTable.metadata
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(nullable: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class Offer(ReferralsTable, table=True):
@@ -72,9 +67,9 @@ class Referral(ReferralsTable, table=True):
     outcome_code: str | None = Field(default=None, max_length=60)
     reason_code: str | None = Field(default=None, max_length=60)
     escalation_id: uuid.UUID | None = Field(default=None, unique=True)
-    due_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    due_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     overdue_notified: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class ReferralHistory(ReferralsTable, table=True):
@@ -85,4 +80,4 @@ class ReferralHistory(ReferralsTable, table=True):
     to_state: str = Field(max_length=20)
     by: str = Field(max_length=200)
     reason_code: str | None = Field(default=None, max_length=60)
-    at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

@@ -11,20 +11,23 @@ from sqlalchemy import func, select
 from services.casework.app import create_app
 from services.casework.models import Makkerpar
 from shared.events.intake import FamilyEnrolled, Member
-from tests.support import Broker, bearer, envelopes, eventually, make_settings, publish, read_topic, running
+from tests.support import (
+    Broker,
+    bearer,
+    envelopes,
+    eventually,
+    publish,
+    read_topic,
+    service_api,
+)
 
 pytestmark = pytest.mark.broker
 
 
 @pytest.fixture
 async def api(broker: Broker, postgres_url: str):
-    settings = make_settings(broker=broker, database_url=postgres_url, service="casework")
-    app = create_app(settings)
-    async with running(app) as http:
-        http.settings = settings  # type: ignore[attr-defined]
-        http.app = app  # type: ignore[attr-defined]
-        http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
-        http.leader = bearer(settings, "team_leader", site="gellerup")  # type: ignore[attr-defined]
+    async with service_api(create_app, service="casework", broker=broker, database_url=postgres_url) as http:
+        http.leader = bearer(http.settings, "team_leader", site="gellerup")  # type: ignore[attr-defined]
         yield http
 
 

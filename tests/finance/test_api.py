@@ -10,7 +10,7 @@ import pytest
 
 from services.finance.app import create_app
 from shared.events.casework import EmploymentStatusRecorded, StaffStationed
-from tests.support import Broker, bearer, eventually, make_settings, publish, running
+from tests.support import Broker, bearer, eventually, publish, service_api
 
 pytestmark = pytest.mark.broker
 ROSTER = ([{"department": "sociale-forhold-og-beskaeftigelse", "fte": "1", "starts_on": "2026-01-01"}] * 6
@@ -25,12 +25,8 @@ BUDGET = {"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000, "pool_o
 
 @pytest.fixture
 async def api(broker: Broker, postgres_url: str):
-    settings = make_settings(broker=broker, database_url=postgres_url, service="finance")
-    app = create_app(settings)
-    async with running(app) as http:
-        http.settings = settings  # type: ignore[attr-defined]
-        http.finance = bearer(settings, "finance")  # type: ignore[attr-defined]
-        http.app = app  # type: ignore[attr-defined]
+    async with service_api(create_app, service="finance", broker=broker, database_url=postgres_url) as http:
+        http.finance = bearer(http.settings, "finance")  # type: ignore[attr-defined]
         yield http
 
 

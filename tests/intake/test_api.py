@@ -12,17 +12,12 @@ from shared.departments import Department
 from shared.events import REGISTRY
 from shared.observability import CPR_SHAPE
 from tests.intake.factories import cpr, household_body
-from tests.support import Broker, bearer, envelopes, make_settings, read_topic, running
+from tests.support import Broker, bearer, envelopes, read_topic, service_api
 
 
 @pytest.fixture
 async def api(broker: Broker, postgres_url: str):
-    settings = make_settings(broker=broker, database_url=postgres_url, service="intake")
-    app = create_app(settings)
-    async with running(app) as http:
-        http.settings = settings  # type: ignore[attr-defined]
-        http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
-        http.app = app  # type: ignore[attr-defined]
+    async with service_api(create_app, service="intake", broker=broker, database_url=postgres_url) as http:
         yield http
 
 

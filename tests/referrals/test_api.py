@@ -10,7 +10,15 @@ import pytest
 from services.referrals.app import create_app
 from shared.events.casework import EscalationRaised
 from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, Member
-from tests.support import Broker, bearer, envelopes, eventually, make_settings, publish, read_topic, running
+from tests.support import (
+    Broker,
+    bearer,
+    envelopes,
+    eventually,
+    publish,
+    read_topic,
+    service_api,
+)
 
 pytestmark = pytest.mark.broker
 HEALTH, CHILDREN = "sundhed-og-omsorg", "boern-og-unge"
@@ -18,13 +26,9 @@ HEALTH, CHILDREN = "sundhed-og-omsorg", "boern-og-unge"
 
 @pytest.fixture
 async def api(broker: Broker, postgres_url: str):
-    settings = make_settings(broker=broker, database_url=postgres_url, service="referrals")
-    app = create_app(settings)
-    async with running(app) as http:
-        http.settings = settings  # type: ignore[attr-defined]
-        http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
-        http.health = bearer(settings, "department_staff", department=HEALTH)  # type: ignore[attr-defined]
-        http.children = bearer(settings, "department_staff", department=CHILDREN)  # type: ignore[attr-defined]
+    async with service_api(create_app, service="referrals", broker=broker, database_url=postgres_url) as http:
+        http.health = bearer(http.settings, "department_staff", department=HEALTH)  # type: ignore[attr-defined]
+        http.children = bearer(http.settings, "department_staff", department=CHILDREN)  # type: ignore[attr-defined]
         yield http
 
 
