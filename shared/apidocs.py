@@ -11,7 +11,7 @@ from shared.settings import SERVICES, Settings
 
 
 def openapi_documents() -> dict[str, dict[str, Any]]:
-    documents = {}
+    documents: dict[str, dict[str, Any]] = {}
     for service in SERVICES:
         module = importlib.import_module(f"services.{service}.app")
         documents[service] = module.create_app(Settings(service=service)).openapi()

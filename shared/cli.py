@@ -20,11 +20,12 @@ def run(
     data_dir: Annotated[Path, typer.Option(help="Where the SQLite files and logs go.")] = Path("data"),
     base_port: Annotated[int, typer.Option(help="intake on this port, then +1 each.")] = 8001,
     broker_port: Annotated[int, typer.Option(help="The local broker's port.")] = 9092,
+    demo: Annotated[bool, typer.Option(help="Seed demo staff, a budget and families (once).")] = True,
 ) -> None:
     """Run the whole system on the embedded default (local broker + SQLite)."""
     from shared.embedded import run as run_embedded
 
-    raise typer.Exit(run_embedded(data_dir, base_port, broker_port))
+    raise typer.Exit(run_embedded(data_dir, base_port, broker_port, demo=demo))
 
 
 @app.command()

@@ -73,6 +73,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def utc_column(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def utc_column(nullable: bool = False) -> Column:
     """A timezone-aware timestamp column for SQLModel fields (``sa_column=utc_column()``)."""
     return Column(DateTime(timezone=True), nullable=nullable)

@@ -50,7 +50,8 @@ def _broker_port(preferred: int) -> int:
             return free_port()
 
 
-def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float = 60.0) -> int:
+def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float = 60.0,
+        demo: bool = False) -> int:
     """Run until interrupted; return the exit code."""
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = TansuBroker(_broker_port(broker_port), log_path=data_dir / "broker.log").start()
@@ -72,6 +73,12 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
             migrations.upgrade_sync(service, url)
             children.append(_spawn(service, base_port + offset, url, broker.bootstrap, data_dir))
         _wait_ready(children, ready_timeout)
+        if demo and not (data_dir / ".demo-seeded").exists():
+            from shared.demo import seed
+
+            counts = seed({c.service: c.url for c in children}, settings)
+            (data_dir / ".demo-seeded").touch()
+            console.print(f"demo data: {counts}")
         _print_table(children, broker.bootstrap)
         while not stop_requested:
             if any(child.process.poll() is not None for child in children):

@@ -7,9 +7,7 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from pydantic import ConfigDict
-
-from shared.events.registry import DomainEvent, FamilyEvent, event
+from shared.events.registry import DomainEvent, FamilyEvent, event, examples
 
 F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
 P = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
@@ -22,15 +20,12 @@ LifeArea = Literal["employment", "education", "health", "children_school_wellbei
                    "economy", "housing", "daily_structure"]
 
 
-def _examples(*examples: dict[str, object]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
-
 
 @event("casework", "staff-stationed")
 class StaffStationed(DomainEvent):
     """A staff member is stationed in a site's team from a home department (finance counts FTE)."""
 
-    model_config = _examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
+    model_config = examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
                               "department": "sundhed-og-omsorg", "discipline": "health_visitor",
                               "role": "staff", "fte": "0.5", "starts_on": "2026-01-01", "ends_on": None})
     stationing_id: UUID
@@ -51,7 +46,7 @@ class StaffStationed(DomainEvent):
 class StationingEnded(DomainEvent):
     """A stationing ends on a date (a change of FTE is an end plus a new stationing)."""
 
-    model_config = _examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
+    model_config = examples({"stationing_id": X, "staff_id": S1, "site_id": "gellerup",
                               "department": "sundhed-og-omsorg", "ends_on": "2026-06-30"})
     stationing_id: UUID
     staff_id: UUID
@@ -67,7 +62,7 @@ class StationingEnded(DomainEvent):
 class MakkerparAssigned(FamilyEvent):
     """The family got its fixed pair of caseworkers of two different disciplines."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "assignment_id": X,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "assignment_id": X,
                               "staff_ids": [S1, S2], "disciplines": ["job_consultant", "health_visitor"],
                               "reason_code": "enrolled"})
     assignment_id: UUID
@@ -80,7 +75,7 @@ class MakkerparAssigned(FamilyEvent):
 class MakkerparPending(FamilyEvent):
     """No pair could be formed (fewer than two disciplines free at the site): visible, not lost."""
 
-    model_config = _examples({"family_id": F, "site_id": "tilst",
+    model_config = examples({"family_id": F, "site_id": "tilst",
                               "reason_code": "fewer_than_two_disciplines"})
     reason_code: Literal["fewer_than_two_disciplines"]
 
@@ -89,7 +84,7 @@ class MakkerparPending(FamilyEvent):
 class GoalChanged(FamilyEvent):
     """A goal of the family plan was set or changed state (the family's own words stay in the team)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "goal_id": X, "person_id": P,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "goal_id": X, "person_id": P,
                               "life_area": "health", "state": "active", "achievement": "improving",
                               "plan_version": 3})
     goal_id: UUID
@@ -104,7 +99,7 @@ class GoalChanged(FamilyEvent):
 class EscalationRaised(FamilyEvent):
     """The pair escalated a task; at the faglig-ven step the referrals service opens a referral."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "escalation_id": X,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "escalation_id": X,
                               "step": "faglig_ven", "target_department": "sundhed-og-omsorg",
                               "offer_code": "physical-rehabilitation", "person_id": P, "priority": "routine",
                               "requested_by": S1, "reason_code": "back_pain"})
@@ -122,7 +117,7 @@ class EscalationRaised(FamilyEvent):
 class EmploymentStatusRecorded(FamilyEvent):
     """An adult's employment status from a date (job, flex job, education, …)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "status": "flex_job",
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P, "status": "flex_job",
                               "since": "2026-04-01"})
     person_id: UUID
     status: Literal["unemployed", "ordinary_job", "flex_job", "education", "early_retirement_pension",
@@ -134,7 +129,7 @@ class EmploymentStatusRecorded(FamilyEvent):
 class SchoolAbsenceRecorded(FamilyEvent):
     """A child's school absence in a term, in per cent."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "term": "2026-spring",
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P, "term": "2026-spring",
                               "absence_percent": "7.5"})
     person_id: UUID
     term: str
@@ -145,7 +140,7 @@ class SchoolAbsenceRecorded(FamilyEvent):
 class NetworkAnswerRecorded(FamilyEvent):
     """An adult's answer to the network question (1 no, not at all … 4 yes, definitely)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "answer": 3,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P, "answer": 3,
                               "occasion": "start", "at": "2026-02-01T10:00:00Z"})
     person_id: UUID
     answer: int
@@ -157,7 +152,7 @@ class NetworkAnswerRecorded(FamilyEvent):
 class WellbeingAssessed(FamilyEvent):
     """The team's assessment of the family's wellbeing (1–10)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "score": 6,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "score": 6,
                               "at": "2026-02-01T10:00:00Z"})
     score: int
     at: datetime
@@ -167,7 +162,7 @@ class WellbeingAssessed(FamilyEvent):
 class ContactRecorded(FamilyEvent):
     """A home visit, drop-in, call or joint activity took place (the note stays in the team)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "contact_id": X, "kind": "home_visit",
+    model_config = examples({"family_id": F, "site_id": "gellerup", "contact_id": X, "kind": "home_visit",
                               "at": "2026-03-02T16:30:00Z", "staff_ids": [S1]})
     contact_id: UUID
     kind: Literal["home_visit", "drop_in", "call", "joint_activity"]
@@ -179,7 +174,7 @@ class ContactRecorded(FamilyEvent):
 class JobMatchDecided(FamilyEvent):
     """The team decided on a candidate for a job opening (job first)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "match_id": X, "opening_id": S2,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "match_id": X, "opening_id": S2,
                               "person_id": P, "job_kind": "flex_job", "decision": "matched"})
     match_id: UUID
     opening_id: UUID
@@ -192,7 +187,7 @@ class JobMatchDecided(FamilyEvent):
 class PlacementStarted(FamilyEvent):
     """A family member started in the job or education place."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "match_id": X, "person_id": P,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "match_id": X, "person_id": P,
                               "job_kind": "flex_job", "starts_on": "2026-04-01", "hours_per_week": "15"})
     match_id: UUID
     person_id: UUID
@@ -205,7 +200,7 @@ class PlacementStarted(FamilyEvent):
 class LeisureJobRecorded(FamilyEvent):
     """A young person has a leisure job (fritidsjob) from a date."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P,
                               "started_on": "2026-05-01"})
     person_id: UUID
     started_on: date
@@ -216,7 +211,7 @@ class LeisureJobRecorded(FamilyEvent):
 class FritidspasUsed(FamilyEvent):
     """A child used the leisure pass for a club or association activity."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "person_id": P, "activity": "football",
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P, "activity": "football",
                               "on": "2026-05-01"})
     person_id: UUID
     activity: Literal["football", "swimming", "music", "scouts", "martial_arts", "other"]

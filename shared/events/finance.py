@@ -6,9 +6,7 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
-from pydantic import ConfigDict
-
-from shared.events.registry import DomainEvent, event
+from shared.events.registry import DomainEvent, event, examples
 
 Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
                      "kultur-og-borgerservice"]
@@ -16,9 +14,6 @@ E1 = "8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
 E2 = "9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
 E3 = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
 
-
-def _examples(*examples: dict[str, object]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class SiteYearEvent(DomainEvent):
@@ -33,7 +28,7 @@ class SiteYearEvent(DomainEvent):
 class BudgetSet(SiteYearEvent):
     """A site's yearly operating cost and its pool (råderum) contribution, in øre."""
 
-    model_config = _examples({"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000,
+    model_config = examples({"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000,
                               "pool_ore": 350_000_000})
     total_ore: int
     pool_ore: int
@@ -43,7 +38,7 @@ class BudgetSet(SiteYearEvent):
 class AllocationComputed(SiteYearEvent):
     """One department's share of a site's year, by its stationed FTE-days."""
 
-    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "sundhed-og-omsorg",
+    model_config = examples({"site_id": "gellerup", "year": 2026, "department": "sundhed-og-omsorg",
                               "amount_ore": 45_000_000, "fte_days": "547.5"})
     department: Department
     amount_ore: int
@@ -54,7 +49,7 @@ class AllocationComputed(SiteYearEvent):
 class SettlementIssued(SiteYearEvent):
     """A charge to one department for a period, entered in the ledger."""
 
-    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
+    model_config = examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
                               "entry_id": E1, "period_start": "2026-01-01", "period_end": "2026-03-31",
                               "amount_ore": 14_794_521})
     department: Department
@@ -68,7 +63,7 @@ class SettlementIssued(SiteYearEvent):
 class CorrectionPosted(SiteYearEvent):
     """A charge was corrected: a reversing entry and a new entry, the original kept."""
 
-    model_config = _examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
+    model_config = examples({"site_id": "gellerup", "year": 2026, "department": "boern-og-unge",
                               "original_entry_id": E1, "reversal_entry_id": E2, "correction_entry_id": E3,
                               "amount_ore": 14_000_000})
     department: Department

@@ -6,18 +6,15 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from shared.events.registry import FamilyEvent, event
+from shared.events.registry import FamilyEvent, event, examples
 
 F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
 P1 = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
 P2 = "9a7e2b44-1c3d-4e5f-8a6b-7c8d9e0f1a22"
 Role = Literal["mother", "father", "other_adult", "child"]
 
-
-def _examples(*examples: dict[str, object]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class CriterionOutcome(BaseModel):
@@ -35,7 +32,7 @@ class Member(BaseModel):
 class HouseholdScreened(FamilyEvent):
     """A candidate household was screened against the eligibility criteria."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "eligible": True, "criteria": [
+    model_config = examples({"family_id": F, "site_id": "gellerup", "eligible": True, "criteria": [
         {"code": "target_area", "met": True}, {"code": "child_at_address", "met": True},
         {"code": "parent_unemployed_12_months", "met": True}]})
     eligible: bool
@@ -46,7 +43,7 @@ class HouseholdScreened(FamilyEvent):
 class OutreachAttemptRecorded(FamilyEvent):
     """Staff knocked on the door (or called); the outcome moves the funnel."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "attempt_id": P2,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "attempt_id": P2,
                               "at": "2026-03-02T16:30:00Z", "staff_id": "staff-17",
                               "outcome": "wants_to_hear_more", "status": "contacted"})
     attempt_id: UUID
@@ -60,7 +57,7 @@ class OutreachAttemptRecorded(FamilyEvent):
 class ConsentGiven(FamilyEvent):
     """A family member's consent to share information with the named departments."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
                               "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
                               "purposes": ["coordinated help"], "expires_on": "2027-03-01"})
     consent_id: UUID
@@ -74,7 +71,7 @@ class ConsentGiven(FamilyEvent):
 class ConsentRevoked(FamilyEvent):
     """A consent was withdrawn: act on it at once (stop sharing with these departments)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+    model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
                               "departments": ["sundhed-og-omsorg"], "state": "withdrawn"})
     consent_id: UUID
     person_id: UUID
@@ -86,7 +83,7 @@ class ConsentRevoked(FamilyEvent):
 class FamilyEnrolled(FamilyEvent):
     """A family joined the programme at a site (members by id, role and birth year only)."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "members": [
+    model_config = examples({"family_id": F, "site_id": "gellerup", "members": [
         {"person_id": P1, "role": "mother", "birth_year": 1985},
         {"person_id": P2, "role": "child", "birth_year": 2015}]})
     members: list[Member]
@@ -96,7 +93,7 @@ class FamilyEnrolled(FamilyEvent):
 class FamilyWaitlisted(FamilyEvent):
     """The site is full: the family waits for a place, in order."""
 
-    model_config = _examples({"family_id": F, "site_id": "tilst", "position": 3})
+    model_config = examples({"family_id": F, "site_id": "tilst", "position": 3})
     position: int
 
 
@@ -104,7 +101,7 @@ class FamilyWaitlisted(FamilyEvent):
 class MemberAdded(FamilyEvent):
     """A spouse or adult child at the address joined the family later."""
 
-    model_config = _examples({"family_id": F, "site_id": "viby", "member": {
+    model_config = examples({"family_id": F, "site_id": "viby", "member": {
         "person_id": P2, "role": "other_adult", "birth_year": 2004}})
     member: Member
 
@@ -113,5 +110,5 @@ class MemberAdded(FamilyEvent):
 class FamilyExited(FamilyEvent):
     """A family left the programme; its place is free."""
 
-    model_config = _examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached"})
+    model_config = examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached"})
     reason: Literal["goals_reached", "moved_away", "withdrew", "other"]

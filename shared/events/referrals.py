@@ -6,9 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import ConfigDict
-
-from shared.events.registry import FamilyEvent, event
+from shared.events.registry import FamilyEvent, event, examples
 
 _BASE = {"family_id": "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10", "site_id": "gellerup",
          "referral_id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "offer_code": "physical-rehabilitation",
@@ -38,8 +36,8 @@ def _referral_event(name: str, state: str, doc: str, **extra: str) -> type[Refer
     example = {**_BASE, "state": state, **extra}
     model = type("".join(part.title() for part in name.split("-")), (ReferralEvent,), {
         "__doc__": doc, "__module__": __name__,
-        "model_config": ConfigDict(json_schema_extra={"examples": [example]})})
-    return event("referrals", name)(model)  # type: ignore[return-value]
+        "model_config": examples(example)})
+    return event("referrals", name)(model)
 
 
 ReferralDrafted = _referral_event("referral-drafted", "draft", "A referral was drafted (not yet sent).")

@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 TYPE_PREFIX = "dk.aarhus.oto"
 
 
+def examples(*payloads: dict[str, Any]) -> ConfigDict:
+    """Model config carrying example payloads (the catalogue shows them; a test validates them)."""
+    return ConfigDict(json_schema_extra={"examples": list(payloads)})
+
+
 class DomainEvent(BaseModel):
     """Base of every event payload. Unknown fields are ignored so old consumers accept additions."""
 

@@ -31,6 +31,7 @@ def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> Non
         for offset in range(4):
             docs = httpx.get(f"http://127.0.0.1:{base + offset}/openapi.json", timeout=5)
             assert docs.status_code == 200
+        assert _demo_families_reach_casework(base) == 6
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
@@ -60,3 +61,28 @@ def _wait_all_ready(base: int, timeout: float) -> set[str]:
                 pass
         time.sleep(0.5)
     return ready
+
+
+def _demo_families_reach_casework(base: int) -> int:
+    """The demo's enrolments travel intake → broker → casework, which gives each a makkerpar."""
+    from shared.auth import mint_token
+    from shared.settings import Settings
+
+    token = mint_token(Settings(), subject="t", role="system")
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        families = httpx.get(f"http://127.0.0.1:{base}/v1/households", params={"status": "enrolled"},
+                             headers=headers, timeout=5).json()["items"]
+        assigned = 0
+        for family in families:
+            view = httpx.get(f"http://127.0.0.1:{base + 1}/v1/families/{family['id']}/slice",
+                             headers={"Authorization": "Bearer " + mint_token(
+                                 Settings(), subject="t", role="team_staff", site="gellerup")}, timeout=5)
+            if view.status_code == 200 and any(e["type"].endswith("makkerpar-assigned.v1")
+                                               for e in view.json()["events"]):
+                assigned += 1
+        if assigned == 6:
+            return assigned
+        time.sleep(0.5)
+    return assigned
