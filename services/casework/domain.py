@@ -9,6 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from shared.statemachine import check_transition
+
 
 class CaseworkConflict(Exception):
     """A broken rule or illegal transition (HTTP 409)."""
@@ -83,9 +85,7 @@ GOAL_TRANSITIONS = {G.PROPOSED: {G.ACTIVE, G.CANCELLED}, G.ACTIVE: {G.ON_HOLD, G
 
 def transition_goal(current: GoalState, target: GoalState) -> GoalState:
     """Goals run side by side: any number may be active at once (simultaneity, not a staircase)."""
-    if target not in GOAL_TRANSITIONS[current]:
-        raise CaseworkConflict(f"A goal cannot go from {current} to {target}.")
-    return target
+    return check_transition(GOAL_TRANSITIONS, current, target, error=CaseworkConflict, noun="goal")
 
 
 # --- escalation ---------------------------------------------------------------------------
@@ -126,9 +126,7 @@ MATCH_TRANSITIONS = {M.PROPOSED: {M.MATCHED, M.REJECTED}, M.MATCHED: {M.PLACED, 
 
 def transition_match(current: MatchState, target: MatchState) -> MatchState:
     """The team decides together who matches a job; only a match can start, only a placement end."""
-    if target not in MATCH_TRANSITIONS[current]:
-        raise CaseworkConflict(f"A job match cannot go from {current} to {target}.")
-    return target
+    return check_transition(MATCH_TRANSITIONS, current, target, error=CaseworkConflict, noun="job match")
 
 
 # --- outcomes -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from services.intake.cpr import Cpr, InvalidCpr, parse_cpr
 from shared.departments import Department
+from shared.statemachine import check_transition
 
 
 class IntakeConflict(Exception):
@@ -162,9 +163,7 @@ _STAGE = {S.IDENTIFIED: 0, S.NO_ANSWER: 0, S.CONTACTED: 1, S.DECLINED: 1, S.INVI
 
 
 def transition(current: HouseholdStatus, target: HouseholdStatus) -> HouseholdStatus:
-    if target not in TRANSITIONS[current]:
-        raise IntakeConflict(f"A household cannot go from {current} to {target}.")
-    return target
+    return check_transition(TRANSITIONS, current, target, error=IntakeConflict, noun="household")
 
 
 class ContactOutcome(StrEnum):
@@ -216,9 +215,8 @@ CONSENT_TRANSITIONS = {
 
 
 def transition_consent(current: ConsentState, target: ConsentState) -> ConsentState:
-    if target not in CONSENT_TRANSITIONS[current]:
-        raise IntakeConflict(f"A consent that is {current} cannot become {target}; give a new one.")
-    return target
+    """A withdrawn or expired consent stays so: the family gives a new one."""
+    return check_transition(CONSENT_TRANSITIONS, current, target, error=IntakeConflict, noun="consent")
 
 
 def check_consent_giver(subject: MemberRole, giver: MemberRole, same_person: bool) -> None:

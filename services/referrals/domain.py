@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.departments import Department
+from shared.statemachine import check_transition
 
 
 class ReferralsConflict(Exception):
@@ -58,8 +59,7 @@ NEEDS_REASON = frozenset({S.DECLINED, S.CANCELLED, S.ON_HOLD})
 def transition(current: State, target: State, *, actor: Actor, reason_code: str | None = None) -> State:
     if actor not in MOVES.get(target, frozenset()):
         raise NotAllowed(f"The {actor} side cannot make a referral {target}.")
-    if target not in TRANSITIONS[current]:
-        raise ReferralsConflict(f"A referral that is {current} cannot become {target}.")
+    check_transition(TRANSITIONS, current, target, error=ReferralsConflict, noun="referral")
     if target in NEEDS_REASON and not reason_code:
         raise ReferralsConflict(f"A referral can only become {target} with a reason.")
     return target
