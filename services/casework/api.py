@@ -37,6 +37,7 @@ from services.casework.schemas import (
     StaffIn,
     StaffRead,
     WellbeingIn,
+    WishesIn,
 )
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
@@ -102,6 +103,14 @@ async def change_goal(family_id: UUID, goal_id: UUID, body: GoalStateIn, idem: I
                       principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: service.change_goal(idem.session, principal=principal, family_id=family_id,
                                                       goal_id=goal_id, data=body), status_code=200)
+
+
+@router.put("/families/{family_id}/plan/wishes", response_model=PlanRead,
+            summary="The family's dreams and wishes in its own words (stays in the team)")
+async def set_wishes(family_id: UUID, body: WishesIn, session: SessionDep, principal: Team) -> PlanRead:
+    plan = await service.set_wishes(session, principal=principal, family_id=family_id, wishes=body.wishes)
+    await session.commit()
+    return plan
 
 
 @router.get("/families/{family_id}/plan", response_model=PlanRead,

@@ -50,6 +50,7 @@ class Family(CaseworkTable, table=True):
     site_id: str = Field(max_length=50, index=True)
     status: str = Field(max_length=20, default="active")
     pair_status: str = Field(max_length=20, default="pending")
+    wishes: str = Field(default="", max_length=4000)
 
 
 class FamilyMember(CaseworkTable, table=True):

@@ -104,7 +104,12 @@ class GoalRead(BaseModel):
 class PlanRead(BaseModel):
     family_id: uuid.UUID
     version: int
+    wishes: str = ""
     goals: list[GoalRead]
+
+
+class WishesIn(Strict):
+    wishes: str = Field(min_length=1, max_length=4000, description="The family's dreams, in its own words")
 
 
 class EscalationIn(Strict):

@@ -234,15 +234,26 @@ async def change_goal(session: AsyncSession, *, principal: Principal, family_id:
     return await _new_version(session, family, goal)
 
 
-async def _new_version(session: AsyncSession, family: Family, changed: Goal) -> PlanRead:
+async def set_wishes(session: AsyncSession, *, principal: Principal, family_id: uuid.UUID,
+                     wishes: str) -> PlanRead:
+    """The family's own dreams and wishes head the plan; a change is a new version (no event)."""
+    family = await family_for(session, principal, family_id, lock=True)
+    family.wishes = wishes
+    await session.flush()
+    return await _new_version(session, family, None)
+
+
+async def _new_version(session: AsyncSession, family: Family, changed: Goal | None) -> PlanRead:
     goals = (await session.execute(select(Goal).where(Goal.family_id == family.id)
                                    .order_by(Goal.id))).scalars().all()
     latest = (await session.execute(select(func.max(PlanVersion.version)).where(
         PlanVersion.family_id == family.id))).scalar() or 0
-    plan = PlanRead(family_id=family.id, version=latest + 1, goals=[GoalRead.model_validate(
-        g, from_attributes=True) for g in goals])
+    plan = PlanRead(family_id=family.id, version=latest + 1, wishes=family.wishes, goals=[
+        GoalRead.model_validate(g, from_attributes=True) for g in goals])
     session.add(PlanVersion(family_id=family.id, version=plan.version, snapshot=plan.model_dump(mode="json")))
     await session.flush()
+    if changed is None:
+        return plan
     await record_event(session, ev.GoalChanged(
         family_id=family.id, site_id=family.site_id, goal_id=changed.id, person_id=changed.person_id,
         life_area=changed.life_area, state=changed.state, achievement=changed.achievement,  # type: ignore[arg-type]

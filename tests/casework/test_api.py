@@ -115,8 +115,12 @@ async def test_a_plan_holds_several_active_goals_and_refuses_illegal_steps(api, 
         step = await api.post(f"/v1/families/{family_id}/goals/{goal_id}/state", headers=api.team,
                               json={"state": "active", "achievement": "improving"})
         assert step.status_code == 200
+    wishes = await api.put(f"/v1/families/{family_id}/plan/wishes", headers=api.team,
+                           json={"wishes": "At børnene trives, og at jeg får et arbejde"})
+    assert wishes.status_code == 200
     plan = (await api.get(f"/v1/families/{family_id}/plan", headers=api.team)).json()
-    assert plan["version"] == 6 and [g["state"] for g in plan["goals"]] == ["active"] * 3
+    assert plan["version"] == 7 and [g["state"] for g in plan["goals"]] == ["active"] * 3
+    assert plan["wishes"].startswith("At børnene")
     first = (await api.get(f"/v1/families/{family_id}/plan", params={"version": 1}, headers=api.team)).json()
     assert len(first["goals"]) == 1 and first["goals"][0]["state"] == "proposed"
     illegal = await api.post(f"/v1/families/{family_id}/goals/{goal_ids[0]}/state", headers=api.team,
