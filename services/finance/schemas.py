@@ -89,6 +89,12 @@ class SavingsIn(Strict):
     current_ore: int = Field(ge=0, description="Yearly public expenditure now")
 
 
+class FamilySavingsRead(BaseModel):
+    family_id: uuid.UUID
+    savings_per_year_ore: int
+    derived: bool = Field(description="From outcome events and the rate table, not entered figures")
+
+
 class SavingsRead(BaseModel):
     site_id: str | None
     families: int
@@ -98,3 +104,4 @@ class SavingsRead(BaseModel):
     over_years_ore: int
     pool_over_years_ore: int
     break_even: bool
+    per_family: list[FamilySavingsRead]

@@ -17,6 +17,7 @@ from services.finance.schemas import (
     BudgetIn,
     BudgetRead,
     EntryRead,
+    FamilySavingsRead,
     PreviewIn,
     SavingsRead,
     StatementRead,
@@ -186,16 +187,19 @@ async def savings(session: AsyncSession, *, site_id: str | None, years: int, yea
     if site_id:
         query = query.where(FamilySavings.site_id == site_id)
         pools = pools.where(SiteBudget.site_id == site_id)
-    entered = (await session.execute(query)).scalars().all()
-    derived = await _derived_savings(session, site_id, exclude={r.family_id for r in entered})
+    entered = {r.family_id: (r.baseline_ore or 0, r.current_ore or 0)
+               for r in (await session.execute(query)).scalars()}
+    derived = await _derived_savings(session, site_id, exclude=set(entered))
     pool = sum((await session.execute(pools)).scalars())
-    report = f.savings_report([(r.baseline_ore or 0, r.current_ore or 0) for r in entered] + derived,
-                              pool_per_year_ore=pool, years=years)
-    return SavingsRead(site_id=site_id, years=years, **report.__dict__)
+    report = f.savings_report([*entered.values(), *derived.values()], pool_per_year_ore=pool, years=years)
+    every = sorted({**entered, **derived}.items(), key=lambda item: str(item[0]))
+    per_family = [FamilySavingsRead(family_id=family, savings_per_year_ore=base - now,
+                                    derived=family in derived) for family, (base, now) in every]
+    return SavingsRead(site_id=site_id, years=years, per_family=per_family, **report.__dict__)
 
 
 async def _derived_savings(session: AsyncSession, site_id: str | None,
-                           exclude: set[uuid.UUID]) -> list[tuple[int, int]]:
+                           exclude: set[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
     """Per family: the rate table applied to its adults' first and latest employment status."""
     query = select(AdultStatus)
     if site_id:
@@ -207,4 +211,4 @@ async def _derived_savings(session: AsyncSession, site_id: str | None,
         baseline, current = families.get(row.family_id, (0, 0))
         families[row.family_id] = (baseline + f.RATE_TABLE_ORE[row.first_status],
                                    current + f.RATE_TABLE_ORE[row.current_status])
-    return list(families.values())
+    return families
