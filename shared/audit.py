@@ -6,6 +6,8 @@ the read fails. Denied reads are logged too.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
@@ -14,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import observability as obs
 from shared.auth import Principal
+from shared.errors import Forbidden, NotFound
 from shared.tables import audit_log
 
-SubjectKind = Literal["person", "family"]
+SubjectKind = Literal["person", "family", "referral"]
 
 
 async def record_read(
@@ -32,3 +35,18 @@ async def record_read(
         correlation_id=obs.correlation_id.get(),
     ))
     await session.commit()
+
+
+@asynccontextmanager
+async def audited_read(session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
+                       subject_id: UUID | str, endpoint: str, purpose: str) -> AsyncIterator[None]:
+    """Wrap a read: a refusal inside is logged as denied, a success as allowed (both committed)."""
+    try:
+        yield
+    except (NotFound, Forbidden):
+        await session.rollback()
+        await record_read(session, principal, subject_kind=subject_kind, subject_id=subject_id,
+                          endpoint=endpoint, purpose=purpose, allowed=False)
+        raise
+    await record_read(session, principal, subject_kind=subject_kind, subject_id=subject_id,
+                      endpoint=endpoint, purpose=purpose)

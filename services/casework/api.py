@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.casework import service, work
 from services.casework.domain import MatchState
@@ -39,6 +39,7 @@ from services.casework.schemas import (
     WellbeingIn,
     WishesIn,
 )
+from shared.audit import audited_read
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden
@@ -67,8 +68,10 @@ async def end_stationing(stationing_id: UUID, body: EndStationingIn, idem: Idemp
 
 
 @router.get("/families/{family_id}", response_model=FamilyRead)
-async def read_family(family_id: UUID, session: SessionDep, principal: Team) -> FamilyRead:
-    return await service.read_family(session, principal=principal, family_id=family_id)
+async def read_family(family_id: UUID, request: Request, session: SessionDep, principal: Team) -> FamilyRead:
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="casework"):
+        return await service.read_family(session, principal=principal, family_id=family_id)
 
 
 @router.get("/families/{family_id}/entry-point", response_model=EntryPointRead,
@@ -115,9 +118,12 @@ async def set_wishes(family_id: UUID, body: WishesIn, session: SessionDep, princ
 
 @router.get("/families/{family_id}/plan", response_model=PlanRead,
             summary="The plan now, or an earlier version")
-async def read_plan(family_id: UUID, session: SessionDep, principal: Team,
+async def read_plan(family_id: UUID, request: Request, session: SessionDep, principal: Team,
                     version: Annotated[int | None, Query(ge=1)] = None) -> PlanRead:
-    return await service.plan_version(session, principal=principal, family_id=family_id, version=version)
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="family plan"):
+        return await service.plan_version(session, principal=principal, family_id=family_id,
+                                          version=version)
 
 
 @router.post("/families/{family_id}/escalations", response_model=EscalationRead, status_code=201,

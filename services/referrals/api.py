@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from services.referrals import domain as d
@@ -22,6 +22,7 @@ from services.referrals.schemas import (
     ReferralRead,
     StatusIn,
 )
+from shared.audit import audited_read
 from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.departments import Department
@@ -80,8 +81,12 @@ async def list_referrals(session: SessionDep, principal: Anyone, limit: Limit = 
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
-async def read_referral(referral_id: UUID, session: SessionDep, principal: CurrentPrincipal) -> ReferralRead:
-    return await service.read(session, principal, await service.get_referral(session, principal, referral_id))
+async def read_referral(referral_id: UUID, request: Request, session: SessionDep,
+                        principal: CurrentPrincipal) -> ReferralRead:
+    async with audited_read(session, principal, subject_kind="referral", subject_id=referral_id,
+                            endpoint=f"GET {request.url.path}", purpose="referral"):
+        referral = await service.get_referral(session, principal, referral_id)
+        return await service.read(session, principal, referral)
 
 
 @router.put("/referrals/{referral_id}/fields", response_model=ReferralRead,

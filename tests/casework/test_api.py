@@ -97,6 +97,10 @@ async def test_staff_of_another_site_cannot_read_or_change_the_family(api, broke
     assert (await api.get(f"/v1/families/{family_id}", headers=viby)).status_code == 404
     goal = {"life_area": "health", "own_words": "Jeg vil kunne gå en tur uden smerter"}
     assert (await api.post(f"/v1/families/{family_id}/goals", headers=viby, json=goal)).status_code == 404
+    audit = (await api.get("/audit", params={"subject_id": str(family_id)},
+                           headers=bearer(api.settings, "admin"))).json()
+    assert ("viby", "denied") in [(a["site_id"], a["outcome"]) for a in audit]
+    assert ("gellerup", "allowed") in [(a["site_id"], a["outcome"]) for a in audit]
 
 
 async def test_a_plan_holds_several_active_goals_and_refuses_illegal_steps(api, broker) -> None:

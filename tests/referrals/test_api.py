@@ -111,6 +111,10 @@ async def test_a_department_never_sees_another_departments_referrals(api, broker
     rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
     await post(api, f"/v1/referrals/{rid}/send", api.team)
     assert (await api.get(f"/v1/referrals/{rid}", headers=api.children)).status_code == 404
+    assert (await api.get(f"/v1/referrals/{rid}", headers=api.health)).status_code == 200
+    admin = bearer(api.settings, "admin")
+    audit = (await api.get("/audit", params={"subject_id": rid}, headers=admin)).json()
+    assert [(a["department"], a["outcome"]) for a in audit] == [(CHILDREN, "denied"), (HEALTH, "allowed")]
     assert (await api.post(f"/v1/referrals/{rid}/accept", headers=api.children)).status_code == 404
     assert (await api.get("/v1/referrals", headers=api.children)).json()["items"] == []
     listed = (await api.get("/v1/referrals", params={"department": HEALTH}, headers=api.children)).json()
