@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -104,6 +104,11 @@ def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | Non
         log.warning("dependency unavailable", extra={"error": type(exc).__name__})
         return problem_response(503, "Service unavailable",
                                 "A dependency is unavailable; try again shortly.", request)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(422, "Unprocessable content", "A value is out of range.", request)
 
     @app.exception_handler(IntegrityError)
     async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:

@@ -33,7 +33,7 @@ Finance = Annotated[Principal, Depends(require_roles(Role.FINANCE))]
 Overview = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION))]
 Readers = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION, Role.DEPARTMENT_STAFF))]
 Year = Annotated[int, Query(ge=2019, le=2100)]
-Site = Annotated[str, Query(max_length=50)]
+Site = Annotated[str, Query(max_length=50, pattern=r"^[a-z0-9-]+$")]
 
 
 @router.post("/budgets", response_model=BudgetRead, status_code=201, summary="Set a site's yearly budget")

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.departments import Department
+from shared.money import Ore
 
 
 class Strict(BaseModel):
@@ -19,10 +20,10 @@ class Strict(BaseModel):
 class BudgetIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"site_id": "gellerup", "year": 2026, "total_ore": 680000000, "pool_ore": 350000000}]})
-    site_id: str = Field(max_length=50)
+    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
     year: int = Field(ge=2019, le=2100)
-    total_ore: int
-    pool_ore: int | None = None
+    total_ore: Ore
+    pool_ore: Ore | None = None
     pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4)
 
 
@@ -55,7 +56,7 @@ class AllocationRead(BaseModel):
 
 
 class SettleIn(Strict):
-    site_id: str = Field(max_length=50)
+    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
     year: int = Field(ge=2019, le=2100)
     quarter: int | None = Field(default=None, ge=1, le=4, description="Omit for the whole year")
 
@@ -80,13 +81,13 @@ class StatementRead(BaseModel):
 
 
 class CorrectIn(Strict):
-    amount_ore: int = Field(ge=0)
+    amount_ore: Ore
 
 
 class SavingsIn(Strict):
-    site_id: str = Field(max_length=50)
-    baseline_ore: int = Field(ge=0, description="Yearly public expenditure before enrolment")
-    current_ore: int = Field(ge=0, description="Yearly public expenditure now")
+    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
+    baseline_ore: Ore = Field(description="Yearly public expenditure before enrolment")
+    current_ore: Ore = Field(description="Yearly public expenditure now")
 
 
 class FamilySavingsRead(BaseModel):

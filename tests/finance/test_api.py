@@ -139,3 +139,12 @@ async def test_savings_use_entered_figures_or_derive_them_from_outcome_events(ap
     assert report["savings_per_year_ore"] == 15_000_000 + 11_000_000
     assert report["over_years_ore"] == 4 * 26_000_000
     assert report["pool_over_years_ore"] == 4 * 200_000_000 and report["break_even"] is False
+
+
+async def test_amounts_beyond_a_bigint_and_odd_site_ids_are_422_not_500(api) -> None:
+    huge = await api.put(f"/v1/families/{uuid.uuid4()}/savings", headers=api.finance,
+                         json={"site_id": "tilst", "baseline_ore": 10**20, "current_ore": 0})
+    assert huge.status_code == 422 and huge.json()["errors"][0]["field"] == "body.baseline_ore"
+    odd = await api.get("/v1/statements.csv", headers=api.finance,
+                        params={"site_id": "Ælø", "department": "boern-og-unge", "year": 2026})
+    assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "query.site_id"
