@@ -27,13 +27,25 @@ async def record_read(
     subject_id: UUID | str, endpoint: str, purpose: str, allowed: bool = True,
 ) -> None:
     """Append one entry and commit it (callers read before, return after)."""
-    await session.execute(audit_log.insert().values(
-        at=datetime.now(UTC), actor=principal.subject, client=principal.client,
-        role=str(principal.role), department=principal.department.value if principal.department else None,
-        site_id=principal.site, subject_kind=subject_kind, subject_id=str(subject_id),
-        endpoint=endpoint, purpose=purpose, outcome="allowed" if allowed else "denied",
-        correlation_id=obs.correlation_id.get(),
-    ))
+    await record_reads(session, principal, subject_kind=subject_kind, subject_ids=[subject_id],
+                       endpoint=endpoint, purpose=purpose, allowed=allowed)
+
+
+async def record_reads(
+    session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
+    subject_ids: list[UUID] | list[str] | list[UUID | str], endpoint: str, purpose: str,
+    allowed: bool = True,
+) -> None:
+    """One entry per subject read (a list shows many), committed together."""
+    at, correlation = datetime.now(UTC), obs.correlation_id.get()
+    department = principal.department.value if principal.department else None
+    rows = [{"at": at, "actor": principal.subject, "client": principal.client, "role": str(principal.role),
+             "department": department, "site_id": principal.site, "subject_kind": subject_kind,
+             "subject_id": str(subject), "endpoint": endpoint, "purpose": purpose,
+             "outcome": "allowed" if allowed else "denied", "correlation_id": correlation}
+            for subject in subject_ids]
+    if rows:
+        await session.execute(audit_log.insert(), rows)
     await session.commit()
 
 

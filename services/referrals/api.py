@@ -22,7 +22,7 @@ from services.referrals.schemas import (
     ReferralRead,
     StatusIn,
 )
-from shared.audit import audited_read
+from shared.audit import audited_read, record_reads
 from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.departments import Department
@@ -59,7 +59,8 @@ async def draft(body: ReferralIn, idem: IdempotencyDep, principal: Team):  # typ
 
 @router.get("/referrals", response_model=Page[ReferralRead],
             summary="List referrals: a department sees its inbox, the team its site's referrals")
-async def list_referrals(session: SessionDep, principal: Anyone, limit: Limit = 50, cursor: Cursor = None,
+async def list_referrals(request: Request, session: SessionDep, principal: Anyone, limit: Limit = 50,
+                         cursor: Cursor = None,
                          department: Department | None = None, status: d.State | None = None,
                          family_id: UUID | None = None, overdue: bool | None = None,
                          ) -> Page[ReferralRead]:
@@ -76,8 +77,10 @@ async def list_referrals(session: SessionDep, principal: Anyone, limit: Limit = 
         query = query.where(late if overdue else ~late)
     page = await paginate(session, query, key=Referral.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda r: r, parse_key=UUID)
-    return Page[ReferralRead](items=[await service.read(session, principal, r) for r in page.items],
-                              next_cursor=page.next_cursor)
+    items = [await service.read(session, principal, r) for r in page.items]
+    await record_reads(session, principal, subject_kind="referral", subject_ids=[r.id for r in items],
+                       endpoint=f"GET {request.url.path}", purpose="referral list")
+    return Page[ReferralRead](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
