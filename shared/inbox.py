@@ -79,6 +79,9 @@ class EventConsumer:
         self.sessionmaker = sessionmaker
         self.retry_delay = retry_delay
         self.group_id = f"{settings.topic_namespace}.{subscription.name}"
+        #: The dedupe key is the logical consumer, not the Kafka group: replaying a topic in a new
+        #: group (or after resetting offsets) repeats no effect.
+        self.inbox_key = self.group_id
         self.topics = [settings.domain_topic(s) for s in subscription.services]
         self.by_type = {model.event_type: handler for model, handler in subscription.handlers.items()}
         self.last_progress = time.monotonic()
@@ -205,7 +208,7 @@ class EventConsumer:
 
     async def _claim(self, session: AsyncSession, envelopes: list[Envelope]) -> set[tuple[str, str]]:
         now = datetime.now(UTC)
-        rows = {(e.source, e.id): {"consumer": self.group_id, "source": e.source, "event_id": e.id,
+        rows = {(e.source, e.id): {"consumer": self.inbox_key, "source": e.source, "event_id": e.id,
                                    "event_type": e.type, "processed_at": now} for e in envelopes}
         statement = insert_ignoring_conflicts(session, inbox).returning(inbox.c.source, inbox.c.event_id)
         result = await session.execute(statement, list(rows.values()))
