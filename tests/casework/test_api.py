@@ -65,7 +65,7 @@ async def test_an_enrolment_delivered_twice_gives_exactly_one_pair_of_two_discip
     assert family["pair_status"] == "assigned"
     assert set(family["pair"]["staff_ids"]) == {job["id"], health["id"]}
     consumer = api.app.state.consumers[0]
-    await eventually(lambda: _async(consumer.handled >= 1))
+    assert await eventually(lambda: _async(consumer.handled >= 2))  # both deliveries processed
     async with api.app.state.sessionmaker() as session:
         pairs = (await session.execute(select(func.count()).select_from(Makkerpar).where(
             Makkerpar.family_id == family_id))).scalar_one()
