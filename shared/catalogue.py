@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from shared.departments import Department
+from shared.events.compat import advance_published, load_published
 from shared.events.envelope import Envelope
 from shared.events.registry import REGISTRY, EventSpec
 from shared.settings import SERVICES
 from shared.slices import SlicePolicy, default_policy
 from shared.slices.policy import SliceRule
+
+#: The schemas consumers were promised, per event type; see ``shared/events/compat.py``.
+PUBLISHED_SCHEMAS = "published-schemas.json"
 
 CE_HEADERS = {
     "type": "object",
@@ -209,11 +213,20 @@ def catalogue_markdown(policy: SlicePolicy | None = None) -> str:
     return "\n".join(lines)
 
 
+def published_schemas() -> dict[str, dict[str, Any]]:
+    """The current payload schema of every event type, standing alone, as consumers rely on it."""
+    return {spec.type: _inline(spec.json_schema()) for spec in _specs()}
+
+
 def write_catalogue(docs_dir: Path) -> list[Path]:
+    """Write the AsyncAPI document, the page and the published schemas (refusing breaking changes)."""
     target = docs_dir / "events"
     target.mkdir(parents=True, exist_ok=True)
+    published = target / PUBLISHED_SCHEMAS
+    advanced = advance_published(load_published(published), published_schemas())
+    published.write_text(json.dumps(advanced, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     asyncapi = target / "asyncapi.json"
     asyncapi.write_text(json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n")
     page = target / "catalogue.md"
     page.write_text(catalogue_markdown() + "\n")
-    return [asyncapi, page]
+    return [asyncapi, page, published]

@@ -137,5 +137,5 @@ def _load_contract_modules() -> None:
     import shared.events as package
 
     for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in {"envelope", "registry"}:
+        if info.name not in {"envelope", "registry", "compat"}:
             importlib.import_module(f"shared.events.{info.name}")
