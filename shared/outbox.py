@@ -157,6 +157,8 @@ class OutboxRelay:
                 self.last_error = type(exc).__name__
                 log.warning("outbox relay retrying", extra={"error": type(exc).__name__})
                 await self._reset_producer()
+                with contextlib.suppress(Exception):  # the backlog must show while the broker is away
+                    await self._update_lag_metrics()
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         await self._shutdown()

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from shared.broker import TansuBroker
@@ -87,6 +88,10 @@ async def _true(value: bool) -> bool:
     return value
 
 
+def _gauge(name: str, service: str) -> float:
+    return REGISTRY.get_sample_value(name, {"service": service}) or 0.0
+
+
 async def test_writes_succeed_while_broker_is_down_and_publish_in_order_after(
         postgres_url: str, tmp_path) -> None:
     own = TansuBroker(log_path=tmp_path / "tansu.log").start()
@@ -102,8 +107,11 @@ async def test_writes_succeed_while_broker_is_down_and_publish_in_order_after(
                 await session.commit()
         await asyncio.sleep(1.0)
         assert await _unpublished(sessionmaker) == 30
+        assert await eventually(lambda: _true(_gauge("oto_outbox_pending", settings.service) == 30))
+        assert _gauge("oto_outbox_oldest_age_seconds", settings.service) > 0.0
         own.start()
         assert await eventually(lambda: _no_pending(sessionmaker), timeout=40)
+        assert await eventually(lambda: _true(_gauge("oto_outbox_pending", settings.service) == 0))
         records = await read_topic(own.bootstrap, settings.domain_topic(), expected=30)
     finally:
         await relay.stop()
