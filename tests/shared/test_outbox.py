@@ -186,3 +186,33 @@ async def test_relay_routes_projections_to_department_topics_only_where_allowed(
         {"family_id": str(family), "site_id": "gellerup", "seq": s} for s in range(3)]
     assert [e.id for e in projected] == [e.id for e in envelopes(domain)]
     assert children == []
+
+
+async def test_a_row_committed_after_a_later_id_is_still_published(broker: Broker, postgres_url: str) -> None:
+    """Ids are taken at insert, visibility comes at commit: polling ``id > last_seen`` would skip."""
+    settings = make_settings(broker=broker, database_url=postgres_url)
+    engine, relay, sessionmaker = await _setup(settings)
+    task = asyncio.create_task(relay.run())
+    early, late = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with sessionmaker() as slow:
+            await write_thing(slow, early, 1)
+            await slow.flush()  # takes the smaller id, not yet committed
+            async with sessionmaker() as fast:
+                await write_thing(fast, late, 2)
+                await fast.commit()
+            assert await eventually(lambda: _published_seqs(sessionmaker, {2}))
+            await slow.commit()
+        assert await eventually(lambda: _no_pending(sessionmaker))
+        records = await read_topic(broker.bootstrap, settings.domain_topic(), expected=2)
+    finally:
+        await relay.stop()
+        await task
+        await engine.dispose()
+    assert sorted(e.data["seq"] for e in envelopes(records)) == [1, 2]
+
+
+async def _published_seqs(sessionmaker, expected: set[int]) -> bool:
+    async with sessionmaker() as session:
+        rows = await session.execute(select(outbox.c.payload).where(outbox.c.published_at.is_not(None)))
+        return {row.payload["seq"] for row in rows} == expected
