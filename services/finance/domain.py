@@ -83,19 +83,25 @@ def fte_days(roster: Iterable[Stationed], start: date, end: date) -> dict[Depart
     return totals
 
 
-def allocate(amount_ore: int, weights: Mapping[Department, Decimal]) -> dict[Department, int]:
-    """Split exactly by the largest-remainder method (see the module docstring)."""
-    total = sum(weights.values(), Decimal(0))
+def largest_remainder(amount_ore: int, weights: Sequence[Decimal]) -> list[int]:
+    """Split exactly in proportion to ``weights``: floors first, then one øre each to the
+    largest remainders, ties to the earlier position."""
+    total = sum(weights, Decimal(0))
     if total <= 0:
         raise FinanceConflict("No staff were stationed in the period: nothing to split by.")
-    order = list(Department)
-    exact = {d: Decimal(amount_ore) * weights.get(d, Decimal(0)) / total for d in order}
-    parts = {d: int(exact[d]) for d in order}
-    leftover = amount_ore - sum(parts.values())
-    by_remainder = sorted(order, key=lambda d: (-(exact[d] - parts[d]), order.index(d)))
-    for department in by_remainder[:leftover]:
-        parts[department] += 1
+    exact = [Decimal(amount_ore) * weight / total for weight in weights]
+    parts = [int(x) for x in exact]
+    largest_first = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for index in largest_first[: amount_ore - sum(parts)]:
+        parts[index] += 1
     return parts
+
+
+def allocate(amount_ore: int, weights: Mapping[Department, Decimal]) -> dict[Department, int]:
+    """Split exactly between departments (see the module docstring)."""
+    order = list(Department)
+    parts = largest_remainder(amount_ore, [weights.get(d, Decimal(0)) for d in order])
+    return dict(zip(order, parts, strict=True))
 
 
 @dataclass(frozen=True)
@@ -124,25 +130,20 @@ Period = tuple[date, date, dict[Department, int]]
 
 
 def allocate_quarters(budget: Budget, roster: Sequence[Stationed]) -> list[Period]:
-    """The year's department amount split into quarters by days (exactly), then each quarter
-    between departments by the FTE-days stationed in it."""
+    """Each department's yearly amount split over the quarters by its FTE-days in each.
+
+    So every FTE-day costs the same all year, a department's four quarters add up exactly to
+    its yearly allocation, and settling by quarter or by year charges the same.
+    """
     periods = quarters(budget.year)
-    by_days = allocate(budget.departments_ore, {d: Decimal(0) for d in Department} | {
-        next(iter(Department)): Decimal(1)}) if False else None
-    del by_days
-    quarter_amounts = _split_by_days(budget.departments_ore, periods)
-    return [(start, end, allocate(amount, fte_days(roster, start, end)))
-            for (start, end), amount in zip(periods, quarter_amounts, strict=True)]
+    yearly = allocate_year(budget, roster).departments
+    per_quarter = [fte_days(roster, start, end) for start, end in periods]
+    split = {d: _split_department(yearly[d], [q[d] for q in per_quarter]) for d in Department}
+    return [(start, end, {d: split[d][i] for d in Department}) for i, (start, end) in enumerate(periods)]
 
 
-def _split_by_days(amount_ore: int, periods: Sequence[tuple[date, date]]) -> list[int]:
-    days = [days_in(start, end) for start, end in periods]
-    exact = [Decimal(amount_ore) * d / sum(days) for d in days]
-    parts = [int(x) for x in exact]
-    largest_first = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for index in largest_first[: amount_ore - sum(parts)]:
-        parts[index] += 1
-    return parts
+def _split_department(amount_ore: int, weights: list[Decimal]) -> list[int]:
+    return largest_remainder(amount_ore, weights) if amount_ore else [0] * len(weights)
 
 
 # --- the ledger ---------------------------------------------------------------------------

@@ -48,8 +48,9 @@ async def set_budget(session: AsyncSession, *, data: BudgetIn) -> BudgetRead:
     return BudgetRead.model_validate(row, from_attributes=True)
 
 
-async def _budget(session: AsyncSession, site_id: str, year: int) -> f.Budget:
-    row = await session.get(SiteBudget, (site_id, year))
+async def _budget(session: AsyncSession, site_id: str, year: int, *, lock: bool = False) -> f.Budget:
+    """The stored budget; ``lock`` serialises settlements of one site and year."""
+    row = await session.get(SiteBudget, (site_id, year), with_for_update=lock)
     if row is None:
         raise NotFound("No budget for this site and year.")
     return f.Budget(site_id, year, row.total_ore, pool_ore=row.pool_ore)
@@ -99,18 +100,18 @@ def preview(data: PreviewIn) -> AllocationRead:
 
 async def settle(session: AsyncSession, *, site_id: str, year: int, quarter: int | None) -> list[EntryRead]:
     """Charge each department for a quarter (or the year) once; issue again only by correction."""
-    budget = await _budget(session, site_id, year)
+    budget = await _budget(session, site_id, year, lock=True)
     people = await roster(session, site_id)
     if quarter is None:
         start, end = f.year_bounds(year)
         parts = _allocate(budget, people).departments
     else:
         start, end, parts = f.allocate_quarters(budget, people)[quarter - 1]
-    issued = (await session.execute(select(LedgerEntry.id).where(
-        LedgerEntry.site_id == site_id, LedgerEntry.period_start == start, LedgerEntry.period_end == end,
+    overlapping = (await session.execute(select(LedgerEntry.id).where(
+        LedgerEntry.site_id == site_id, LedgerEntry.period_start <= end, LedgerEntry.period_end >= start,
         LedgerEntry.kind == "charge"))).first()
-    if issued is not None:
-        raise Conflict("This period is already settled; post a correction instead.")
+    if overlapping is not None:
+        raise Conflict("This period, or part of it, is already settled; post a correction instead.")
     entries = []
     for department, amount in parts.items():
         entry = LedgerEntry(site_id=site_id, department=department.value, period_start=start, period_end=end,

@@ -83,8 +83,12 @@ async def test_corrections_keep_the_history_and_the_balance_and_departments_see_
                               json={"site_id": "viby", "year": 2026, "quarter": 1})
     assert response.status_code == 201, response.text
     entries = response.json()
-    # Q1 is 90 of 365 days: 81,369,863.01 øre; the quarters' one left-over øre goes to Q2 (.60).
-    assert sum(e["amount_ore"] for e in entries) == 81_369_863
+    # Q1 is 90 of 365 days of each department's yearly amount: SFB 51,780,821.92 (its quarters'
+    # 3 left-over øre go to Q1, Q3, Q4), BU 14,794,520.55, SO 11,095,890.41, KB 3,698,630.14 (their
+    # 2 left-over øre go to Q3 and Q4): 81,369,862 øre.
+    assert sorted(e["amount_ore"] for e in entries) == [3_698_630, 11_095_890, 14_794_520, 51_780_822]
+    year = await api.post("/v1/settlements", headers=api.finance, json={"site_id": "viby", "year": 2026})
+    assert year.status_code == 409  # Q1 is already charged: the year would charge it twice
     again = await api.post("/v1/settlements", headers=api.finance, json={"site_id": "viby", "year": 2026,
                                                                           "quarter": 1})
     assert again.status_code == 409

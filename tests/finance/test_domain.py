@@ -43,11 +43,8 @@ def test_a_pool_given_as_a_share_gives_the_same_result() -> None:
 
 
 def test_health_going_from_1_5_to_1_fte_on_1_july_matches_a_hand_calculation() -> None:
-    roster = [p for p in worked_example_roster()
-              if p.fte != Decimal("0.5") or p.department != D.HEALTH_AND_CARE]
-    roster.append(person(D.HEALTH_AND_CARE, "0.5", JAN, date(2026, 6, 30)))
     budget = f.Budget("gellerup", 2026, total_ore=680_000_000, pool_ore=350_000_000)
-    result = f.allocate_year(budget, roster)
+    result = f.allocate_year(budget, mid_year_roster())
     # By hand: FTE-days SFB 7×365=2555, BU 2×365=730, SO 1×365+0.5×181=455.5, KB 0.5×365=182.5;
     # total 3923; 330,000,000 øre × share, floors, then the left-over øre to the largest remainders.
     exact = {D.SOCIAL_AND_EMPLOYMENT: Decimal(330_000_000) * 2555 / Decimal("3923"),
@@ -65,11 +62,31 @@ def test_health_going_from_1_5_to_1_fte_on_1_july_matches_a_hand_calculation() -
         D.HEALTH_AND_CARE: 38_316_340, D.CULTURE_AND_CITIZEN_SERVICES: 15_351_772}
 
 
-def test_quarters_add_up_to_the_year() -> None:
+def mid_year_roster() -> list[f.Stationed]:
+    """The worked example, but Sundhed og Omsorg goes from 1.5 to 1 FTE on 1 July."""
+    roster = [p for p in worked_example_roster()
+              if p.fte != Decimal("0.5") or p.department != D.HEALTH_AND_CARE]
+    return [*roster, person(D.HEALTH_AND_CARE, "0.5", JAN, date(2026, 6, 30))]
+
+
+def test_quarters_add_up_to_the_year_per_department() -> None:
     budget = f.Budget("viby", 2026, total_ore=680_000_000, pool_ore=350_000_000)
-    periods = f.allocate_quarters(budget, worked_example_roster())
-    assert sum(sum(parts.values()) for _, _, parts in periods) == 330_000_000
-    assert [p[0] for p in periods] == [date(2026, m, 1) for m in (1, 4, 7, 10)]
+    for roster in (worked_example_roster(), mid_year_roster()):
+        periods = f.allocate_quarters(budget, roster)
+        yearly = f.allocate_year(budget, roster).departments
+        assert [p[0] for p in periods] == [date(2026, m, 1) for m in (1, 4, 7, 10)]
+        assert {d: sum(parts[d] for _, _, parts in periods) for d in D} == yearly
+
+
+def test_a_quarter_charges_each_fte_day_at_the_years_rate() -> None:
+    budget = f.Budget("viby", 2026, total_ore=680_000_000, pool_ore=350_000_000)
+    q3 = f.allocate_quarters(budget, mid_year_roster())[2][2]
+    # By hand: SO has 455.5 FTE-days in the year (135, 136.5, 92, 92 by quarter) and a yearly
+    # 38,316,340 øre, so Q3 is 92/455.5 of it = 7,738,975.37; the floors of the four quarters leave
+    # one øre, which goes to the largest remainder: Q3 (tied with Q4; the earlier wins).
+    assert q3[D.HEALTH_AND_CARE] == 7_738_976
+    # KB's 0.5 FTE all year: 15,351,772 × 92/365 = 3,869,487.74; two øre left, to Q3 and Q4.
+    assert q3[D.CULTURE_AND_CITIZEN_SERVICES] == 3_869_488
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
