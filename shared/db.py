@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Column, DateTime, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -76,3 +77,21 @@ def utcnow() -> datetime:
 def utc_column(nullable: bool = False) -> Column:
     """A timezone-aware timestamp column for SQLModel fields (``sa_column=utc_column()``)."""
     return Column(DateTime(timezone=True), nullable=nullable)
+
+
+#: SQLSTATE classes meaning the database is away rather than the statement wrong: connection
+#: exception, insufficient resources, operator intervention (shutdown, cannot connect now).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def is_outage(error: BaseException) -> bool:
+    """The database cannot be reached right now: a caller retries later (or answers 503); the
+    request or message itself is not at fault and must not be dead-lettered or refused for good."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
+        if sqlstate:
+            return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+        return isinstance(error, OperationalError | InterfaceError)  # e.g. SQLite busy, socket gone
+    return isinstance(error, ConnectionError | OSError | TimeoutError)

@@ -25,7 +25,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import observability as obs
-from shared.db import insert_ignoring_conflicts
+from shared.db import insert_ignoring_conflicts, is_outage
 from shared.events.envelope import Envelope, EnvelopeError
 from shared.events.registry import REGISTRY, DomainEvent, InvalidPayload, UnknownEventType
 from shared.kafka import ensure_topics, make_consumer, make_producer
@@ -139,9 +139,13 @@ class EventConsumer:
                 await self.commit_done(list(batch))
 
     async def commit_done(self, partitions: list[TopicPartition]) -> None:
+        """Commit what is handled, for partitions still ours (a revoked one is the new owner's)."""
         offsets = {tp: self._done.pop(tp) for tp in partitions if tp in self._done}
-        if offsets and self._consumer is not None:
-            await self._consumer.commit(offsets)
+        if self._consumer is not None:
+            assigned = self._consumer.assignment()
+            offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+            if offsets:
+                await self._consumer.commit(offsets)
 
     def _record_lag(self, positions: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
@@ -224,6 +228,8 @@ class EventConsumer:
                 self.handled += 1
                 return
             except Exception as exc:
+                if is_outage(exc):
+                    raise  # not this message's fault: back off and retry from the last commit
                 error = exc
                 log.warning("handler failed", exc_info=attempt == self.settings.consumer_max_attempts,
                             extra={"consumer": self.group_id, "attempt": attempt,

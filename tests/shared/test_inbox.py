@@ -213,3 +213,17 @@ async def test_a_rebalance_during_processing_loses_nothing_and_repeats_no_effect
 
 async def _effects_at_least(h: Harness, n: int) -> bool:
     return await h.effects() >= n
+
+
+async def test_a_redelivery_after_the_first_commit_has_no_second_effect(
+        broker: Broker, database_url: str) -> None:
+    async with Harness(broker, database_url) as h:
+        envelope = envelope_for(thing(uuid.uuid4(), 1))
+        await h.send(envelope)
+        first = h.consumer()
+        await run_until(first, lambda: _at_least(first, 1))
+        await h.send(envelope)  # the same event again, in a later batch and transaction
+        await h.send(envelope_for(thing(uuid.uuid4(), 2)))
+        second = h.consumer()
+        await run_until(second, lambda: _at_least(second, 2))
+        assert await h.effects() == 2
