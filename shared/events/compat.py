@@ -5,9 +5,9 @@ published must still validate, and every field a consumer was promised must stil
 rules (checked recursively through objects and array items):
 
 - adding an optional field is compatible (payload models ignore unknown fields);
-- removing a field, making a field required that was not, or changing a field's type, format,
-  constant or allowed values (other than adding values to an enum) is a breaking change, which
-  needs a new major event type (``.v2``) instead.
+- removing a field, making a field required that was not, changing a field's type, format,
+  constant or pattern, or narrowing what it accepts (fewer enum values, a tighter bound, refusing
+  additional properties) is a breaking change, which needs a new major event type (``.v2``).
 
 Published schemas are kept in ``docs/events/published-schemas.json``; ``oto catalogue`` adds new
 types and advances compatible ones, and refuses a breaking change.
@@ -19,21 +19,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: Keywords whose value must not change between published and current versions.
-_FIXED = ("type", "format", "const", "pattern", "anyOf", "oneOf", "allOf")
+#: Keywords whose value must not change, nor appear, between published and current versions.
+_FIXED = ("type", "format", "const", "pattern", "multipleOf", "anyOf", "oneOf", "allOf")
+#: Bounds that may only widen: an upper bound may rise or go, a lower bound may fall or go.
+_UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems")
+_LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems")
 
 
 def incompatibilities(published: dict[str, Any], current: dict[str, Any], path: str = "") -> list[str]:
     """Every way ``current`` breaks consumers of ``published``; empty when compatible."""
-    problems: list[str] = []
     where = path or "(payload)"
-    for keyword in _FIXED:
-        if keyword in published and _strip(published.get(keyword)) != _strip(current.get(keyword)):
-            problems.append(f"{where}: '{keyword}' changed")
-    if "enum" in published:
-        removed = [v for v in published["enum"] if v not in current.get("enum", published["enum"])]
-        if removed or "enum" not in current:
-            problems.append(f"{where}: enum values removed: {removed or 'all'}")
+    problems = [f"{where}: '{k}' changed" for k in _FIXED
+                if (k in published or k in current) and _strip(published.get(k)) != _strip(current.get(k))]
+    problems += [f"{where}: '{k}' narrowed" for k in _UPPER
+                 if k in current and (k not in published or current[k] < published[k])]
+    problems += [f"{where}: '{k}' narrowed" for k in _LOWER
+                 if k in current and (k not in published or current[k] > published[k])]
+    if "enum" in current:
+        removed = [v for v in published.get("enum", ["(any value)"]) if v not in current["enum"]]
+        if removed:
+            problems.append(f"{where}: enum values removed: {removed}")
+    if current.get("additionalProperties") is False and published.get("additionalProperties") is not False:
+        problems.append(f"{where}: additional properties now refused")
     old_props, new_props = published.get("properties", {}), current.get("properties", {})
     for name, old in old_props.items():
         child = f"{path}.{name}" if path else name

@@ -34,6 +34,8 @@ def changed(**edits: Any) -> dict[str, Any]:
 def test_adding_an_optional_field_or_an_enum_value_is_compatible() -> None:
     current = changed(note_count={"type": "integer"},
                       status={"type": "string", "enum": ["unemployed", "job", "flex_job"]})
+    assert incompatibilities({**PUBLISHED, "properties": {"n": {"type": "integer", "maximum": 5}}},
+                             {**PUBLISHED, "properties": {"n": {"type": "integer", "maximum": 9}}}) == []
     assert incompatibilities(PUBLISHED, current) == []
 
 
@@ -45,6 +47,12 @@ def test_adding_an_optional_field_or_an_enum_value_is_compatible() -> None:
     (changed(status={"type": "string", "enum": ["job"]}), "status: enum values removed: ['unemployed']"),
     (changed(members={"type": "array", "items": {"type": "object", "properties": {}}}),
      "members[].role: removed"),
+    (changed(hours={"type": "integer", "maximum": 37}), "hours: 'maximum' narrowed"),
+    (changed(family_id={"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]+$"}),
+     "family_id: 'pattern' changed"),
+    (changed(members={"type": "array", "maxItems": 7, "items": PUBLISHED["properties"]["members"]["items"]}),
+     "members: 'maxItems' narrowed"),
+    ({**PUBLISHED, "additionalProperties": False}, "(payload): additional properties now refused"),
 ])
 def test_breaking_changes_are_named(current: dict[str, Any], expected: str) -> None:
     assert expected in incompatibilities(PUBLISHED, current)
