@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,13 +10,17 @@ import httpx
 import jwt
 import pytest
 from fastapi import APIRouter, Depends
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from shared.app import ServiceDefinition, build_app
 from shared.auth import Principal, Role, mint_token, require_roles
+from shared.catalogue import asyncapi_document
+from shared.events.envelope import CORRELATION_HEADER
 from shared.idempotency import IdempotencyDep
-from shared.outbox import record_event
+from shared.inbox import STALL_SECONDS, EventConsumer, Subscription
+from shared.outbox import record_event, row_to_envelope
 from shared.tables import outbox
 from tests.shared.plumbing import thing
 from tests.support import bearer, make_settings
@@ -127,3 +132,33 @@ async def test_health_is_alive_readiness_reports_the_broker_and_metrics_are_expo
     assert "oto_http_requests_total" in metrics.text
     assert client.headers.get("x-request-id") is None
     assert (await client.get("/healthz", headers={"X-Request-ID": "abc"})).headers["x-request-id"] == "abc"
+    seconds = REGISTRY.get_sample_value("oto_http_request_seconds_count",
+                                        {"service": "intake", "method": "GET", "route": "/healthz"})
+    assert seconds is not None and seconds >= 2
+
+
+async def test_a_consumer_that_stops_looping_makes_the_service_not_alive(client) -> None:
+    subscription = Subscription("probe", ("casework",), {})
+    consumer = EventConsumer(settings=client.settings, subscription=subscription,
+                             sessionmaker=client.app.state.sessionmaker)
+    client.app.state.consumers.append(consumer)
+    assert (await client.get("/healthz")).status_code == 200
+    consumer.last_progress -= STALL_SECONDS + 1  # no loop for longer than the stall limit: hung
+    hung = await client.get("/healthz")
+    assert hung.status_code == 503
+    assert hung.headers["content-type"] == "application/problem+json"
+    assert consumer.group_id in hung.json()["detail"]
+
+
+async def test_the_request_id_travels_into_the_events_it_caused(client) -> None:
+    headers = {**bearer(client.settings, "team_staff", site="gellerup"), "X-Request-ID": "req-4711"}
+    assert (await client.post("/v1/things", json={"seq": 7}, headers=headers)).status_code == 201
+    async with client.app.state.sessionmaker() as session:
+        row = (await session.execute(select(outbox))).one()
+    assert dict(row_to_envelope(row).headers())[CORRELATION_HEADER] == b"req-4711"
+
+
+async def test_the_event_catalogue_is_served_for_the_services_topic_namespace(client) -> None:
+    served = (await client.get("/asyncapi.json")).json()
+    assert served == json.loads(json.dumps(asyncapi_document(namespace=client.settings.topic_namespace)))
+    assert served["channels"]["intakeEvents"]["address"] == f"{client.settings.topic_namespace}.intake.events"
