@@ -21,6 +21,7 @@ from services.intake.schemas import (
     ConsentIn,
     ConsentRead,
     ExitIn,
+    ExpiryReport,
     FunnelRead,
     HouseholdIn,
     HouseholdRead,
@@ -32,7 +33,7 @@ from services.intake.schemas import (
     SiteIn,
     SiteRead,
 )
-from shared.audit import record_read
+from shared.audit import audited_read, record_read, record_reads
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyDep
@@ -47,7 +48,9 @@ SystemOnly = Annotated[Principal, Depends(require_roles(Role.SYSTEM))]
 Importer = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.TEAM_LEADER))]
 
 
-def vault(request: Request) -> CprVault:
+async def vault(request: Request) -> CprVault:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a thread
+    hand-off on every request for an attribute read."""
     return request.app.state.vault  # type: ignore[no-any-return]
 
 
@@ -76,7 +79,8 @@ async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: S
 
 
 @router.get("/households", response_model=Page[HouseholdSummary])
-async def list_households(session: SessionDep, principal: Staff, limit: Limit = 50, cursor: Cursor = None,
+async def list_households(request: Request, session: SessionDep, principal: Staff, limit: Limit = 50,
+                          cursor: Cursor = None,
                           site_id: Annotated[str | None, Query(max_length=50)] = None,
                           status: Annotated[str | None, Query(max_length=30)] = None,
                           ) -> Page[HouseholdSummary]:
@@ -86,9 +90,12 @@ async def list_households(session: SessionDep, principal: Staff, limit: Limit = 
         query = query.where(Household.site_id == site_id)
     if status:
         query = query.where(Household.status == status)
-    return await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
+    page = await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
                                                              eligible=h.eligible), parse_key=UUID)
+    await record_reads(session, principal, subject_kind="family", subject_ids=[h.id for h in page.items],
+                       endpoint=f"GET {request.url.path}", purpose="household list")
+    return page
 
 
 @router.get("/households/{household_id}", response_model=HouseholdRead)
@@ -96,7 +103,8 @@ async def read_household(household_id: UUID, request: Request, session: SessionD
                          v: Vault) -> HouseholdRead:
     endpoint = f"GET {request.url.path}"
     try:
-        await _authorise(session, principal, household_id)
+        household = await service.get_household(session, household_id)
+        service.check_site(principal, household.site_id)
     except Exception:
         await record_read(session, principal, subject_kind="family", subject_id=household_id,
                           endpoint=endpoint, purpose="casework", allowed=False)
@@ -132,9 +140,12 @@ async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep
 
 @router.get("/households/{household_id}/consents", response_model=list[ConsentRead],
             summary="The household's consents with their receipts (append-only history)")
-async def list_consents(household_id: UUID, session: SessionDep, principal: Staff) -> list[ConsentRead]:
-    await _authorise(session, principal, household_id)
-    return await service.list_consents(session, household_id=household_id)
+async def list_consents(household_id: UUID, request: Request, session: SessionDep,
+                        principal: Staff) -> list[ConsentRead]:
+    async with audited_read(session, principal, subject_kind="family", subject_id=household_id,
+                            endpoint=f"GET {request.url.path}", purpose="consent record"):
+        await _authorise(session, principal, household_id)
+        return await service.list_consents(session, household_id=household_id)
 
 
 @router.post("/households/{household_id}/consents/{consent_id}/revoke", response_model=ConsentRead)
@@ -154,7 +165,8 @@ async def renew_consent(household_id: UUID, consent_id: UUID, body: RenewIn, ide
                                                         by=principal.subject), status_code=200)
 
 
-@router.post("/consents/expire-due", summary="Expire consents past their date (a daily scheduler calls it)")
+@router.post("/consents/expire-due", response_model=ExpiryReport,
+             summary="Expire consents past their date (a daily scheduler calls it)")
 async def expire_due(idem: IdempotencyDep, principal: SystemOnly,
                      today: Annotated[date | None, Query()] = None):  # type: ignore[no-untyped-def]
     async def action() -> dict[str, int]:
@@ -195,9 +207,11 @@ async def funnel(session: SessionDep, principal: Overview,
 
 
 @router.post("/imports", response_model=ImportReport, status_code=201,
-             summary="Import a register extract (CSV body, text/csv); idempotent per file",
+             summary="Import a register extract (CSV body, text/csv); idempotent per file; a team "
+                     "leader imports its own site's rows only",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "Columns: " + ", ".join(IMPORT_COLUMNS)}}}}})
 async def import_register(request: Request, idem: IdempotencyDep, v: Vault, principal: Importer):  # type: ignore[no-untyped-def]
     content = await request.body()
-    return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content))
+    site = service.import_scope(principal)
+    return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content, site=site))

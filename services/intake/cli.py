@@ -9,7 +9,7 @@ from rich.progress import Progress
 
 from services.intake import service
 from services.intake.cpr import CprVault
-from services.intake.domain import read_import
+from services.intake.domain import group_households, read_import
 from shared import migrations
 from shared.db import make_engine, make_sessionmaker
 from shared.settings import Settings
@@ -21,8 +21,7 @@ async def run_import(settings: Settings, path: Path) -> int:
     content = path.read_bytes()
     url = settings.resolved_database_url()
     await migrations.upgrade("intake", url)
-    households = len({row.household_ref for row in read_import(content.decode("utf-8-sig"))
-                      if not isinstance(row, Exception)})
+    households = len(group_households(read_import(content.decode("utf-8-sig")))[0])
     vault = CprVault.from_settings(settings.cpr_keys.get_secret_value(),
                                    settings.cpr_hash_key.get_secret_value())
     engine = make_engine(url)

@@ -158,8 +158,12 @@ TRANSITIONS: dict[HouseholdStatus, frozenset[HouseholdStatus]] = {
 }
 #: The funnel's stages, in order; counts are cumulative ("reached at least this stage").
 FUNNEL_ORDER = (S.IDENTIFIED, S.CONTACTED, S.INVITED, S.CONSENTED, S.ENROLLED)
-_STAGE = {S.IDENTIFIED: 0, S.NO_ANSWER: 0, S.CONTACTED: 1, S.DECLINED: 1, S.INVITED: 2,
-          S.CONSENTED: 3, S.WAITLISTED: 3, S.ENROLLED: 4, S.EXITED: 4}
+#: The stage a status proves a household has reached. A decline proves a contact (at least); a
+#: waitlisted family has consented but is not enrolled; not eligible and exited prove nothing more
+#: than what came before, which only the household's furthest stage remembers.
+_STAGE_SHOWN_BY = {S.IDENTIFIED: S.IDENTIFIED, S.NO_ANSWER: S.IDENTIFIED, S.CONTACTED: S.CONTACTED,
+                   S.DECLINED: S.CONTACTED, S.INVITED: S.INVITED, S.CONSENTED: S.CONSENTED,
+                   S.WAITLISTED: S.CONSENTED, S.ENROLLED: S.ENROLLED}
 
 
 def transition(current: HouseholdStatus, target: HouseholdStatus) -> HouseholdStatus:
@@ -185,14 +189,26 @@ def status_after_attempt(current: HouseholdStatus, outcome: ContactOutcome) -> H
     return transition(current, target)
 
 
-def funnel_counts(statuses: Iterable[HouseholdStatus], exited_from_enrolled: int = 0) -> dict[str, int]:
-    """Cumulative counts: how many reached each stage (223 identified … 62 enrolled)."""
+def furthest_stage(previous: HouseholdStatus | None, status: HouseholdStatus) -> HouseholdStatus | None:
+    """The furthest funnel stage reached once the household is in ``status``.
+
+    Kept on every transition because the current status forgets the past: a family that declines
+    after an invitation was invited, and one that leaves the waitlist was never enrolled.
+    """
+    shown = _STAGE_SHOWN_BY.get(status)
+    if shown is None or (previous is not None and FUNNEL_ORDER.index(previous) >= FUNNEL_ORDER.index(shown)):
+        return previous
+    return shown
+
+
+def funnel_counts(furthest: Iterable[HouseholdStatus | None]) -> dict[str, int]:
+    """Cumulative counts from each household's furthest stage: how many reached at least each
+    stage (223 identified … 62 enrolled). Households never identified (not eligible) count nowhere."""
     counts = dict.fromkeys((stage.value for stage in FUNNEL_ORDER), 0)
-    for status in statuses:
-        reached = _STAGE.get(status)
+    for reached in furthest:
         if reached is None:
             continue
-        for stage in FUNNEL_ORDER[: reached + 1]:
+        for stage in FUNNEL_ORDER[: FUNNEL_ORDER.index(reached) + 1]:
             counts[stage.value] += 1
     return counts
 
@@ -272,6 +288,13 @@ def decide_enrolment(*, has_consent: bool, enrolled: int, capacity: int) -> Hous
     return S.ENROLLED if enrolled < capacity else S.WAITLISTED
 
 
+def next_from_waitlist(waitlist: Iterable[tuple[UUID, set[Department]]]) -> UUID | None:
+    """Who gets a freed place: the first family in waitlist order whose consent still covers a
+    department. Consent may have been withdrawn or have expired while the family waited; such a
+    family keeps its place in the queue (it can consent again) and the next one is asked."""
+    return next((household_id for household_id, covered in waitlist if covered), None)
+
+
 # --- register import ----------------------------------------------------------------------
 
 IMPORT_COLUMNS = ("household_ref", "site_id", "address", "cpr", "role", "unemployed_since",
@@ -291,47 +314,90 @@ class ImportRow:
 
 
 class ImportRowError(ValueError):
-    def __init__(self, line: int, reason: str) -> None:
+    """A bad row: its line, the reason (never the CPR number) and its household if it names one."""
+
+    def __init__(self, line: int, reason: str, household_ref: str | None = None) -> None:
         super().__init__(f"line {line}: {reason}")
-        self.line, self.reason = line, reason
+        self.line, self.reason, self.household_ref = line, reason, household_ref
 
 
-def read_import(text: str) -> Iterator[ImportRow | ImportRowError]:
-    """Parse the register extract row by row; a bad row yields its error and parsing goes on."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        yield ImportRowError(1, f"missing columns: {', '.join(missing)}")
-        return
-    for line, row in enumerate(reader, start=2):
-        try:
-            yield parse_import_row(row, line)
-        except ImportRowError as exc:
-            yield exc
+def read_import(text: str, *, site: str | None = None) -> Iterator[ImportRow | ImportRowError]:
+    """Parse the register extract row by row; a bad row yields its error and parsing goes on.
+
+    ``site``: the importer's own site, when it is bound to one (a team leader); a row for any
+    other site is bad. ``None`` (municipal systems, the operator's CLI) accepts every site.
+    """
+    # newline="": the csv module reads \r, \n and \r\n line ends itself (and inside quotes).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            yield ImportRowError(1, f"missing columns: {', '.join(missing)}")
+            return
+        for line, row in enumerate(reader, start=2):
+            try:
+                yield parse_import_row(row, line, site=site)
+            except ImportRowError as exc:
+                yield exc
+    except csv.Error as exc:
+        # A file that is not CSV past this point (e.g. a field over the csv module's size
+        # limit) is a bad row for the report, not a server error; the message holds no data.
+        yield ImportRowError(reader.line_num + 1, f"not valid CSV: {exc}")
 
 
-def parse_import_row(row: dict[str, str], line: int) -> ImportRow:
+def parse_import_row(row: dict[str, str], line: int, *, site: str | None = None) -> ImportRow:
+    ref = (row.get("household_ref") or "").strip() or None
+
+    def bad(reason: str) -> ImportRowError:
+        return ImportRowError(line, reason, ref)
+
     def text(name: str) -> str:
         value = (row.get(name) or "").strip()
         if not value:
-            raise ImportRowError(line, f"{name} is empty")
+            raise bad(f"{name} is empty")
         return value
 
+    household_ref, site_id = text("household_ref"), text("site_id")
+    if site is not None and site_id != site:
+        raise bad(f"site {site_id} is not yours")
     try:
         cpr = parse_cpr(text("cpr"))
     except InvalidCpr as exc:
-        raise ImportRowError(line, f"cpr: {exc}") from None
+        raise bad(f"cpr: {exc}") from None
     try:
         role = MemberRole(text("role"))
     except ValueError:
-        raise ImportRowError(line, f"role must be one of {', '.join(MemberRole)}") from None
+        raise bad(f"role must be one of {', '.join(MemberRole)}") from None
     since_raw = (row.get("unemployed_since") or "").strip()
     try:
         since = date.fromisoformat(since_raw) if since_raw else None
     except ValueError:
-        raise ImportRowError(line, "unemployed_since is not an ISO date") from None
+        raise bad("unemployed_since is not an ISO date") from None
     lives = (row.get("lives_at_address") or "yes").strip().lower()
     if lives not in ("yes", "no"):
-        raise ImportRowError(line, "lives_at_address must be yes or no")
-    return ImportRow(line, text("household_ref"), text("site_id"), text("address"), cpr, role, since,
-                     lives == "yes")
+        raise bad("lives_at_address must be yes or no")
+    return ImportRow(line, household_ref, site_id, text("address"), cpr, role, since, lives == "yes")
+
+
+def group_households(items: Iterable[ImportRow | ImportRowError],
+                     ) -> tuple[dict[str, list[ImportRow]], list[ImportRowError]]:
+    """Good rows by household, and every row that is not imported, in line order.
+
+    A household is all or nothing: if any of its rows is bad, none is imported and each is
+    reported. Importing the rest would create the household without that member, and the
+    corrected file would then be skipped as already imported (households are known by reference).
+    """
+    rows: dict[str, list[ImportRow]] = {}
+    errors: list[ImportRowError] = []
+    for item in items:
+        if isinstance(item, ImportRowError):
+            errors.append(item)
+        else:
+            rows.setdefault(item.household_ref, []).append(item)
+    spoilt = {e.household_ref for e in errors if e.household_ref is not None}
+    for ref in spoilt & rows.keys():
+        lines = [str(e.line) for e in errors if e.household_ref == ref]
+        because = f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}"
+        errors += [ImportRowError(r.line, f"household {ref} is not imported because of {because}", ref)
+                   for r in rows.pop(ref)]
+    return rows, sorted(errors, key=lambda e: e.line)

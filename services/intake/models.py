@@ -35,12 +35,18 @@ class Household(IntakeTable, table=True):
     """A household screened as a candidate; once enrolled it is the family (same id)."""
 
     __tablename__ = "households"
-    __table_args__ = (Index("ix_households_site_status", "site_id", "status"),)
+    #: Keyset pagination: the list filters by site (and status) and orders by id, so each page
+    #: reads its 50 rows from the index instead of filtering the primary key or sorting the site.
+    #: The (site, status) prefix also serves the capacity, waitlist and funnel counts.
+    __table_args__ = (Index("ix_households_site_status_id", "site_id", "status", "id"),
+                      Index("ix_households_site_id", "site_id", "id"))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     site_id: str = Field(foreign_key="sites.id", max_length=50)
     address: str = Field(max_length=300)
     register_ref: str | None = Field(default=None, max_length=100, unique=True)
     status: str = Field(max_length=30, default="identified")
+    #: The furthest funnel stage ever reached (the funnel counts it; the status forgets the past).
+    furthest_stage: str | None = Field(default=None, max_length=30)
     eligible: bool | None = None
     screening: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON))
     screened_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

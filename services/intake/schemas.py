@@ -20,8 +20,8 @@ class Strict(BaseModel):
 
 
 class MemberIn(Strict):
-    cpr: str = Field(min_length=10, max_length=11, description="DDMMYY-SSSS or DDMMYYSSSS",
-                     examples=["010190-1234"])
+    cpr: str = Field(min_length=10, max_length=11, pattern=r"^\d{6}-?\d{4}$",
+                     description="DDMMYY-SSSS or DDMMYYSSSS", examples=["010190-1234"])
     role: Role
     unemployed_since: date | None = Field(default=None, description="Adults: start of unemployment")
     lives_at_address: bool = True
@@ -134,3 +134,7 @@ class ImportReport(BaseModel):
     households: int
     persons: int
     rejected: list[ImportRejectedRow]
+
+
+class ExpiryReport(BaseModel):
+    expired: int = Field(description="How many consents this run expired")

@@ -140,6 +140,14 @@ async def _members(session: AsyncSession, household_id: uuid.UUID) -> list[Perso
     return list(rows.scalars())
 
 
+def _set_status(household: Household, status: d.HouseholdStatus) -> None:
+    """Every status change goes through here, so the furthest funnel stage moves with it."""
+    household.status = status.value
+    previous = d.HouseholdStatus(household.furthest_stage) if household.furthest_stage else None
+    reached = d.furthest_stage(previous, status)
+    household.furthest_stage = reached.value if reached else None
+
+
 async def _screen(session: AsyncSession, household: Household, today: date) -> d.Screening:
     members = await _members(session, household.id)
     facts = d.HouseholdFacts(household.site_id, tuple(
@@ -154,8 +162,8 @@ async def _screen(session: AsyncSession, household: Household, today: date) -> d
     current = d.HouseholdStatus(household.status)
     if current in (d.HouseholdStatus.IDENTIFIED, d.HouseholdStatus.NOT_ELIGIBLE, d.HouseholdStatus.NO_ANSWER,
                    d.HouseholdStatus.CONTACTED):
-        household.status = (d.HouseholdStatus.IDENTIFIED if result.eligible
-                            else d.HouseholdStatus.NOT_ELIGIBLE).value
+        _set_status(household, d.HouseholdStatus.IDENTIFIED if result.eligible
+                    else d.HouseholdStatus.NOT_ELIGIBLE)
     await session.flush()
     await record_event(session, events.HouseholdScreened(
         family_id=household.id, site_id=household.site_id, eligible=result.eligible,
@@ -183,6 +191,15 @@ async def get_household_site(session: AsyncSession, household_id: uuid.UUID) -> 
     if site is None:
         raise NotFound("No such household.")
     return str(site)
+
+
+async def get_household(session: AsyncSession, household_id: uuid.UUID) -> Household:
+    """The household, loaded into the session: ``read_household`` then finds it in the identity
+    map, so authorising a read and answering it take one query for the row, not two."""
+    household = await session.get(Household, household_id)
+    if household is None:
+        raise NotFound("No such household.")
+    return household
 
 
 async def read_household(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault) -> HouseholdRead:
@@ -218,7 +235,7 @@ async def record_outreach(session: AsyncSession, *, household_id: uuid.UUID, dat
     attempt = OutreachAttempt(household_id=household.id, at=data.at.astimezone(UTC), staff_id=data.staff_id,
                               channel=data.channel, outcome=data.outcome)
     session.add(attempt)
-    household.status = status.value
+    _set_status(household, status)
     await session.flush()
     await record_event(session, events.OutreachAttemptRecorded(
         family_id=household.id, site_id=household.site_id, attempt_id=attempt.id, at=attempt.at,
@@ -227,11 +244,11 @@ async def record_outreach(session: AsyncSession, *, household_id: uuid.UUID, dat
 
 
 async def funnel(session: AsyncSession, *, site_id: str | None) -> dict[str, int]:
-    query = select(Household.status)
+    query = select(Household.furthest_stage)
     if site_id:
         query = query.where(Household.site_id == site_id)
-    statuses = [d.HouseholdStatus(s) for s in (await session.execute(query)).scalars()]
-    return d.funnel_counts(statuses)
+    stages = [d.HouseholdStatus(s) if s else None for s in (await session.execute(query)).scalars()]
+    return d.funnel_counts(stages)
 
 
 # --- consent ------------------------------------------------------------------------------
@@ -255,11 +272,12 @@ async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: 
     await session.flush()
     session.add(ConsentHistory(consent_id=consent.id, state="given", at=at, by=by))
     if household.status == "invited":
-        household.status = d.transition(d.HouseholdStatus.INVITED, d.HouseholdStatus.CONSENTED).value
+        _set_status(household, d.transition(d.HouseholdStatus.INVITED, d.HouseholdStatus.CONSENTED))
     await session.flush()
     await record_event(session, events.ConsentGiven(
         family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=subject.id,
-        departments=consent.departments, purposes=consent.purposes, expires_on=consent.expires_on))
+        person_role=subject.role, departments=consent.departments,  # type: ignore[arg-type]
+        purposes=consent.purposes, expires_on=consent.expires_on))
     return _consent_read(consent, subject)
 
 
@@ -290,11 +308,12 @@ async def renew_consent(session: AsyncSession, *, household_id: uuid.UUID, conse
     consent.expires_on = expires_on
     session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
     await session.flush()
-    await record_event(session, events.ConsentGiven(
-        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=consent.person_id,
-        departments=consent.departments, purposes=consent.purposes, expires_on=consent.expires_on))
     person = await session.get(Person, consent.person_id)
     assert person is not None
+    await record_event(session, events.ConsentGiven(
+        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=consent.person_id,
+        person_role=person.role, departments=consent.departments,  # type: ignore[arg-type]
+        purposes=consent.purposes, expires_on=consent.expires_on))
     return _consent_read(consent, person)
 
 
@@ -355,7 +374,8 @@ async def enrol(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVau
     if decision is d.HouseholdStatus.ENROLLED:
         await _enrol_now(session, household)
     else:
-        household.status, household.waitlisted_at = decision.value, now()
+        _set_status(household, decision)
+        household.waitlisted_at = now()
         await session.flush()
         await record_event(session, events.FamilyWaitlisted(
             family_id=household.id, site_id=site_id, position=await _waitlist_position(session, household)))
@@ -363,7 +383,7 @@ async def enrol(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVau
 
 
 async def _enrol_now(session: AsyncSession, household: Household) -> None:
-    household.status = d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.ENROLLED).value
+    _set_status(household, d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.ENROLLED))
     household.enrolled_at = now()
     await session.flush()
     members = await _members(session, household.id)
@@ -392,7 +412,7 @@ async def exit_family(session: AsyncSession, *, household_id: uuid.UUID, reason:
     await session.get(Site, site_id, with_for_update=True)
     household = await _lock(session, household_id)
     was_enrolled = household.status == "enrolled"
-    household.status = d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.EXITED).value
+    _set_status(household, d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.EXITED))
     household.exited_at, household.exit_reason = now(), d.ExitReason(reason).value
     await session.flush()
     await record_event(session, events.FamilyExited(family_id=household.id, site_id=site_id,
@@ -403,9 +423,14 @@ async def exit_family(session: AsyncSession, *, household_id: uuid.UUID, reason:
 
 
 async def _offer_place(session: AsyncSession, site_id: str) -> None:
-    next_id = (await session.execute(select(Household.id).where(
+    """Give the freed place to the first waitlisted family whose consent still covers (never
+    enrol without consent: it may have been withdrawn or have expired while the family waited)."""
+    waiting = (await session.execute(select(Household.id).where(
         Household.site_id == site_id, Household.status == "waitlisted")
-        .order_by(Household.waitlisted_at, Household.id).limit(1))).scalar()
+        .order_by(Household.waitlisted_at, Household.id))).scalars().all()
+    today = date.today()
+    next_id = d.next_from_waitlist([(household_id, await _covered(session, household_id, today))
+                                    for household_id in waiting])
     if next_id is not None:
         await _enrol_now(session, await _lock(session, next_id))
 
@@ -432,9 +457,17 @@ async def add_member(session: AsyncSession, *, household_id: uuid.UUID, member: 
 
 # --- register import ----------------------------------------------------------------------
 
-async def import_register(session: AsyncSession, *, vault: CprVault, content: bytes,
+def import_scope(principal: Principal) -> str | None:
+    """The one site a caller may import for: a team leader its own; municipal systems any (None)."""
+    return principal.site if principal.is_team else None
+
+
+async def import_register(session: AsyncSession, *, vault: CprVault, content: bytes, site: str | None = None,
                           progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import a register extract; good households are created, bad rows reported; idempotent."""
+    """Import a register extract; whole good households are created, bad rows reported; idempotent.
+
+    ``site`` restricts the rows to one site (see ``import_scope``); ``None`` takes every site.
+    """
     digest = hashlib.sha256(content).hexdigest()
     previous = (await session.execute(select(ImportRun).where(ImportRun.file_sha256 == digest))).scalar()
     if previous is not None:
@@ -444,13 +477,8 @@ async def import_register(session: AsyncSession, *, vault: CprVault, content: by
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
-    groups: dict[str, list[d.ImportRow]] = defaultdict(list)
-    rejected: list[ImportRejectedRow] = []
-    for item in d.read_import(text):
-        if isinstance(item, d.ImportRowError):
-            rejected.append(ImportRejectedRow(line=item.line, reason=item.reason))
-        else:
-            groups[item.household_ref].append(item)
+    groups, errors = d.group_households(d.read_import(text, site=site))
+    rejected = [ImportRejectedRow(line=e.line, reason=e.reason) for e in errors]
     households = persons = 0
     for done, (ref, rows) in enumerate(groups.items(), start=1):
         outcome = await _import_household(session, vault, ref, rows)

@@ -17,15 +17,17 @@ from services.referrals.schemas import (
     FieldsIn,
     OfferIn,
     OfferRead,
+    OverdueReport,
     ReasonIn,
     ReferralIn,
     ReferralRead,
     StatusIn,
 )
-from shared.audit import audited_read, record_reads
-from shared.auth import CurrentPrincipal, Principal, Role, require_roles
+from shared.audit import audited_read, record_read, record_reads
+from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.departments import Department
+from shared.errors import NotFound
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, paginate
 
@@ -34,8 +36,11 @@ Team = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEA
 DepartmentStaff = Annotated[Principal, Depends(require_roles(Role.DEPARTMENT_STAFF))]
 Anyone = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.DEPARTMENT_STAFF,
                                                     Role.COORDINATION, Role.SYSTEM, Role.ADMIN))]
+#: Referrals are a family's personal data: only the team and the departments work with them.
+Caseworkers = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER,
+                                                         Role.DEPARTMENT_STAFF))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-System = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.ADMIN))]
+System = Annotated[Principal, Depends(require_roles(Role.SYSTEM))]
 
 
 @router.get("/offers", response_model=list[OfferRead], summary="The catalogue of department offers")
@@ -59,7 +64,7 @@ async def draft(body: ReferralIn, idem: IdempotencyDep, principal: Team):  # typ
 
 @router.get("/referrals", response_model=Page[ReferralRead],
             summary="List referrals: a department sees its inbox, the team its site's referrals")
-async def list_referrals(request: Request, session: SessionDep, principal: Anyone, limit: Limit = 50,
+async def list_referrals(request: Request, session: SessionDep, principal: Caseworkers, limit: Limit = 50,
                          cursor: Cursor = None,
                          department: Department | None = None, status: d.State | None = None,
                          family_id: UUID | None = None, overdue: bool | None = None,
@@ -78,18 +83,38 @@ async def list_referrals(request: Request, session: SessionDep, principal: Anyon
     page = await paginate(session, query, key=Referral.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda r: r, parse_key=UUID)
     items = [await service.read(session, principal, r) for r in page.items]
+    endpoint = f"GET {request.url.path}"
     await record_reads(session, principal, subject_kind="referral", subject_ids=[r.id for r in items],
-                       endpoint=f"GET {request.url.path}", purpose="referral list")
+                       endpoint=endpoint, purpose="referral list")
+    await record_reads(session, principal, subject_kind="family", endpoint=endpoint, purpose="referral list",
+                       subject_ids=list(dict.fromkeys(r.family_id for r in items)))
     return Page[ReferralRead](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
 async def read_referral(referral_id: UUID, request: Request, session: SessionDep,
-                        principal: CurrentPrincipal) -> ReferralRead:
-    async with audited_read(session, principal, subject_kind="referral", subject_id=referral_id,
-                            endpoint=f"GET {request.url.path}", purpose="referral"):
-        referral = await service.get_referral(session, principal, referral_id)
-        return await service.read(session, principal, referral)
+                        principal: Caseworkers) -> ReferralRead:
+    endpoint = f"GET {request.url.path}"
+    try:
+        async with audited_read(session, principal, subject_kind="referral", subject_id=referral_id,
+                                endpoint=endpoint, purpose="referral"):
+            referral = await service.get_referral(session, principal, referral_id)
+            result = await service.read(session, principal, referral)
+    except NotFound:
+        await _audit_family(session, principal, referral_id, endpoint, allowed=False)
+        raise
+    await _audit_family(session, principal, referral_id, endpoint, allowed=True)
+    return result
+
+
+async def _audit_family(session: SessionDep, principal: Principal, referral_id: UUID, endpoint: str,
+                        *, allowed: bool) -> None:
+    """Name the referral's family too, so the audit log answers "who read this family's data"
+    with referral reads included (the family is looked up for the log only, never returned)."""
+    family_id = await service.family_of(session, referral_id)
+    if family_id is not None:
+        await record_read(session, principal, subject_kind="family", subject_id=family_id,
+                          endpoint=endpoint, purpose="referral", allowed=allowed)
 
 
 @router.put("/referrals/{referral_id}/fields", response_model=ReferralRead,
@@ -115,6 +140,16 @@ async def _move(idem: IdempotencyDep, principal: Principal, referral_id: UUID, t
              summary="Send (the family's consent must cover the department)")
 async def send(referral_id: UUID, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await _move(idem, principal, referral_id, d.State.SENT)
+
+
+@router.post("/referrals/{referral_id}/resume", response_model=ReferralRead,
+             summary="Resume a referral on hold to its state before the hold (consent must cover again)")
+async def resume(referral_id: UUID, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+    async def action() -> ReferralRead:
+        referral = await service.get_referral(idem.session, principal, referral_id, lock=True)
+        await service.resume(idem.session, principal=principal, referral=referral)
+        return await service.read(idem.session, principal, referral)
+    return await idem.run(action, status_code=200)
 
 
 @router.post("/referrals/{referral_id}/cancel", response_model=ReferralRead, summary="Cancel with a reason")
@@ -156,7 +191,8 @@ async def note_status(referral_id: UUID, body: StatusIn, idem: IdempotencyDep, p
     return await idem.run(action, status_code=200)
 
 
-@router.post("/referrals/overdue-check", summary="Publish an overdue event once per late referral")
+@router.post("/referrals/overdue-check", response_model=OverdueReport,
+             summary="Publish an overdue event once per late referral")
 async def overdue_check(idem: IdempotencyDep, principal: System,
                         at: Annotated[datetime | None, Query()] = None):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: _flag(idem, principal, at), status_code=200)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from shared.departments import Department
@@ -37,32 +37,59 @@ class Actor(StrEnum):
 
 
 S = State
+OPEN = frozenset({S.SENT, S.ACCEPTED, S.IN_PROGRESS})
+CLOSED = frozenset({S.COMPLETED, S.DECLINED, S.CANCELLED})
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.DRAFT: frozenset({S.SENT, S.CANCELLED}),
     S.SENT: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.ON_HOLD}),
     S.ACCEPTED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ON_HOLD}),
     S.IN_PROGRESS: frozenset({S.COMPLETED, S.CANCELLED, S.ON_HOLD}),
-    # A referral on hold resumes where it was (kept in its history) or is cancelled.
-    S.ON_HOLD: frozenset({S.SENT, S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED}),
+    # A hold is left only by cancelling or by a resume (RESUMES below), never by an ordinary move:
+    # otherwise the department could accept or start a referral whose consent is gone.
+    S.ON_HOLD: frozenset({S.CANCELLED}),
     S.COMPLETED: frozenset(), S.DECLINED: frozenset(), S.CANCELLED: frozenset(),
 }
+#: A resume takes a referral on hold back to the open state it had before the hold.
+RESUMES: dict[State, frozenset[State]] = {S.ON_HOLD: OPEN}
 MOVES: dict[State, frozenset[Actor]] = {
     S.SENT: frozenset({Actor.TEAM, Actor.SYSTEM}),
     S.ACCEPTED: frozenset({Actor.DEPARTMENT}), S.DECLINED: frozenset({Actor.DEPARTMENT}),
     S.IN_PROGRESS: frozenset({Actor.DEPARTMENT}), S.COMPLETED: frozenset({Actor.DEPARTMENT}),
     S.CANCELLED: frozenset({Actor.TEAM, Actor.SYSTEM}), S.ON_HOLD: frozenset({Actor.SYSTEM}),
 }
-OPEN = frozenset({S.SENT, S.ACCEPTED, S.IN_PROGRESS})
+#: The team resumes: it is the side that asks the family for consent again and sends referrals.
+RESUMED_BY = frozenset({Actor.TEAM})
 NEEDS_REASON = frozenset({S.DECLINED, S.CANCELLED, S.ON_HOLD})
 
 
 def transition(current: State, target: State, *, actor: Actor, reason_code: str | None = None) -> State:
     if actor not in MOVES.get(target, frozenset()):
         raise NotAllowed(f"The {actor} side cannot make a referral {target}.")
+    if current is S.ON_HOLD and target in RESUMES[S.ON_HOLD]:
+        raise ReferralsConflict("A referral on hold goes on only when the team resumes it, once the "
+                                "family's consent covers the department again.")
     check_transition(TRANSITIONS, current, target, error=ReferralsConflict, noun="referral")
     if target in NEEDS_REASON and not reason_code:
         raise ReferralsConflict(f"A referral can only become {target} with a reason.")
     return target
+
+
+def resume(current: State, before_hold: State | None, *, actor: Actor, covered: set[Department],
+           target_department: Department) -> State:
+    """Leave a hold for the state the referral had before it, by the team, and only with consent.
+
+    The hold was (so far always) caused by a revoked consent, so the consent gate of sending
+    applies again: a resume without it would let the department work without a legal basis.
+    """
+    if actor not in RESUMED_BY:
+        raise NotAllowed(f"The {actor} side cannot resume a referral.")
+    allowed = RESUMES.get(current, frozenset())
+    if not allowed:
+        raise ReferralsConflict(f"Only a referral on hold can be resumed; this one is {current}.")
+    if before_hold is None or before_hold not in allowed:
+        raise ReferralsConflict("The referral's state before the hold is unknown: cancel it and refer again.")
+    require_consent(covered, target_department)
+    return before_hold
 
 
 def due_at(sent_at: datetime, sla: timedelta, priority: str) -> datetime:
@@ -72,6 +99,29 @@ def due_at(sent_at: datetime, sla: timedelta, priority: str) -> datetime:
 
 def is_overdue(state: State, due: datetime | None, now: datetime) -> bool:
     return state in OPEN and due is not None and now > due
+
+
+#: Roles whose consent counts for the family (intake's member roles); a child's alone does not.
+ADULT_ROLES = frozenset({"mother", "father", "other_adult"})
+
+
+@dataclass(frozen=True)
+class Cover:
+    """A live (not revoked) consent naming a department, as learnt from intake's events."""
+
+    department: Department
+    person_role: str | None
+    expires_on: date | None
+
+
+def covered_departments(covers: Iterable[Cover], *, today: date) -> set[Department]:
+    """Departments covered for the family: named by an unexpired consent of an adult.
+
+    The expiry day itself still counts (as in intake). Expiry is honoured here and not only when
+    intake's scheduler announces it, so a late scheduler cannot keep a consent alive.
+    """
+    return {c.department for c in covers
+            if c.person_role in ADULT_ROLES and (c.expires_on is None or c.expires_on >= today)}
 
 
 def require_consent(covered: set[Department], target: Department) -> None:
@@ -88,6 +138,18 @@ def state_after_consent_revoked(state: State) -> State | None:
     if state in OPEN:
         return S.ON_HOLD
     return None
+
+
+def state_after_family_exited(state: State) -> State | None:
+    """A family that left gets nothing more: everything not yet closed (drafts, open referrals,
+    those on hold) is cancelled."""
+    return None if state in CLOSED else S.CANCELLED
+
+
+def require_family_in_programme(exited: bool) -> None:
+    """No new referral for a family that has left the programme (intake's exit is final)."""
+    if exited:
+        raise ReferralsConflict("The family has left the programme: no new referrals can be made for it.")
 
 
 # --- the catalogue ------------------------------------------------------------------------

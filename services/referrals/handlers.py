@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals import domain as d
 from services.referrals import service
-from services.referrals.models import ConsentCover, FamilySite, Offer, Referral
+from services.referrals.models import ConsentCover, FamilyMember, FamilySite, Offer, Referral
 from services.referrals.schemas import ReferralIn
 from shared.auth import Principal, Role
 from shared.events.casework import EscalationRaised
 from shared.events.envelope import Envelope
-from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled
+from shared.events.intake import (
+    ConsentGiven,
+    ConsentRevoked,
+    FamilyEnrolled,
+    FamilyExited,
+    Member,
+    MemberAdded,
+)
 from shared.inbox import Subscription
 
 SYSTEM = Principal(subject="referrals-service", role=Role.SYSTEM)
@@ -21,16 +30,34 @@ SYSTEM = Principal(subject="referrals-service", role=Role.SYSTEM)
 async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: Envelope) -> None:
     if await session.get(FamilySite, event.family_id) is None:
         session.add(FamilySite(family_id=event.family_id, site_id=event.site_id))
-        await session.flush()
+    for member in event.members:
+        await _add_member(session, event.family_id, member)
+    await session.flush()
+
+
+async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope) -> None:
+    await _add_member(session, event.family_id, event.member)
+    await session.flush()
+
+
+async def _add_member(session: AsyncSession, family_id: UUID, member: Member) -> None:
+    """Learn who belongs to the family, so a referral can only name one of its members."""
+    if await session.get(FamilyMember, member.person_id) is None:
+        session.add(FamilyMember(person_id=member.person_id, family_id=family_id, role=member.role))
 
 
 async def on_consent_given(session: AsyncSession, event: ConsentGiven, _: Envelope) -> None:
+    """A new consent, or a renewal (same id, new expiry): record whose it is and until when."""
     if await session.get(FamilySite, event.family_id) is None:
         session.add(FamilySite(family_id=event.family_id, site_id=event.site_id))
     for department in event.departments:
-        if await session.get(ConsentCover, (event.consent_id, department)) is None:
-            session.add(ConsentCover(consent_id=event.consent_id, department=department,
-                                     family_id=event.family_id))
+        cover = await session.get(ConsentCover, (event.consent_id, department))
+        if cover is None:
+            cover = ConsentCover(consent_id=event.consent_id, department=department,
+                                 family_id=event.family_id)
+            session.add(cover)
+        cover.person_id, cover.person_role = event.person_id, event.person_role
+        cover.expires_on = event.expires_on
     await session.flush()
 
 
@@ -53,10 +80,32 @@ async def on_consent_revoked(session: AsyncSession, event: ConsentRevoked, _: En
                                reason_code="consent_revoked")
 
 
+async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope: Envelope) -> None:
+    """The family left: what is not closed is cancelled (each with its event), and the family is
+    marked so that no new referral is made for it."""
+    family = await session.get(FamilySite, event.family_id, with_for_update=True)
+    if family is None:
+        family = FamilySite(family_id=event.family_id, site_id=event.site_id)
+        session.add(family)
+    family.exited_at = family.exited_at or envelope.time
+    await session.flush()
+    referrals = (await session.execute(select(Referral).where(Referral.family_id == event.family_id)
+                                       .order_by(Referral.created_at, Referral.id)  # type: ignore[arg-type]
+                                       .with_for_update())).scalars().all()
+    for referral in referrals:
+        target = d.state_after_family_exited(d.State(referral.state))
+        if target is not None:
+            await service.move(session, principal=SYSTEM, referral=referral, target=target,
+                               reason_code="family_exited")
+
+
 async def on_escalation_raised(session: AsyncSession, event: EscalationRaised, _: Envelope) -> None:
     """A faglig-ven escalation becomes a referral draft, sent at once when consent allows it."""
     if event.step != "faglig_ven" or event.target_department is None:
         return
+    family = await session.get(FamilySite, event.family_id)
+    if family is not None and family.exited_at is not None:
+        return  # the family has left: nothing more is referred (not an error to dead-letter)
     existing = (await session.execute(select(Referral.id).where(
         Referral.escalation_id == event.escalation_id))).first()
     if existing is not None:
@@ -79,5 +128,6 @@ async def on_escalation_raised(session: AsyncSession, event: EscalationRaised, _
 
 
 SUBSCRIPTION = Subscription(name="referrals", services=("intake", "casework"), handlers={
-    FamilyEnrolled: on_family_enrolled, ConsentGiven: on_consent_given, ConsentRevoked: on_consent_revoked,
+    FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited,
+    ConsentGiven: on_consent_given, ConsentRevoked: on_consent_revoked,
     EscalationRaised: on_escalation_raised})

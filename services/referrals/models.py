@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Index
 from sqlalchemy.orm import registry
@@ -32,21 +32,41 @@ class Offer(ReferralsTable, table=True):
 
 
 class FamilySite(ReferralsTable, table=True):
-    """Which site a family belongs to, from intake's enrolment (for team scoping)."""
+    """Which site a family belongs to, from intake's enrolment (for team scoping), and whether it
+    has left the programme (intake's exit is final: no new referrals after it)."""
 
     __tablename__ = "family_sites"
     family_id: uuid.UUID = Field(primary_key=True)
     site_id: str = Field(max_length=50)
+    exited_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class FamilyMember(ReferralsTable, table=True):
+    """A family's member by id and role, from intake's enrolment and added members: a referral
+    may only name a person of its own family."""
+
+    __tablename__ = "family_members"
+    person_id: uuid.UUID = Field(primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    role: str = Field(max_length=20)
 
 
 class ConsentCover(ReferralsTable, table=True):
-    """A consent naming a department, from intake's events; inactive once revoked."""
+    """A consent naming a department, from intake's events; inactive once revoked.
+
+    Whose consent it is and until when it runs decide whether it covers the family
+    (``domain.covered_departments``); ``person_role`` is empty for events from before intake
+    sent it, and the member's role learnt from enrolment is used instead.
+    """
 
     __tablename__ = "consent_cover"
     consent_id: uuid.UUID = Field(primary_key=True)
     department: str = Field(primary_key=True, max_length=60)
     family_id: uuid.UUID = Field(index=True)
     active: bool = True
+    person_id: uuid.UUID | None = None
+    person_role: str | None = Field(default=None, max_length=20)
+    expires_on: date | None = None
 
 
 class Referral(ReferralsTable, table=True):

@@ -81,12 +81,17 @@ class ReferralRead(BaseModel):
     target_department: str
     person_id: uuid.UUID | None
     priority: str
-    fields: dict[str, str]
+    fields: dict[str, str] | None = Field(
+        description="The information the offer needs; for the team and the receiving department only")
     state: str
     business_status: str | None
     outcome_code: str | None
     reason_code: str | None
     due_at: datetime | None
     overdue: bool
-    reason: str | None = Field(default=None, description="Team-internal; absent for departments")
+    reason: str | None = Field(default=None, description="Team-internal: shown to the team only")
     history: list[HistoryRead] = []
+
+
+class OverdueReport(BaseModel):
+    flagged: int = Field(description="How many referrals this check newly flagged as overdue")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals import domain as d
-from services.referrals.models import ConsentCover, FamilySite, Offer, Referral, ReferralHistory
+from services.referrals.models import (
+    ConsentCover,
+    FamilyMember,
+    FamilySite,
+    Offer,
+    Referral,
+    ReferralHistory,
+)
 from services.referrals.schemas import HistoryRead, OfferIn, OfferRead, ReferralIn, ReferralRead
 from shared.auth import Principal, Role
 from shared.departments import Department
@@ -87,18 +94,28 @@ async def get_referral(session: AsyncSession, principal: Principal, referral_id:
     return referral
 
 
+async def family_of(session: AsyncSession, referral_id: uuid.UUID) -> uuid.UUID | None:
+    """The referral's family whoever asks: for the audit log only, never for a response."""
+    return (await session.execute(select(Referral.family_id).where(Referral.id == referral_id))).scalar()
+
+
 async def read(session: AsyncSession, principal: Principal, referral: Referral) -> ReferralRead:
+    """The team's free-text reason is shown to the team only; the offer's fields to the team and
+    the receiving department (whose work needs them), never to overview or system roles."""
     history = (await session.execute(select(ReferralHistory).where(
         ReferralHistory.referral_id == referral.id).order_by(ReferralHistory.id))).scalars()
+    receiving = principal.role is Role.DEPARTMENT_STAFF and principal.department is not None and \
+        principal.department.value == referral.target_department
     return ReferralRead(
         id=referral.id, family_id=referral.family_id, site_id=referral.site_id,
         offer_code=referral.offer_code,
         target_department=referral.target_department, person_id=referral.person_id,
-        priority=referral.priority, fields=referral.fields, state=referral.state,
+        priority=referral.priority, fields=referral.fields if principal.is_team or receiving else None,
+        state=referral.state,
         business_status=referral.business_status, outcome_code=referral.outcome_code,
         reason_code=referral.reason_code, due_at=referral.due_at,
         overdue=d.is_overdue(d.State(referral.state), referral.due_at, now()),
-        reason=None if principal.role is Role.DEPARTMENT_STAFF else referral.reason,
+        reason=referral.reason if principal.is_team else None,
         history=[HistoryRead.model_validate(h, from_attributes=True) for h in history])
 
 
@@ -112,8 +129,12 @@ async def draft(session: AsyncSession, *, principal: Principal, data: ReferralIn
     family = await session.get(FamilySite, data.family_id)
     if family is None or not principal.can_see_site(family.site_id):
         raise Unprocessable("Unknown family.", fields={"body.family_id": "unknown family"})
+    d.require_family_in_programme(family.exited_at is not None)
+    if data.person_id is not None:
+        await _check_member(session, data.family_id, data.person_id, "body.person_id")
     if data.fields:
         _check_fields(offer, data.fields)
+        await _check_field_person(session, data.family_id, data.fields)
     referral = Referral(family_id=data.family_id, site_id=family.site_id, offer_code=offer.code,
                         target_department=offer.department, person_id=data.person_id, priority=data.priority,
                         reason=data.reason, fields=data.fields, escalation_id=escalation_id)
@@ -130,6 +151,27 @@ def _check_fields(offer: Offer, fields: dict[str, str]) -> dict[str, str]:
         raise Unprocessable(str(exc), fields={f"body.fields.{f}": str(exc) for f in exc.fields}) from None
 
 
+async def _check_member(session: AsyncSession, family_id: uuid.UUID, person_id: uuid.UUID,
+                        field: str) -> None:
+    """A referral names only a person of its own family (members learnt from intake's events)."""
+    member = await session.get(FamilyMember, person_id)
+    if member is None or member.family_id != family_id:
+        raise Unprocessable("The person is not a member of this family.",
+                            fields={field: "not a member of the family"})
+
+
+async def _check_field_person(session: AsyncSession, family_id: uuid.UUID, fields: dict[str, str]) -> None:
+    """The ``person_id`` information goes to the department, so it must be the family's too."""
+    if "person_id" not in fields:
+        return
+    try:
+        person_id = uuid.UUID(fields["person_id"])
+    except ValueError:
+        raise Unprocessable("The person is not a member of this family.",
+                            fields={"body.fields.person_id": "not a person id"}) from None
+    await _check_member(session, family_id, person_id, "body.fields.person_id")
+
+
 async def set_fields(session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID,
                      fields: dict[str, str]) -> Referral:
     referral = await get_referral(session, principal, referral_id, lock=True)
@@ -138,14 +180,20 @@ async def set_fields(session: AsyncSession, *, principal: Principal, referral_id
     offer = await session.get(Offer, referral.offer_code)
     assert offer is not None
     referral.fields = _check_fields(offer, fields)
+    await _check_field_person(session, referral.family_id, referral.fields)
     await session.flush()
     return referral
 
 
-async def covered(session: AsyncSession, family_id: uuid.UUID) -> set[Department]:
-    rows = await session.execute(select(ConsentCover.department).where(
-        ConsentCover.family_id == family_id, ConsentCover.active))
-    return {Department(x) for x in rows.scalars()}
+async def covered(session: AsyncSession, family_id: uuid.UUID, today: date | None = None) -> set[Department]:
+    """Departments the family's live consents cover today (adults' only, unexpired)."""
+    rows = await session.execute(
+        select(ConsentCover.department, ConsentCover.person_role, FamilyMember.role, ConsentCover.expires_on)
+        .outerjoin(FamilyMember, FamilyMember.person_id == ConsentCover.person_id)  # type: ignore[arg-type]
+        .where(ConsentCover.family_id == family_id, ConsentCover.active))
+    return d.covered_departments((d.Cover(Department(department), role or member_role, expires_on)
+                                  for department, role, member_role, expires_on in rows.all()),
+                                 today=today or date.today())
 
 
 async def move(session: AsyncSession, *, principal: Principal, referral: Referral, target: d.State,
@@ -160,8 +208,6 @@ async def move(session: AsyncSession, *, principal: Principal, referral: Referra
         d.require_consent(cover, Department(referral.target_department))
         referral.due_at = d.due_at(now(), timedelta(days=offer.sla_days), referral.priority)
     actor = actor_of(principal)
-    if target is d.State.SENT and current is d.State.ON_HOLD:
-        target = d.State(referral.state_before_hold or "sent")
     d.transition(current, target, actor=actor, reason_code=reason_code)
     if target is d.State.ON_HOLD:
         referral.state_before_hold = current.value
@@ -169,6 +215,20 @@ async def move(session: AsyncSession, *, principal: Principal, referral: Referra
     referral.outcome_code = outcome_code or referral.outcome_code
     await session.flush()
     await _log_and_publish(session, referral, current, principal.subject, reason_code)
+    return referral
+
+
+async def resume(session: AsyncSession, *, principal: Principal, referral: Referral) -> Referral:
+    """Take a referral on hold back to the state it had, once consent covers the department again."""
+    current = d.State(referral.state)
+    before = d.State(referral.state_before_hold) if referral.state_before_hold else None
+    target = d.resume(current, before, actor=actor_of(principal),
+                      covered=await covered(session, referral.family_id),
+                      target_department=Department(referral.target_department))
+    # The hold's reason no longer describes the referral; the history keeps it.
+    referral.state, referral.state_before_hold, referral.reason_code = target.value, None, None
+    await session.flush()
+    await _log_and_publish(session, referral, current, principal.subject, event=ev.ReferralResumed)
     return referral
 
 

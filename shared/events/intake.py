@@ -58,6 +58,7 @@ class ConsentGiven(FamilyEvent):
     """A family member's consent to share information with the named departments."""
 
     model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+                              "person_role": "mother",
                               "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
                               "purposes": ["coordinated help"], "expires_on": "2027-03-01"})
     consent_id: UUID
@@ -65,6 +66,9 @@ class ConsentGiven(FamilyEvent):
     departments: list[str]
     purposes: list[str]
     expires_on: date | None = None
+    #: Whose consent it is: only an adult's covers the family. Optional because it was added
+    #: later; a consumer without it falls back on the role from ``family-enrolled``.
+    person_role: Role | None = None
 
 
 @event("intake", "consent-revoked")

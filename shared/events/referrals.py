@@ -52,6 +52,9 @@ ReferralCancelled = _referral_event("referral-cancelled", "cancelled", "The refe
                                     reason_code="consent_revoked")
 ReferralPutOnHold = _referral_event("referral-put-on-hold", "on_hold", "The referral waits (e.g. consent).",
                                     reason_code="consent_revoked")
+ReferralResumed = _referral_event("referral-resumed", "accepted",
+                                  "The team resumed a referral on hold, back to the state it had before "
+                                  "(the family's consent covers the department again).")
 ReferralOverdue = _referral_event("referral-overdue", "sent", "The referral passed its due date (once).")
 ReferralStatusNoted = _referral_event("referral-status-noted", "accepted",
                                       "The department changed its own business status label.",

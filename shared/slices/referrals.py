@@ -9,7 +9,8 @@ from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
 FIELDS = ("referral_id", "offer_code", "target_department", "person_id", "priority", "state", "at", "due_at",
           "reason_code", "outcome_code")
 EVENTS = (ev.ReferralSent, ev.ReferralAccepted, ev.ReferralDeclined, ev.ReferralStarted, ev.ReferralCompleted,
-          ev.ReferralCancelled, ev.ReferralPutOnHold, ev.ReferralOverdue, ev.ReferralStatusNoted)
+          ev.ReferralCancelled, ev.ReferralPutOnHold, ev.ReferralResumed, ev.ReferralOverdue,
+          ev.ReferralStatusNoted)
 
 RULES = [SliceRule(department, model, FIELDS, when=when(target_department=OWN_DEPARTMENT),
                    reason="referrals addressed to the department: its inbox and its own work")

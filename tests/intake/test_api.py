@@ -12,7 +12,7 @@ from shared.departments import Department
 from shared.events import REGISTRY
 from shared.observability import CPR_SHAPE
 from tests.intake.factories import cpr, household_body
-from tests.support import Broker, bearer, envelopes, read_topic, service_api
+from tests.support import Broker, bearer, envelopes, eventually, read_topic, service_api
 
 
 @pytest.fixture
@@ -21,24 +21,42 @@ async def api(broker: Broker, postgres_url: str):
         yield http
 
 
-async def create(api, **overrides) -> dict:
-    response = await api.post("/v1/households", json=household_body(**overrides), headers=api.team)
+async def create(api, team=None, **overrides) -> dict:
+    response = await api.post("/v1/households", json=household_body(**overrides), headers=team or api.team)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def consent_and_enrol(api, household: dict) -> dict:
-    hid = household["id"]
-    mother = household["members"][0]["id"]
-    assert (await api.post(f"/v1/households/{hid}/outreach", headers=api.team, json={
-        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})).status_code == 201
-    given = await api.post(f"/v1/households/{hid}/consents", headers=api.team, json={
+async def outreach(api, hid: str, outcome: str, team=None) -> None:
+    response = await api.post(f"/v1/households/{hid}/outreach", headers=team or api.team, json={
+        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": outcome})
+    assert response.status_code == 201, response.text
+
+
+async def consent(api, household: dict, team=None) -> str:
+    """Invite the household and record the mother's consent; the consent's id."""
+    hid, mother = household["id"], household["members"][0]["id"]
+    await outreach(api, hid, "agreed", team)
+    given = await api.post(f"/v1/households/{hid}/consents", headers=team or api.team, json={
         "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
         "departments": [Department.HEALTH_AND_CARE.value, Department.SOCIAL_AND_EMPLOYMENT.value]})
     assert given.status_code == 201, given.text
-    enrolled = await api.post(f"/v1/households/{hid}/enrol", headers=api.team)
+    return str(given.json()["id"])
+
+
+async def consent_and_enrol(api, household: dict, team=None) -> dict:
+    await consent(api, household, team)
+    enrolled = await api.post(f"/v1/households/{household['id']}/enrol", headers=team or api.team)
     assert enrolled.status_code == 200, enrolled.text
     return enrolled.json()
+
+
+async def small_site(api, capacity: int = 1) -> dict[str, str]:
+    """A site of its own with room for ``capacity`` families; a team token for it."""
+    site = await api.post("/v1/sites", headers=bearer(api.settings, "admin"),
+                          json={"id": "hasle", "name": "Hasle", "capacity": capacity})
+    assert site.status_code == 201, site.text
+    return bearer(api.settings, "team_staff", site="hasle")
 
 
 @pytest.mark.parametrize(("value", "ok"), [("290200-4123", True), ("290200-0123", False),
@@ -74,8 +92,56 @@ async def test_screening_explains_each_criterion(api) -> None:
 
 async def test_enrolment_without_consent_is_a_conflict(api) -> None:
     household = await create(api)
-    response = await api.post(f"/v1/households/{household['id']}/enrol", headers=api.team)
-    assert response.status_code == 409
+    hid = household["id"]
+    consent_id = await consent(api, household)
+    revoked = await api.post(f"/v1/households/{hid}/consents/{consent_id}/revoke", headers=api.team)
+    assert revoked.status_code == 200
+    response = await api.post(f"/v1/households/{hid}/enrol", headers=api.team)
+    assert response.status_code == 409 and "consent" in response.json()["detail"]
+    assert (await api.get(f"/v1/households/{hid}", headers=api.team)).json()["status"] == "consented"
+
+
+async def test_a_freed_place_skips_a_waiting_family_whose_consent_is_gone(api, broker: Broker) -> None:
+    team = await small_site(api)
+    enrolled = await consent_and_enrol(api, await create(api, team, site_id="hasle"), team)
+    first, second = await create(api, team, site_id="hasle"), await create(api, team, site_id="hasle")
+    first_consent = await consent(api, first, team)
+    await consent(api, second, team)
+    for household in (first, second):
+        waiting = await api.post(f"/v1/households/{household['id']}/enrol", headers=team)
+        assert waiting.json()["status"] == "waitlisted"
+    revoked = await api.post(f"/v1/households/{first['id']}/consents/{first_consent}/revoke", headers=team)
+    assert revoked.status_code == 200
+    exited = await api.post(f"/v1/households/{enrolled['id']}/exit", headers=team,
+                            json={"reason": "moved_away"})
+    assert exited.status_code == 200
+    now = {h["id"]: (await api.get(f"/v1/households/{h['id']}", headers=team)).json()
+           for h in (first, second)}
+    assert (now[first["id"]]["status"], now[first["id"]]["waitlist_position"]) == ("waitlisted", 1)
+    assert now[second["id"]]["status"] == "enrolled"
+
+    async def enrolments() -> set[str] | None:
+        events = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=15,
+                                            timeout=5))
+        found = {e.data["family_id"] for e in events if e.type.split(".")[4] == "family-enrolled"}
+        return found if len(found) >= 2 else None
+    assert await eventually(enrolments, timeout=30) == {enrolled["id"], second["id"]}
+
+
+async def test_the_funnel_counts_the_furthest_stage_each_household_reached(api) -> None:
+    team = await small_site(api)
+    await consent_and_enrol(api, await create(api, team, site_id="hasle"), team)
+    waited = await consent_and_enrol(api, await create(api, team, site_id="hasle"), team)
+    assert waited["status"] == "waitlisted"
+    left = await api.post(f"/v1/households/{waited['id']}/exit", headers=team, json={"reason": "withdrew"})
+    assert left.json()["status"] == "exited"
+    declined = await create(api, team, site_id="hasle")
+    await outreach(api, declined["id"], "agreed", team)
+    await outreach(api, declined["id"], "declined", team)
+    await create(api, team, site_id="hasle")  # identified only
+    await create(api, team, site_id="hasle", members=[{"cpr": cpr(80), "role": "father"}])  # not eligible
+    funnel = (await api.get("/v1/funnel", params={"site_id": "hasle"}, headers=team)).json()
+    assert funnel["counts"] == {"identified": 4, "contacted": 3, "invited": 3, "consented": 2, "enrolled": 1}
 
 
 async def test_the_76th_family_in_gellerup_is_waitlisted_and_an_exit_offers_it_the_place(api) -> None:
@@ -143,16 +209,53 @@ async def test_register_import_takes_good_rows_reports_bad_ones_and_is_idempoten
            f"R1,gellerup,Gudrunsvej 1,{cpr(14, 4)},child,,yes\n"
            f"R2,viby,Viby Torv 2,310299-1234,father,2015-06-01,yes\n"
            f"R3,tilst,Tilst Vej 3,{cpr(70)},father,,yes\n")
-    leader = bearer(api.settings, "team_leader", site="gellerup")
-    first = await api.post("/v1/imports", content=csv, headers={**leader, "content-type": "text/csv"})
+    system = bearer(api.settings, "system")
+    first = await api.post("/v1/imports", content=csv, headers={**system, "content-type": "text/csv"})
     assert first.status_code == 201, first.text
     report = first.json()
     assert (report["households"], report["persons"]) == (2, 3)
     assert [(r["line"], r["reason"].split(":")[0]) for r in report["rejected"]] == [(4, "cpr")]
-    second = await api.post("/v1/imports", content=csv, headers={**leader, "content-type": "text/csv"})
+    second = await api.post("/v1/imports", content=csv, headers={**system, "content-type": "text/csv"})
     assert second.json()["already_imported"] is True and second.json()["households"] == 0
     listed = await api.get("/v1/households", params={"limit": 200}, headers=api.team)
     assert len(listed.json()["items"]) == 1  # R1 only: R3 is Tilst's
+
+
+async def test_a_team_leader_imports_only_its_own_sites_households(api) -> None:
+    csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+           f"G1,gellerup,Gudrunsvej 1,{cpr(84)},mother,2015-06-01,yes\n"
+           f"G1,gellerup,Gudrunsvej 1,{cpr(14, 4)},child,,yes\n"
+           f"T1,tilst,Tilst Vej 3,{cpr(70)},father,2015-06-01,yes\n"
+           f"T1,tilst,Tilst Vej 3,{cpr(12, 4)},child,,yes\n")
+    leader = bearer(api.settings, "team_leader", site="gellerup")
+    imported = await api.post("/v1/imports", content=csv, headers={**leader, "content-type": "text/csv"})
+    report = imported.json()
+    assert (report["households"], report["persons"]) == (1, 2)
+    assert report["rejected"] == [{"line": 4, "reason": "site tilst is not yours"},
+                                  {"line": 5, "reason": "site tilst is not yours"}]
+    system = bearer(api.settings, "system")
+    tilst = await api.get("/v1/households", params={"site_id": "tilst"}, headers=system)
+    assert tilst.json()["items"] == []
+
+
+async def test_a_household_with_a_bad_row_is_not_imported_and_its_corrected_file_is(api) -> None:
+    mother, child = cpr(84), cpr(14, 4)
+    header = "household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+    rows = (f"R9,gellerup,Gudrunsvej 9,{mother},mother,2015-06-01,yes\n"
+            "R9,gellerup,Gudrunsvej 9,{child},child,,yes\n")
+    leader = {**bearer(api.settings, "team_leader", site="gellerup"), "content-type": "text/csv"}
+    bad = (await api.post("/v1/imports", content=header + rows.format(child="310299-1234"),
+                          headers=leader)).json()
+    assert (bad["households"], bad["persons"]) == (0, 0)
+    assert [r["line"] for r in bad["rejected"]] == [2, 3]
+    assert bad["rejected"][0]["reason"] == "household R9 is not imported because of line 3"
+    assert (await api.get("/v1/households", headers=api.team)).json()["items"] == []
+    corrected = (await api.post("/v1/imports", content=header + rows.format(child=child),
+                                headers=leader)).json()
+    assert (corrected["households"], corrected["persons"], corrected["rejected"]) == (1, 2, [])
+    listed = (await api.get("/v1/households", headers=api.team)).json()["items"]
+    members = (await api.get(f"/v1/households/{listed[0]['id']}", headers=api.team)).json()["members"]
+    assert sorted(m["role"] for m in members) == ["child", "mother"]
 
 
 async def test_consent_is_renewed_then_expires_and_the_expiry_is_announced(api, broker: Broker) -> None:

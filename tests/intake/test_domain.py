@@ -72,9 +72,33 @@ def test_funnel_moves_by_outreach_outcomes_and_refuses_illegal_steps() -> None:
 
 def test_funnel_counts_are_cumulative_like_the_pilot() -> None:
     s = d.HouseholdStatus
-    statuses = [s.ENROLLED] * 62 + [s.DECLINED] * 100 + [s.NO_ANSWER] * 61
-    counts = d.funnel_counts(statuses)
+    furthest = [s.ENROLLED] * 62 + [s.CONTACTED] * 100 + [s.IDENTIFIED] * 61 + [None] * 5
+    counts = d.funnel_counts(furthest)
     assert counts == {"identified": 223, "contacted": 162, "invited": 62, "consented": 62, "enrolled": 62}
+
+
+def walk(*statuses: d.HouseholdStatus) -> d.HouseholdStatus | None:
+    reached: d.HouseholdStatus | None = None
+    for status in statuses:
+        reached = d.furthest_stage(reached, status)
+    return reached
+
+
+def test_the_furthest_stage_never_goes_back() -> None:
+    s = d.HouseholdStatus
+    assert walk(s.IDENTIFIED, s.CONTACTED, s.INVITED, s.DECLINED) is s.INVITED
+    assert walk(s.IDENTIFIED, s.INVITED, s.CONSENTED, s.WAITLISTED, s.EXITED) is s.CONSENTED
+    assert walk(s.IDENTIFIED, s.INVITED, s.CONSENTED, s.ENROLLED, s.EXITED) is s.ENROLLED
+    assert walk(s.IDENTIFIED, s.DECLINED) is s.CONTACTED
+    assert walk(s.IDENTIFIED, s.NOT_ELIGIBLE) is s.IDENTIFIED
+    assert walk(s.NOT_ELIGIBLE) is None
+
+
+def test_a_freed_place_goes_to_the_first_waiting_family_whose_consent_still_covers() -> None:
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    health = {Department.HEALTH_AND_CARE}
+    assert d.next_from_waitlist([(first, set()), (second, health), (third, health)]) == second
+    assert d.next_from_waitlist([(first, set())]) is None
 
 
 def test_consent_rules() -> None:
@@ -109,3 +133,19 @@ def test_import_rows_are_validated_one_by_one() -> None:
     assert isinstance(rows[1], d.ImportRowError) and rows[1].line == 3 and "cpr" in rows[1].reason
     assert isinstance(rows[2], d.ImportRowError) and "role" in rows[2].reason
     assert "310299" not in rows[1].reason
+
+
+def test_a_team_leader_imports_its_own_site_and_a_household_is_all_or_nothing() -> None:
+    text = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+            "H1,gellerup,Gudrunsvej 1,010185-1234,mother,2016-01-01,yes\n"
+            "H1,gellerup,Gudrunsvej 1,310299-1234,child,,yes\n"
+            "H2,tilst,Tilst Vej 2,010185-2234,father,2016-01-01,yes\n"
+            "H3,gellerup,Gudrunsvej 3,010185-3234,father,2016-01-01,yes\n")
+    households, errors = d.group_households(d.read_import(text, site="gellerup"))
+    assert list(households) == ["H3"]
+    assert [(e.line, e.reason) for e in errors] == [
+        (2, "household H1 is not imported because of line 3"), (3, errors[1].reason),
+        (4, "site tilst is not yours")]
+    assert errors[1].reason.startswith("cpr:")
+    anywhere, _ = d.group_households(d.read_import(text))
+    assert sorted(anywhere) == ["H2", "H3"]

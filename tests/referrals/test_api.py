@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.referrals import service
 from services.referrals.app import create_app
+from shared.auth import Principal, Role
 from shared.events.casework import EscalationRaised
-from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, Member
+from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, Member
 from tests.support import (
     Broker,
     bearer,
@@ -183,3 +185,147 @@ async def test_an_overdue_referral_is_visible_and_announced_once(api, broker) ->
     kinds = [e.type.split(".")[4] for e in envelopes(await read_topic(
         broker.bootstrap, api.settings.domain_topic(), expected=3))]
     assert kinds.count("referral-overdue") == 1
+
+
+async def handled(api, n: int) -> None:
+    """Wait until the referrals consumer has handled ``n`` events in all."""
+    assert await eventually(lambda: _done(api._transport.app.state.consumers[0], n), timeout=30)
+
+
+async def test_resuming_a_held_referral_needs_consent_again_and_returns_it_where_it_was(api, broker) -> None:
+    family_id, mother, consent = await family(api, broker, [HEALTH])
+    rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    await post(api, f"/v1/referrals/{rid}/send", api.team)
+    await post(api, f"/v1/referrals/{rid}/accept", api.health)
+    await publish(api.settings, broker.bootstrap, [ConsentRevoked(
+        family_id=family_id, site_id="gellerup", consent_id=consent, person_id=mother, departments=[HEALTH])])
+    await handled(api, 3)
+    assert (await api.get(f"/v1/referrals/{rid}", headers=api.team)).json()["state"] == "on_hold"
+
+    await post(api, f"/v1/referrals/{rid}/start", api.health, expect=409)
+    await post(api, f"/v1/referrals/{rid}/accept", api.health, expect=409)
+    await post(api, f"/v1/referrals/{rid}/send", api.team, expect=409)
+    await post(api, f"/v1/referrals/{rid}/resume", api.health, expect=403)
+    refused = await api.post(f"/v1/referrals/{rid}/resume", headers=api.team)
+    assert refused.status_code == 409 and "Sundhed og Omsorg (sundhed-og-omsorg)" in refused.json()["detail"]
+
+    await publish(api.settings, broker.bootstrap, [ConsentGiven(
+        family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
+        person_role="mother", departments=[HEALTH], purposes=["coordinated help"])])
+    await handled(api, 4)
+    resumed = await post(api, f"/v1/referrals/{rid}/resume", api.team)
+    assert resumed["state"] == "accepted" and resumed["reason_code"] is None
+    last = resumed["history"][-1]
+    assert (last["from_state"], last["to_state"]) == ("on_hold", "accepted")
+    await post(api, f"/v1/referrals/{rid}/start", api.health)
+    events = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=6))
+    assert [e.type.split(".")[4] for e in events] == [
+        "referral-drafted", "referral-sent", "referral-accepted", "referral-put-on-hold", "referral-resumed",
+        "referral-started"]
+    assert events[4].data["state"] == "accepted"
+    on_health = envelopes(await read_topic(broker.bootstrap, api.settings.department_topic(HEALTH),
+                                           expected=5))
+    assert "referral-resumed" in [e.type.split(".")[4] for e in on_health]
+
+
+async def test_a_referral_is_read_by_the_list_roles_and_its_free_text_stays_in_the_team(api, broker) -> None:
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    await post(api, f"/v1/referrals/{rid}/send", api.team)
+    for role in ("finance", "coordination", "admin", "system"):
+        token = bearer(api.settings, role)
+        assert (await api.get("/v1/referrals", headers=token)).status_code == 403, role
+        assert (await api.get(f"/v1/referrals/{rid}", headers=token)).status_code == 403, role
+    team = (await api.get(f"/v1/referrals/{rid}", headers=api.team)).json()
+    assert team["reason"] == "Ondt i ryggen" and team["fields"]["health_concern_code"] == "back_pain"
+    department = (await api.get(f"/v1/referrals/{rid}", headers=api.health)).json()
+    assert department["reason"] is None and department["fields"]["health_concern_code"] == "back_pain"
+    # Should an overview role ever be let in, the answer itself keeps the team's words and fields.
+    async with api.app.state.sessionmaker() as session:
+        coordination = Principal(subject="c", role=Role.COORDINATION)
+        referral = await service.get_referral(session, coordination, uuid.UUID(rid))
+        seen = await service.read(session, coordination, referral)
+    assert (seen.reason, seen.fields) == (None, None)
+
+
+async def test_an_exited_family_has_its_referrals_cancelled_and_gets_no_new_ones(api, broker) -> None:
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    accepted = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    await post(api, f"/v1/referrals/{accepted}/send", api.team)
+    await post(api, f"/v1/referrals/{accepted}/accept", api.health)
+    completed = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    await post(api, f"/v1/referrals/{completed}/send", api.team)
+    for step, body in (("accept", None), ("start", None), ("complete", {"outcome_code": "goal_met"})):
+        await post(api, f"/v1/referrals/{completed}/{step}", api.health, body)
+    draft = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    await publish(api.settings, broker.bootstrap, [FamilyExited(family_id=family_id, site_id="gellerup",
+                                                                reason="moved_away")])
+    await handled(api, 3)
+    after = {r: (await api.get(f"/v1/referrals/{r}", headers=api.team)).json()
+             for r in (accepted, completed, draft)}
+    assert [(x["state"], x["reason_code"]) for x in after.values()] == [
+        ("cancelled", "family_exited"), ("completed", None), ("cancelled", "family_exited")]
+    refused = await api.post("/v1/referrals", headers=api.team, json=rehab(family_id, mother))
+    assert refused.status_code == 409 and "left the programme" in refused.json()["detail"]
+    events = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=13))
+    cancelled = [e for e in events if e.type.split(".")[4] == "referral-cancelled"]
+    assert sorted(e.data["referral_id"] for e in cancelled) == sorted([accepted, draft])
+    assert {e.data["reason_code"] for e in cancelled} == {"family_exited"}
+
+
+async def test_only_an_unexpired_consent_of_an_adult_covers_the_department(api, broker) -> None:
+    family_id, mother, child = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    yesterday = date.today() - timedelta(days=1)
+    await publish(api.settings, broker.bootstrap, [
+        FamilyEnrolled(family_id=family_id, site_id="gellerup", members=[
+            Member(person_id=mother, role="mother", birth_year=1985),
+            Member(person_id=child, role="child", birth_year=2012)]),
+        ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=child,
+                     person_role="child", departments=[HEALTH], purposes=["coordinated help"]),
+        ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
+                     person_role="mother", departments=[HEALTH], purposes=["coordinated help"],
+                     expires_on=yesterday)])
+    await handled(api, 3)
+    rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    refused = await api.post(f"/v1/referrals/{rid}/send", headers=api.team)
+    assert refused.status_code == 409 and "Sundhed og Omsorg" in refused.json()["detail"]
+    # A consent event from before intake sent the role: the member's role from enrolment counts.
+    await publish(api.settings, broker.bootstrap, [ConsentGiven(
+        family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
+        departments=[HEALTH], purposes=["coordinated help"], expires_on=date.today())])
+    await handled(api, 4)
+    await post(api, f"/v1/referrals/{rid}/send", api.team)
+
+
+async def test_a_referral_names_only_a_person_of_its_own_family(api, broker) -> None:
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    _, stranger, _ = await family(api, broker, [HEALTH])
+    wrong = await api.post("/v1/referrals", headers=api.team, json={**rehab(family_id, mother),
+                                                                     "person_id": str(stranger)})
+    assert wrong.status_code == 422 and [e["field"] for e in wrong.json()["errors"]] == ["body.person_id"]
+    leaked = await api.post("/v1/referrals", headers=api.team, json=rehab(family_id, stranger) | {
+        "person_id": str(mother)})
+    assert leaked.status_code == 422
+    assert [e["field"] for e in leaked.json()["errors"]] == ["body.fields.person_id"]
+    await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201)
+
+
+async def test_overdue_filters_open_referrals_past_their_due_date(api, broker, monkeypatch) -> None:
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    routine = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    urgent = (await post(api, "/v1/referrals", api.team, {**rehab(family_id, mother), "priority": "urgent"},
+                         201))["id"]
+    draft = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
+    for rid in (routine, urgent):
+        await post(api, f"/v1/referrals/{rid}/send", api.team)
+    ten_days_on = datetime.now(UTC) + timedelta(days=10)  # past urgent's 7 days, within routine's 14
+    monkeypatch.setattr(service, "now", lambda: ten_days_on)
+
+    async def listed(overdue: str) -> list[tuple[str, bool]]:
+        response = await api.get("/v1/referrals", params={"overdue": overdue}, headers=api.team)
+        items = response.json()["items"]
+        return sorted((r["id"], r["overdue"]) for r in items)
+    assert await listed("true") == [(urgent, True)]
+    assert await listed("false") == sorted([(routine, False), (draft, False)])
+    inbox = (await api.get("/v1/referrals", params={"overdue": "true"}, headers=api.health)).json()["items"]
+    assert [r["id"] for r in inbox] == [urgent]

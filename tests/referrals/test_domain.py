@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -74,3 +74,37 @@ def test_fields_must_be_exactly_what_the_offer_needs() -> None:
     with pytest.raises(d.FieldProblem) as extra:
         d.validate_fields(need, {"person_id": "p", "health_concern_code": "b", "diagnosis": "x"})
     assert extra.value.fields == ["diagnosis"]
+
+
+def test_a_hold_is_left_only_by_cancelling_or_by_the_team_resuming_with_consent() -> None:
+    health = Department.HEALTH_AND_CARE
+    with pytest.raises(d.ReferralsConflict, match="resumes"):
+        d.transition(S.ON_HOLD, S.ACCEPTED, actor=A.DEPARTMENT)
+    with pytest.raises(d.ReferralsConflict):
+        d.transition(S.ON_HOLD, S.SENT, actor=A.TEAM)
+    assert d.transition(S.ON_HOLD, S.CANCELLED, actor=A.TEAM, reason_code="x") is S.CANCELLED
+    with pytest.raises(d.NotAllowed):
+        d.resume(S.ON_HOLD, S.ACCEPTED, actor=A.DEPARTMENT, covered={health}, target_department=health)
+    with pytest.raises(d.ReferralsConflict, match=r"sundhed-og-omsorg"):
+        d.resume(S.ON_HOLD, S.ACCEPTED, actor=A.TEAM, covered=set(), target_department=health)
+    with pytest.raises(d.ReferralsConflict, match="on hold"):
+        d.resume(S.SENT, None, actor=A.TEAM, covered={health}, target_department=health)
+    assert d.resume(S.ON_HOLD, S.IN_PROGRESS, actor=A.TEAM, covered={health},
+                    target_department=health) is S.IN_PROGRESS
+
+
+def test_an_exited_family_gets_everything_open_cancelled_and_nothing_new() -> None:
+    assert {s: d.state_after_family_exited(s) for s in S} == {
+        S.DRAFT: S.CANCELLED, S.SENT: S.CANCELLED, S.ACCEPTED: S.CANCELLED, S.IN_PROGRESS: S.CANCELLED,
+        S.ON_HOLD: S.CANCELLED, S.COMPLETED: None, S.DECLINED: None, S.CANCELLED: None}
+    with pytest.raises(d.ReferralsConflict, match="left the programme"):
+        d.require_family_in_programme(True)
+
+
+def test_only_an_unexpired_consent_of_an_adult_covers() -> None:
+    health, children = Department.HEALTH_AND_CARE, Department.CHILDREN_AND_YOUNG_PEOPLE
+    social, culture = Department.SOCIAL_AND_EMPLOYMENT, Department.CULTURE_AND_CITIZEN_SERVICES
+    today = date(2026, 11, 22)
+    covers = [d.Cover(health, "mother", today), d.Cover(children, "child", None),
+              d.Cover(social, "father", date(2026, 11, 21)), d.Cover(culture, None, None)]
+    assert d.covered_departments(covers, today=today) == {health}
