@@ -1,6 +1,7 @@
 """The four departments (magistratsafdelinger) that station staff in the teams and co-finance them."""
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 
 class Department(StrEnum):
@@ -22,3 +23,8 @@ _DANISH = {
     Department.HEALTH_AND_CARE: "Sundhed og Omsorg",
     Department.CULTURE_AND_CITIZEN_SERVICES: "Kultur og Borgerservice",
 }
+
+#: The slugs as a literal type, for event contracts (their JSON Schema is a plain string enum).
+DepartmentSlug = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
+                         "kultur-og-borgerservice"]
+assert set(get_args(DepartmentSlug)) == {d.value for d in Department}, "DepartmentSlug drifted"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.finance import service
@@ -22,7 +22,9 @@ from services.finance.schemas import (
     SettleIn,
     StatementRead,
 )
+from shared.audit import record_reads
 from shared.auth import Principal, Role, require_roles
+from shared.codes import CODE_PATTERN
 from shared.db import SessionDep
 from shared.departments import Department
 from shared.errors import NotFound
@@ -33,7 +35,7 @@ Finance = Annotated[Principal, Depends(require_roles(Role.FINANCE))]
 Overview = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION))]
 Readers = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINATION, Role.DEPARTMENT_STAFF))]
 Year = Annotated[int, Query(ge=2019, le=2100)]
-Site = Annotated[str, Query(max_length=50, pattern=r"^[a-z0-9-]+$")]
+Site = Annotated[str, Query(max_length=80, pattern=CODE_PATTERN)]
 
 
 @router.post("/budgets", response_model=BudgetRead, status_code=201, summary="Set a site's yearly budget")
@@ -107,7 +109,11 @@ async def set_savings(family_id: UUID, body: SavingsIn, session: SessionDep,
 
 
 @router.get("/savings", response_model=SavingsRead, summary="Savings per year and over years vs the pool")
-async def savings(session: SessionDep, principal: Overview, year: Year,
+async def savings(request: Request, session: SessionDep, principal: Overview, year: Year,
                   years: Annotated[int, Query(ge=1, le=20)] = 4,
                   site_id: Annotated[str | None, Query(max_length=50)] = None) -> SavingsRead:
-    return await service.savings(session, site_id=site_id, years=years, year=year)
+    report = await service.savings(session, site_id=site_id, years=years, year=year)
+    # Each family's savings come from its members' employment: personal data, so audited.
+    await record_reads(session, principal, subject_kind="family", endpoint=f"GET {request.url.path}",
+                       purpose="savings report", subject_ids=[f.family_id for f in report.per_family])
+    return report

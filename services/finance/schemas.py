@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.codes import Code
 from shared.departments import Department
 from shared.money import Ore
 
@@ -20,7 +21,7 @@ class Strict(BaseModel):
 class BudgetIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"site_id": "gellerup", "year": 2026, "total_ore": 680000000, "pool_ore": 350000000}]})
-    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
+    site_id: Code
     year: int = Field(ge=2019, le=2100)
     total_ore: Ore
     pool_ore: Ore | None = None
@@ -56,7 +57,7 @@ class AllocationRead(BaseModel):
 
 
 class SettleIn(Strict):
-    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
+    site_id: Code
     year: int = Field(ge=2019, le=2100)
     quarter: int | None = Field(default=None, ge=1, le=4, description="Omit for the whole year")
 
@@ -85,7 +86,7 @@ class CorrectIn(Strict):
 
 
 class SavingsIn(Strict):
-    site_id: str = Field(max_length=50, pattern=r"^[a-z0-9-]+$")
+    site_id: Code
     baseline_ore: Ore = Field(description="Yearly public expenditure before enrolment")
     current_ore: Ore = Field(description="Yearly public expenditure now")
 

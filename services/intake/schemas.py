@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.codes import Code
 from shared.departments import Department
 
 Role = Literal["mother", "father", "other_adult", "child"]
@@ -38,7 +39,7 @@ class HouseholdIn(Strict):
 
 
 class SiteIn(Strict):
-    id: str = Field(pattern=r"^[a-z0-9-]{2,50}$")
+    id: Code
     name: str = Field(min_length=1, max_length=200)
     capacity: int = Field(ge=0, le=10_000)
 

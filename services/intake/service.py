@@ -358,6 +358,12 @@ async def _covered(session: AsyncSession, household_id: uuid.UUID, today: date) 
         for c, role in rows.all()), today=today)
 
 
+async def _shared_with(session: AsyncSession, household_id: uuid.UUID) -> list[str]:
+    """The departments that may see the family's events now: those its consent covers."""
+    covered = await _covered(session, household_id, date.today())
+    return [department.value for department in Department if department in covered]
+
+
 # --- enrolment, waitlist, exit ------------------------------------------------------------
 
 async def enrol(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault) -> HouseholdRead:
@@ -390,7 +396,7 @@ async def _enrol_now(session: AsyncSession, household: Household) -> None:
     await record_event(session, events.FamilyEnrolled(
         family_id=household.id, site_id=household.site_id,
         members=[events.Member(person_id=p.id, role=p.role, birth_year=p.birth_date.year)  # type: ignore[arg-type]
-                 for p in members]))
+                 for p in members], shared_with=await _shared_with(session, household.id)))
 
 
 async def _count(session: AsyncSession, site_id: str, status: str) -> int:
@@ -415,8 +421,9 @@ async def exit_family(session: AsyncSession, *, household_id: uuid.UUID, reason:
     _set_status(household, d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.EXITED))
     household.exited_at, household.exit_reason = now(), d.ExitReason(reason).value
     await session.flush()
-    await record_event(session, events.FamilyExited(family_id=household.id, site_id=site_id,
-                                                    reason=reason))  # type: ignore[arg-type]
+    await record_event(session, events.FamilyExited(
+        family_id=household.id, site_id=site_id, reason=reason,  # type: ignore[arg-type]
+        shared_with=await _shared_with(session, household.id)))
     if was_enrolled:
         await _offer_place(session, site_id)
     return await read_household(session, household_id=household_id, vault=vault)
@@ -451,7 +458,8 @@ async def add_member(session: AsyncSession, *, household_id: uuid.UUID, member: 
     if household.status == "enrolled":
         await record_event(session, events.MemberAdded(
             family_id=household.id, site_id=household.site_id,
-            member=events.Member(person_id=person.id, role=member.role, birth_year=cpr.birth_date.year)))
+            member=events.Member(person_id=person.id, role=member.role, birth_year=cpr.birth_date.year),
+            shared_with=await _shared_with(session, household.id)))
     return await read_household(session, household_id=household_id, vault=vault)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.codes import Code
 from shared.departments import Department
 
 
@@ -16,7 +17,7 @@ class Strict(BaseModel):
 
 
 class OfferIn(Strict):
-    code: str = Field(pattern=r"^[a-z0-9-]{2,80}$")
+    code: Code
     department: Department
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
@@ -54,11 +55,11 @@ class FieldsIn(Strict):
 
 
 class ReasonIn(Strict):
-    reason_code: str = Field(pattern=r"^[a-z0-9_]{2,60}$")
+    reason_code: Code
 
 
 class CompleteIn(Strict):
-    outcome_code: str = Field(pattern=r"^[a-z0-9_]{2,60}$")
+    outcome_code: Code
 
 
 class StatusIn(Strict):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 from uuid import UUID
 
+from shared.codes import Code, DecimalText
+from shared.departments import DepartmentSlug as Department
 from shared.events.registry import DomainEvent, event, examples
 
-Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
-                     "kultur-og-borgerservice"]
 E1 = "8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
 E2 = "9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
 E3 = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
@@ -17,7 +16,7 @@ E3 = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
 
 
 class SiteYearEvent(DomainEvent):
-    site_id: str
+    site_id: Code
     year: int
 
     def partition_key(self) -> str:
@@ -42,7 +41,7 @@ class AllocationComputed(SiteYearEvent):
                               "amount_ore": 45_000_000, "fte_days": "547.5"})
     department: Department
     amount_ore: int
-    fte_days: str
+    fte_days: DecimalText
 
 
 @event("finance", "settlement-issued")

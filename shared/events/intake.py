@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from shared.codes import Code
+from shared.departments import DepartmentSlug
 from shared.events.registry import FamilyEvent, event, examples
 
 F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
@@ -18,7 +20,7 @@ Role = Literal["mother", "father", "other_adult", "child"]
 
 
 class CriterionOutcome(BaseModel):
-    code: str
+    code: Code
     met: bool
 
 
@@ -63,7 +65,7 @@ class ConsentGiven(FamilyEvent):
                               "purposes": ["coordinated help"], "expires_on": "2027-03-01"})
     consent_id: UUID
     person_id: UUID
-    departments: list[str]
+    departments: list[DepartmentSlug]
     purposes: list[str]
     expires_on: date | None = None
     #: Whose consent it is: only an adult's covers the family. Optional because it was added
@@ -79,7 +81,7 @@ class ConsentRevoked(FamilyEvent):
                               "departments": ["sundhed-og-omsorg"], "state": "withdrawn"})
     consent_id: UUID
     person_id: UUID
-    departments: list[str]
+    departments: list[DepartmentSlug]
     state: Literal["withdrawn", "expired"] = "withdrawn"
 
 
@@ -89,8 +91,11 @@ class FamilyEnrolled(FamilyEvent):
 
     model_config = examples({"family_id": F, "site_id": "gellerup", "members": [
         {"person_id": P1, "role": "mother", "birth_year": 1985},
-        {"person_id": P2, "role": "child", "birth_year": 2015}]})
+        {"person_id": P2, "role": "child", "birth_year": 2015}],
+        "shared_with": ["sundhed-og-omsorg", "boern-og-unge"]})
     members: list[Member]
+    #: The departments the family's consent covers at this moment: only they see the event.
+    shared_with: list[DepartmentSlug] = []
 
 
 @event("intake", "family-waitlisted")
@@ -106,13 +111,17 @@ class MemberAdded(FamilyEvent):
     """A spouse or adult child at the address joined the family later."""
 
     model_config = examples({"family_id": F, "site_id": "viby", "member": {
-        "person_id": P2, "role": "other_adult", "birth_year": 2004}})
+        "person_id": P2, "role": "other_adult", "birth_year": 2004},
+        "shared_with": ["sociale-forhold-og-beskaeftigelse"]})
     member: Member
+    shared_with: list[DepartmentSlug] = []
 
 
 @event("intake", "family-exited")
 class FamilyExited(FamilyEvent):
     """A family left the programme; its place is free."""
 
-    model_config = examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached"})
+    model_config = examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached",
+                              "shared_with": ["sundhed-og-omsorg"]})
     reason: Literal["goals_reached", "moved_away", "withdrew", "other"]
+    shared_with: list[DepartmentSlug] = []

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from shared.codes import Code
+from shared.departments import DepartmentSlug as Department
 from shared.events.registry import FamilyEvent, event, examples
 
 _BASE = {"family_id": "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10", "site_id": "gellerup",
          "referral_id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "offer_code": "physical-rehabilitation",
          "target_department": "sundhed-og-omsorg", "person_id": "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01",
          "priority": "routine", "at": "2026-03-02T10:00:00Z", "due_at": "2026-03-16T10:00:00Z"}
-Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
-                     "kultur-og-borgerservice"]
 State = Literal["draft", "sent", "accepted", "in_progress", "completed", "declined", "cancelled", "on_hold"]
 
 
@@ -21,15 +21,15 @@ class ReferralEvent(FamilyEvent):
     """Common fields of every referral event."""
 
     referral_id: UUID
-    offer_code: str
+    offer_code: Code
     target_department: Department
     person_id: UUID | None = None
     priority: Literal["routine", "urgent"]
     state: State
     at: datetime
     due_at: datetime | None = None
-    reason_code: str | None = None
-    outcome_code: str | None = None
+    reason_code: Code | None = None
+    outcome_code: Code | None = None
 
 
 def _referral_event(name: str, state: str, doc: str, **extra: str) -> type[ReferralEvent]:

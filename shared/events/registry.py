@@ -13,6 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.codes import Code
+
 TYPE_PREFIX = "dk.aarhus.oto"
 
 
@@ -36,7 +38,7 @@ class FamilyEvent(DomainEvent):
     """An event about one family: keyed by family, and always carries the site for dashboards."""
 
     family_id: UUID
-    site_id: str
+    site_id: Code
 
     def partition_key(self) -> str:
         return str(self.family_id)

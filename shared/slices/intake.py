@@ -11,11 +11,14 @@ RULES: list[SliceRule] = []
 for _department in Department:
     RULES += [
         SliceRule(_department, FamilyEnrolled, ("members.person_id", "members.role", "members.birth_year"),
-                  reason="the one family entry point: every department joins its data on the "
-                         "family and its members' ids, roles and birth years (no names, no CPR)"),
+                  when=when(shared_with=OWN_DEPARTMENT),
+                  reason="the one family entry point: a department the family's consent covers joins "
+                         "its data on the family and its members' ids, roles and birth years (no "
+                         "names, no CPR); departments without consent do not learn of the family"),
         SliceRule(_department, MemberAdded, ("member.person_id", "member.role", "member.birth_year"),
-                  reason="a new member of the family the department already follows"),
-        SliceRule(_department, FamilyExited, ("reason",),
+                  when=when(shared_with=OWN_DEPARTMENT),
+                  reason="a new member of a family the department follows with the family's consent"),
+        SliceRule(_department, FamilyExited, ("reason",), when=when(shared_with=OWN_DEPARTMENT),
                   reason="the department stops its work with the family when it leaves"),
         SliceRule(_department, ConsentGiven, ("consent_id", "person_id", "departments", "expires_on"),
                   when=when(departments=OWN_DEPARTMENT),

@@ -101,3 +101,16 @@ async def test_each_department_topic_carries_only_its_slice_in_family_order(brok
                                                 headers=bearer(settings, "department_staff",
                                                                department="kultur-og-borgerservice"))
         assert unrelated.status_code == 404
+        # The family's consent names Health and Children only: Kultur og Borgerservice never hears
+        # of it, not even its enrolment, on its topic or through intake's view.
+        culture = envelopes(await read_topic(broker.bootstrap,
+                                             settings.department_topic("kultur-og-borgerservice"),
+                                             expected=1, timeout=3))
+        assert [e for e in culture if e.data.get("family_id") == family] == []
+        assert (await http["intake"].get(f"/v1/families/{family}/slice", headers=bearer(
+            settings, "department_staff", department="kultur-og-borgerservice"))).status_code == 404
+        # Casework's events keep the domain topic's order on Children's topic too.
+        casework_domain = [e.id for e in envelopes(await read_topic(
+            broker.bootstrap, settings.domain_topic("casework"), expected=2))]
+        casework_on_children = [e.id for e in children if e.source == "/oto/casework"]
+        assert casework_on_children == [i for i in casework_domain if i in set(casework_on_children)]
