@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +24,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.errors import Forbidden, install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
+from shared.openapi import DocumentedFastAPI
 from shared.outbox import OutboxRelay, relay_wakeup_info
 from shared.settings import Settings
 from shared.slice_view import slice_router
@@ -29,6 +32,8 @@ from shared.slices import SlicePolicy, default_policy
 from shared.tables import audit_log
 
 log = logging.getLogger(__name__)
+#: How long a stopping service waits for its consumers and relay to finish (compose allows more).
+SHUTDOWN_SECONDS = 15
 
 
 @dataclass
@@ -59,8 +64,8 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
         finally:
             await _stop(app)
 
-    app = FastAPI(title=definition.title, description=definition.description, version="1.0.0",
-                  lifespan=lifespan, openapi_tags=definition.openapi_tags)
+    app = DocumentedFastAPI(title=definition.title, description=definition.description, version="1.0.0",
+                            lifespan=lifespan, openapi_tags=definition.openapi_tags)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.consumers = []
@@ -109,7 +114,7 @@ async def _stop(app: FastAPI) -> None:
     if app.state.relay is not None:
         await app.state.relay.stop()
     tasks = app.state.tasks
-    _done, pending = await asyncio.wait(tasks, timeout=15) if tasks else (set(), set())
+    _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS) if tasks else (set(), set())
     for task in pending:
         task.cancel()
         with suppress(asyncio.CancelledError, Exception):
@@ -134,10 +139,40 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
+class Liveness(BaseModel):
+    status: Literal["alive"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool]
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit log: who read whose data, through which endpoint, and whether allowed."""
+
+    id: int
+    at: datetime
+    actor: str
+    client: str | None
+    role: str
+    department: str | None
+    site_id: str | None
+    subject_kind: str
+    subject_id: str
+    endpoint: str
+    purpose: str
+    outcome: str
+    correlation_id: str | None
+
+
 def operations_router() -> APIRouter:
+    """Health, readiness, catalogue, metrics and the audit log; their bodies are documented so
+    clients (and the fuzz test) can hold the responses to the OpenAPI document."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Alive: the process, the relay and the consumers make progress")
+    @router.get("/healthz", response_model=Liveness,
+                summary="Alive: the process, the relay and the consumers make progress")
     async def healthz(request: Request) -> JSONResponse:
         stalled = [c.group_id for c in request.app.state.consumers if not c.is_alive()]
         dead = [t.get_name() for t in request.app.state.tasks if t.done()]
@@ -145,7 +180,8 @@ def operations_router() -> APIRouter:
             return problem_response(503, "Not alive", f"stalled: {stalled + dead}", request)
         return JSONResponse({"status": "alive"})
 
-    @router.get("/readyz", summary="Ready: database reachable and at head, broker reachable")
+    @router.get("/readyz", response_model=Readiness,
+                summary="Ready: database reachable and at head, broker reachable")
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
         checks = {"database": await _database_ready(state),
@@ -154,20 +190,22 @@ def operations_router() -> APIRouter:
             return JSONResponse({"status": "ready", "checks": checks})
         return problem_response(503, "Not ready", f"checks: {checks}", request, checks=checks)
 
-    @router.get("/asyncapi.json", summary="The event catalogue (AsyncAPI 3.0)")
+    @router.get("/asyncapi.json", response_model=dict[str, Any], summary="The event catalogue (AsyncAPI 3.0)")
     async def asyncapi(request: Request) -> JSONResponse:
         from shared.catalogue import asyncapi_document
 
         namespace = request.app.state.settings.topic_namespace
         return JSONResponse(asyncapi_document(namespace=namespace))
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/audit", summary="Who read a person's or family's data (admin and coordination)")
+    @router.get("/audit", response_model=list[AuditEntry],
+                summary="Who read a person's or family's data (admin and coordination)")
     async def audit(request: Request, principal: CurrentPrincipal, subject_id: str,
-                    limit: int = 100) -> list[dict[str, Any]]:
+                    limit: Annotated[int, Query(ge=1, description="At most 1000 rows are returned.")] = 100,
+                    ) -> list[dict[str, Any]]:
         if principal.role not in {Role.ADMIN, Role.COORDINATION}:
             raise Forbidden("Only admin and the coordination group may read the audit log.")
         async with request.app.state.sessionmaker() as session:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Column, DateTime, event
+from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -74,9 +74,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps the offset itself; SQLite keeps none, so a plain ``DateTime(timezone=True)``
+    stores an aware time's wall clock (another offset would be a different instant) and reads
+    it back naive, and an API would then answer ``2026-01-01T10:00:00`` where its schema (and
+    RFC 3339) promises an offset. Converting to UTC on the way in and attaching UTC on the way
+    out makes both databases behave alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 def utc_column(nullable: bool = False) -> Column:
     """A timezone-aware timestamp column for SQLModel fields (``sa_column=utc_column()``)."""
-    return Column(DateTime(timezone=True), nullable=nullable)
+    return Column(UTCDateTime(), nullable=nullable)
 
 
 #: SQLSTATE classes meaning the database is away rather than the statement wrong: connection

@@ -9,6 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import (
+    InsufficientResourcesError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
+
+#: The ``title`` of each status the services answer with; one table, so the handlers and the
+#: OpenAPI document (``shared.openapi``) cannot drift apart.
+TITLES: dict[int, str] = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Content too large",
+    422: "Unprocessable content", 500: "Internal server error", 503: "Service unavailable",
+}
 
 
 class Problem(Exception):
@@ -62,6 +75,43 @@ class ServiceUnavailable(Problem):
     status, title = 503, "Service unavailable"
 
 
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of what ``problem_response`` writes, for the OpenAPI components.
+
+    Kept next to ``problem_response`` because it is the same shape: the fuzz test checks every
+    error against it. Extension members (``errors``, the readiness ``checks``) are allowed, as
+    RFC 9457 says; ``errors`` is described because clients rely on it.
+    """
+    return {
+        "Problem": {
+            "type": "object",
+            "title": "Problem",
+            "description": "An error, as RFC 9457 problem details (application/problem+json).",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "description": "Always about:blank."},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+                "instance": {"type": "string", "description": "The request path."},
+                "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"},
+                           "description": "Validation errors: which fields, never their values."},
+            },
+            "additionalProperties": True,
+        },
+        "FieldError": {
+            "type": "object",
+            "title": "FieldError",
+            "required": ["field", "message"],
+            "properties": {
+                "field": {"type": "string", "description": "Where: e.g. body.members.0.cpr."},
+                "message": {"type": "string"},
+                "type": {"type": "string", "description": "The kind of error, e.g. missing."},
+            },
+        },
+    }
+
+
 def problem_response(status: int, title: str, detail: str, request: Request | None = None,
                      **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
@@ -93,13 +143,17 @@ def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | Non
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
-            exc.status_code, "Error")
+        title = TITLES.get(exc.status_code, "Error")
         return problem_response(exc.status_code, title, str(exc.detail), request)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
+    # Raised by asyncpg while *connecting* (SQLAlchemy wraps only errors of statements): the server
+    # is starting up or shutting down (57P03), the connection broke (08…), or it is full (53…).
+    @app.exception_handler(OperatorInterventionError)
+    @app.exception_handler(PostgresConnectionError)
+    @app.exception_handler(InsufficientResourcesError)
     async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable", extra={"error": type(exc).__name__})
         return problem_response(503, "Service unavailable",
@@ -115,8 +169,7 @@ def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | Non
         return problem_response(409, "Conflict", "The change conflicts with existing data.", request)
 
     for exc_type, status in (extra or {}).items():
-        title = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable content"}[
-            status]
+        title = TITLES[status]
 
         async def on_domain(request: Request, exc: Exception, status: int = status,
                             title: str = title) -> JSONResponse:

@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -20,6 +19,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+
+from shared.db import UTCDateTime
 
 plumbing_metadata = MetaData()
 
@@ -35,10 +36,10 @@ outbox = Table(
     Column("source", String(200), nullable=False),
     Column("partition_key", String(200), nullable=False),
     Column("subject", String(200), nullable=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
     Column("correlation_id", String(100), nullable=True),
     Column("payload", JSON, nullable=False),
-    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("published_at", UTCDateTime(), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
 )
 # The relay's only query: unpublished rows in id order.
@@ -55,7 +56,7 @@ inbox = Table(
     Column("source", String(200), primary_key=True),
     Column("event_id", String(100), primary_key=True),
     Column("event_type", String(200), nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", UTCDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(
@@ -67,7 +68,7 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("status_code", Integer, nullable=False),
     Column("response_body", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
 )
 
@@ -75,7 +76,7 @@ audit_log = Table(
     "audit_log",
     plumbing_metadata,
     Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("client", String(200), nullable=True),
     Column("role", String(50), nullable=False),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.app import SHUTDOWN_SECONDS
 from shared.departments import Department
 from shared.settings import SERVICES, Settings
 
@@ -58,6 +59,7 @@ def test_each_service_is_built_from_the_one_dockerfile_and_waits_for_healthy_dep
                                      "kafka": {"condition": "service_healthy"},
                                      "kafka-setup": {"condition": "service_completed_successfully"}}
     assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    assert int(service["stop_grace_period"].removesuffix("s")) > SHUTDOWN_SECONDS  # graceful stop fits
     env = _env_file(f"{app}.env")
     assert env["OTO_SERVICE"] == app
     assert env["OTO_DATABASE_URL"].endswith(f"@postgres:5432/{app}")

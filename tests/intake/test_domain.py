@@ -149,3 +149,10 @@ def test_a_team_leader_imports_its_own_site_and_a_household_is_all_or_nothing() 
     assert errors[1].reason.startswith("cpr:")
     anywhere, _ = d.group_households(d.read_import(text))
     assert sorted(anywhere) == ["H2", "H3"]
+
+
+@pytest.mark.parametrize("text", ["a\rb,c\n", "household_ref,site_id\n1,\"" + "x" * 200_000 + "\"\n"])
+def test_a_file_the_csv_module_cannot_read_is_a_bad_row_not_a_crash(text: str) -> None:
+    """Found by the fuzz test: a bare carriage return or an oversized field made the import a 500."""
+    items = list(d.read_import(text))
+    assert items and all(isinstance(item, d.ImportRowError) for item in items)

@@ -1,0 +1,139 @@
+"""Each service's OpenAPI document says what the service really answers, errors included.
+
+FastAPI documents a route's success response and a 422 in its own JSON shape. Here every error
+is ``application/problem+json`` (``shared.errors``), the bearer token is read by a dependency
+FastAPI cannot describe, and the fuzz test (tests/e2e/test_fuzz.py) holds every real response
+to the document. Writing the errors into each route would drift, so the generated document is
+completed once, for all services: which problems an operation can answer follows from what the
+route is (authenticated, takes input, takes a body, changes state).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from shared.auth import get_principal
+from shared.errors import PROBLEM_JSON, TITLES, problem_schemas
+
+BEARER = "bearer"
+#: Why each status happens, per the handlers in ``shared.errors`` and the body limit.
+REASONS: dict[int, str] = {
+    400: "The body could not be parsed.",
+    401: "No valid bearer token: missing, expired, forged or without the claims the role needs.",
+    403: "The caller's role, site or department may not do this.",
+    404: "No such resource, or none the caller may see.",
+    409: "A broken rule, an illegal transition, conflicting data, or an Idempotency-Key reused "
+         "with another request.",
+    413: "The body is larger than the service accepts.",
+    422: "The input is not valid; validation errors name the fields and never echo the values.",
+    503: "A dependency (the database or the broker) is unavailable; try again shortly.",
+}
+STATE_CHANGING = frozenset({"post", "put", "patch", "delete"})
+#: FastAPI's own validation-error schemas, unused once every 422 is a problem.
+FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+class DocumentedFastAPI(FastAPI):
+    """A FastAPI app whose OpenAPI document carries the problem responses and bearer auth."""
+
+    _documented: dict[str, Any] | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        # FastAPI caches its document and builds a new one when routes change; complete each
+        # new one once, in place, so the cache keeps serving the completed document.
+        document = super().openapi()
+        if document is not self._documented:
+            self._documented = document_problems(self, document)
+        return document
+
+
+def response_name(status: int) -> str:
+    """The components/responses key for a status, e.g. ``NotFound`` for 404."""
+    return TITLES[status].title().replace(" ", "")
+
+
+def problem_statuses(method: str, operation: dict[str, Any], authenticated: bool) -> list[int]:
+    """The error statuses an operation can answer, derived from what the route is."""
+    parameters = {p.get("in") for p in operation.get("parameters", [])}
+    has_body = "requestBody" in operation
+    statuses = {503}
+    if has_body:
+        statuses |= {400, 413}
+    if has_body or parameters:
+        statuses.add(422)
+    if authenticated:
+        statuses |= {401, 403}
+        if has_body or parameters & {"path", "query"}:
+            statuses.add(404)
+        if method in STATE_CHANGING:
+            statuses.add(409)
+    return sorted(statuses)
+
+
+def document_problems(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem responses and the bearer scheme to every operation of ``document``."""
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update(problem_schemas())
+    components["responses"] = {response_name(status): _problem_response(status) for status in REASONS}
+    components["securitySchemes"] = {BEARER: {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An OAuth2 access token (HS256 in development, RS256 from the JWKS in "
+                       "production) with the claims sub, role and, as the role needs, site or "
+                       "department."}}
+    authenticated = set(_authenticated_operations(app))
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            needs_token = (path, method) in authenticated
+            if needs_token:
+                operation["security"] = [{BEARER: []}]
+            responses = operation.setdefault("responses", {})
+            for status in problem_statuses(method, operation, needs_token):
+                existing = responses.get(str(status))
+                if existing is None or _is_fastapi_validation_error(existing):
+                    responses[str(status)] = {"$ref": f"#/components/responses/{response_name(status)}"}
+    _drop_unreferenced(document, FASTAPI_VALIDATION_SCHEMAS)
+    return document
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    """A reusable response: the problem schema, with ``status`` equal to the HTTP status."""
+    response: dict[str, Any] = {"description": REASONS[status], "content": {PROBLEM_JSON: {"schema": {
+        "allOf": [{"$ref": "#/components/schemas/Problem"},
+                  {"properties": {"status": {"const": status}}}]}}}}
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {
+            "description": "The scheme to authenticate with.", "required": True,
+            "schema": {"type": "string", "const": "Bearer"}}}
+    return response
+
+
+def _authenticated_operations(app: FastAPI) -> Iterator[tuple[str, str]]:
+    """(path, method) of every route that reads the bearer token, however deep the dependency."""
+    for context in iter_route_contexts(app.routes):  # the walk get_openapi does, into included routers
+        if isinstance(context.original_route, APIRoute) and _reads_token(context.dependant):
+            for method in context.methods or ():
+                yield context.path_format or "", method.lower()
+
+
+def _reads_token(dependant: Dependant) -> bool:
+    return dependant.call is get_principal or any(_reads_token(d) for d in dependant.dependencies)
+
+
+def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
+    return "HTTPValidationError" in json.dumps(response)
+
+
+def _drop_unreferenced(document: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Remove component schemas nothing points at any more, so the reference stays clean."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in names:
+        remaining = {key: value for key, value in schemas.items() if key not in names}
+        text = json.dumps({**document, "components": {**document["components"], "schemas": remaining}})
+        if f'"#/components/schemas/{name}"' not in text:
+            schemas.pop(name, None)
