@@ -14,4 +14,4 @@ from pydantic import StringConstraints
 CODE_PATTERN = r"^[a-z][a-z_-]*(?:[0-9]{1,4}[a-z_-]+)*[0-9]{0,4}$"
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN, min_length=2, max_length=80)]
 #: A decimal number written as text (e.g. FTE-days ``"547.5"``), exact where floats are not.
-DecimalText = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,6})?$")]
+DecimalText = Annotated[str, StringConstraints(pattern=r"^\d{1,6}(\.\d{1,6})?$")]

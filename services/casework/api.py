@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.casework import service, work
+from services.casework import outcomes as report
+from services.casework import service, staffing, work
 from services.casework.domain import MatchState
 from services.casework.schemas import (
     AbsenceIn,
     AbsenceMeasureIn,
+    AbsenceRead,
     ActionIn,
+    ActionRead,
     ActionStatusIn,
+    ActionStatusRead,
     CandidateIn,
     ContactIn,
+    ContactRead,
     DecisionIn,
     EmploymentIn,
     EndStationingIn,
@@ -24,47 +29,91 @@ from services.casework.schemas import (
     EscalationIn,
     EscalationRead,
     FamilyRead,
+    FamilySummary,
     FollowUpIn,
+    FollowUpsRead,
     FritidspasIn,
     GoalIn,
     GoalStateIn,
     LeisureJobIn,
+    MatchRead,
+    MeasurementRead,
     NetworkIn,
     OpeningIn,
+    OpeningRead,
     OutcomesRead,
     PlanRead,
     ReassignIn,
+    StaffDetail,
     StaffIn,
     StaffRead,
+    StationingEndRead,
+    StationingIn,
+    StationingRead,
     WellbeingIn,
     WishesIn,
 )
-from shared.audit import audited_read
+from shared.audit import audited_read, record_reads
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden
 from shared.events import casework as ev
 from shared.idempotency import IdempotencyDep
+from shared.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1", tags=["casework"])
 Team = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER))]
 Leaders = Annotated[Principal, Depends(require_roles(Role.TEAM_LEADER, Role.ADMIN))]
 Report = Annotated[Principal, Depends(require_roles(Role.TEAM_LEADER, Role.COORDINATION))]
+#: The family list is also the coordination group's overview of waiting families across sites.
+Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.COORDINATION))]
+#: Who is in a team: its own members, and admin, who keeps stationing.
+TeamOrAdmin = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.ADMIN))]
+MeasurementKind = Literal["employment", "school_absence", "network", "wellbeing", "leisure_job", "fritidspas"]
 
 
 @router.post("/staff", response_model=StaffRead, status_code=201, summary="Station a staff member (leader)")
 async def station_staff(body: StaffIn, idem: IdempotencyDep, principal: Leaders):  # type: ignore[no-untyped-def]
     if not principal.can_see_site(body.site_id):
         raise Forbidden("A leader stations staff in their own site.")
-    return await idem.run(lambda: service.station_staff(idem.session, data=body))
+    return await idem.run(lambda: staffing.station_staff(idem.session, data=body))
 
 
-@router.post("/stationings/{stationing_id}/end", summary="End a stationing on a date (leader)")
+@router.post("/staff/{staff_id}/stationings", response_model=StationingRead, status_code=201,
+             summary="A new stationing of the same person: an FTE change (ends the running one) or a return")
+async def add_stationing(staff_id: UUID, body: StationingIn, idem: IdempotencyDep, principal: Leaders):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: staffing.add_stationing(idem.session, principal=principal,
+                                                          staff_id=staff_id, data=body))
+
+
+@router.get("/staff", response_model=Page[StaffDetail], summary="The team's staff with their stationings")
+async def list_staff(session: SessionDep, principal: TeamOrAdmin, limit: Limit = 50, cursor: Cursor = None,
+                     site_id: Annotated[str | None, Query(max_length=50)] = None) -> Page[StaffDetail]:
+    return await staffing.list_staff(session, principal=principal, site_id=site_id, limit=limit,
+                                     cursor=cursor)
+
+
+@router.post("/stationings/{stationing_id}/end", response_model=StationingEndRead,
+             summary="End a stationing on a date (leader)")
 async def end_stationing(stationing_id: UUID, body: EndStationingIn, idem: IdempotencyDep,
                          principal: Leaders):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.end_stationing(idem.session, principal=principal,
-                                                         stationing_id=stationing_id, ends_on=body.ends_on),
+    return await idem.run(lambda: staffing.end_stationing(idem.session, principal=principal,
+                                                          stationing_id=stationing_id, ends_on=body.ends_on),
                           status_code=200)
+
+
+@router.get("/families", response_model=Page[FamilySummary],
+            summary="The site's families and their pairs (the coordination group: any site)")
+async def list_families(request: Request, session: SessionDep, principal: Overview, limit: Limit = 50,
+                        cursor: Cursor = None, site_id: Annotated[str | None, Query(max_length=50)] = None,
+                        status: Literal["active", "exited"] | None = None,
+                        pair_status: Literal["assigned", "pending", "ended"] | None = None,
+                        ) -> Page[FamilySummary]:
+    page = await service.list_families(session, principal=principal, site_id=site_id, status=status,
+                                       pair_status=pair_status, limit=limit, cursor=cursor)
+    await record_reads(session, principal, subject_kind="family", subject_ids=[f.id for f in page.items],
+                       endpoint=f"GET {request.url.path}", purpose="family list")
+    return page
 
 
 @router.get("/families/{family_id}", response_model=FamilyRead)
@@ -76,23 +125,27 @@ async def read_family(family_id: UUID, request: Request, session: SessionDep, pr
 
 @router.get("/families/{family_id}/entry-point", response_model=EntryPointRead,
             summary="Who the family calls today: its pair, or the deputy of one who is away")
-async def entry_point(family_id: UUID, session: SessionDep, principal: Team) -> EntryPointRead:
-    family = await service.read_family(session, principal=principal, family_id=family_id)
-    call = await service.entry_point(session, principal=principal, family_id=family_id)
-    return EntryPointRead(family_id=family_id, call_today=call, pair_status=family.pair_status)
+async def entry_point(family_id: UUID, request: Request, session: SessionDep,
+                      principal: Team) -> EntryPointRead:
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="who to call"):
+        family = await service.read_family(session, principal=principal, family_id=family_id)
+        call = await staffing.entry_point(session, principal=principal, family_id=family_id)
+        return EntryPointRead(family_id=family_id, call_today=call, pair_status=family.pair_status)
 
 
 @router.post("/families/{family_id}/makkerpar/reassign", response_model=FamilyRead,
              summary="Give the family a new pair; only with a reason, kept in the history")
 async def reassign(family_id: UUID, body: ReassignIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.reassign(
+    return await idem.run(lambda: staffing.reassign(
         idem.session, principal=principal, family_id=family_id, reason_code=body.reason_code,
         reason_text=body.reason_text), status_code=200)
 
 
-@router.post("/absences", status_code=201, summary="A staff member is away; a named deputy stands in")
+@router.post("/absences", response_model=AbsenceRead, status_code=201,
+             summary="A staff member is away; a named deputy stands in")
 async def record_absence(body: AbsenceIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.record_absence(idem.session, principal=principal, data=body))
+    return await idem.run(lambda: staffing.record_absence(idem.session, principal=principal, data=body))
 
 
 @router.post("/families/{family_id}/goals", response_model=PlanRead, status_code=201)
@@ -133,6 +186,18 @@ async def escalate(family_id: UUID, body: EscalationIn, idem: IdempotencyDep, pr
                                                    data=body))
 
 
+@router.get("/families/{family_id}/escalations", response_model=Page[EscalationRead],
+            summary="The family's escalation steps (optionally of one task)")
+async def list_escalations(family_id: UUID, request: Request, session: SessionDep, principal: Team,
+                           limit: Limit = 50, cursor: Cursor = None,
+                           task_ref: Annotated[str | None, Query(max_length=100)] = None,
+                           ) -> Page[EscalationRead]:
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="escalations"):
+        return await service.list_escalations(session, principal=principal, family_id=family_id,
+                                              task_ref=task_ref, limit=limit, cursor=cursor)
+
+
 def _measurement(kind: str, event: Any, person: bool = True):  # type: ignore[no-untyped-def]
     async def record(family_id: UUID, idem: IdempotencyDep, principal: Team, body: Any) -> Any:
         values = body.model_dump(mode="json")
@@ -153,11 +218,23 @@ for _path, _kind, _model, _event in (
     _handler = _measurement(_kind, _event)
     _handler.__annotations__["body"] = _model
     router.add_api_route(f"/families/{{family_id}}/measurements/{_path}", _handler, methods=["POST"],
-                         status_code=201, summary=f"Record a {_path.replace('-', ' ')} measurement",
+                         response_model=MeasurementRead, status_code=201,
+                         summary=f"Record a {_path.replace('-', ' ')} measurement",
                          name=f"measure_{_kind}")
 
 
-@router.post("/families/{family_id}/contacts", status_code=201,
+@router.get("/families/{family_id}/measurements", response_model=Page[MeasurementRead],
+            summary="The family's outcome measurements (optionally of one kind)")
+async def list_measurements(family_id: UUID, request: Request, session: SessionDep, principal: Team,
+                            limit: Limit = 50, cursor: Cursor = None,
+                            kind: MeasurementKind | None = None) -> Page[MeasurementRead]:
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="outcome measurements"):
+        return await service.list_measurements(session, principal=principal, family_id=family_id, kind=kind,
+                                               limit=limit, cursor=cursor)
+
+
+@router.post("/families/{family_id}/contacts", response_model=ContactRead, status_code=201,
              summary="A home visit, drop-in, call or joint activity (the note stays in the team)")
 async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.record_contact(
@@ -165,7 +242,17 @@ async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep,
         staff_ids=body.staff_ids, participant_ids=body.participant_ids, note=body.note))
 
 
-@router.post("/families/{family_id}/goals/{goal_id}/actions", status_code=201,
+@router.get("/families/{family_id}/contacts", response_model=Page[ContactRead],
+            summary="The family's contacts, with the team's notes")
+async def list_contacts(family_id: UUID, request: Request, session: SessionDep, principal: Team,
+                        limit: Limit = 50, cursor: Cursor = None) -> Page[ContactRead]:
+    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+                            endpoint=f"GET {request.url.path}", purpose="contacts"):
+        return await work.list_contacts(session, principal=principal, family_id=family_id, limit=limit,
+                                        cursor=cursor)
+
+
+@router.post("/families/{family_id}/goals/{goal_id}/actions", response_model=ActionRead, status_code=201,
              summary="An action towards a goal, with an owner and a due date")
 async def add_action(family_id: UUID, goal_id: UUID, body: ActionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.add_action(idem.session, principal=principal, family_id=family_id,
@@ -173,7 +260,8 @@ async def add_action(family_id: UUID, goal_id: UUID, body: ActionIn, idem: Idemp
                                                   owner=body.owner, due_on=body.due_on))
 
 
-@router.post("/families/{family_id}/actions/{action_id}/status", summary="Mark an action done or dropped")
+@router.post("/families/{family_id}/actions/{action_id}/status", response_model=ActionStatusRead,
+             summary="Mark an action done or dropped")
 async def action_status(family_id: UUID, action_id: UUID, body: ActionStatusIn, idem: IdempotencyDep,
                         principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.set_action_status(
@@ -181,33 +269,57 @@ async def action_status(family_id: UUID, action_id: UUID, body: ActionStatusIn, 
         status_code=200)
 
 
-@router.post("/job-openings", status_code=201, summary="A job or education place from an employer")
+@router.post("/job-openings", response_model=OpeningRead, status_code=201,
+             summary="A job or education place from an employer")
 async def open_job(body: OpeningIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.open_job(idem.session, principal=principal, site_id=body.site_id,
                                                 employer=body.employer, role=body.role,
                                                 hours_per_week=body.hours_per_week, kind=body.kind))
 
 
-@router.post("/job-openings/{opening_id}/candidates", status_code=201,
+@router.get("/job-openings", response_model=Page[OpeningRead], summary="The site's job openings")
+async def list_openings(session: SessionDep, principal: Team, limit: Limit = 50, cursor: Cursor = None,
+                        status: Literal["open", "filled"] | None = None,
+                        kind: Literal["ordinary", "flex_job", "leisure_job", "education_place"] | None = None,
+                        ) -> Page[OpeningRead]:
+    return await work.list_openings(session, principal=principal, status=status, kind=kind, limit=limit,
+                                    cursor=cursor)
+
+
+@router.post("/job-openings/{opening_id}/candidates", response_model=MatchRead, status_code=201,
              summary="Propose a family member for an opening")
 async def propose(opening_id: UUID, body: CandidateIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.propose(idem.session, principal=principal, opening_id=opening_id,
                                                family_id=body.family_id, person_id=body.person_id))
 
 
-@router.post("/job-matches/{match_id}/decision", summary="The team's match decision, placement or end")
+@router.post("/job-matches/{match_id}/decision", response_model=MatchRead,
+             summary="The team's match decision, placement or end")
 async def decide(match_id: UUID, body: DecisionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.decide(idem.session, principal=principal, match_id=match_id,
                                               state=MatchState(body.state), starts_on=body.starts_on),
                           status_code=200)
 
 
-@router.post("/job-matches/{match_id}/follow-ups", status_code=201,
+@router.post("/job-matches/{match_id}/follow-ups", response_model=FollowUpsRead, status_code=201,
              summary="A check-in with the employer to align expectations")
 async def follow_up(match_id: UUID, body: FollowUpIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: work.follow_up(idem.session, principal=principal, match_id=match_id,
                                                  on=body.on, expectations_aligned=body.expectations_aligned,
                                                  note=body.note))
+
+
+@router.get("/job-matches", response_model=Page[MatchRead],
+            summary="The site's job matches with their follow-ups, by opening or by family")
+async def list_matches(request: Request, session: SessionDep, principal: Team, limit: Limit = 50,
+                       cursor: Cursor = None, opening_id: UUID | None = None,
+                       family_id: UUID | None = None) -> Page[MatchRead]:
+    page = await work.list_matches(session, principal=principal, opening_id=opening_id, family_id=family_id,
+                                   limit=limit, cursor=cursor)
+    await record_reads(session, principal, subject_kind="family",
+                       subject_ids=list(dict.fromkeys(m.family_id for m in page.items)),
+                       endpoint=f"GET {request.url.path}", purpose="job matches")
+    return page
 
 
 @router.get("/outcomes", response_model=OutcomesRead, summary="The evaluation's measures, computed now")
@@ -217,4 +329,4 @@ async def outcomes(session: SessionDep, principal: Report, period_start: date, p
         if site_id not in (None, principal.site):
             raise Forbidden("A leader sees their own site.")
         site_id = principal.site
-    return await service.outcomes(session, site_id=site_id, period_start=period_start, period_end=period_end)
+    return await report.outcomes(session, site_id=site_id, period_start=period_start, period_end=period_end)

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import date
+from zoneinfo import ZoneInfo
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casework import service
+from services.casework import service, staffing
 from services.casework.models import Family
 from shared.events.envelope import Envelope
 from shared.events.intake import FamilyEnrolled, FamilyExited, MemberAdded
 from shared.inbox import Subscription
 
+#: The municipality's calendar: an enrolment at 00:30 Danish time belongs to that Danish day.
+LOCAL = ZoneInfo("Europe/Copenhagen")
 
-async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: Envelope) -> None:
-    """Register the family and give it a makkerpar, unless it already has one."""
+
+def _day(envelope: Envelope) -> date:
+    """The day the event happened in intake (its CloudEvents time), not the day it arrived."""
+    return envelope.time.astimezone(LOCAL).date()
+
+
+async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, envelope: Envelope) -> None:
+    """Register the family with its enrolment day and give it a makkerpar, unless it already has one."""
     family = await service.register_family(
         session, family_id=event.family_id, site_id=event.site_id,
         members=[(m.person_id, m.role, m.birth_year) for m in event.members])
+    if family.enrolled_on is None or family.status == "exited":
+        family.enrolled_on, family.exited_on = _day(envelope), None
     family.status = "active"
-    if await service.active_pair(session, family.id) is None:
-        await service.assign_pair(session, family=family)
+    if await staffing.active_pair(session, family.id) is None:
+        await staffing.assign_pair(session, family=family)
 
 
 async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope) -> None:
@@ -27,14 +40,16 @@ async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope
                                   members=[(member.person_id, member.role, member.birth_year)])
 
 
-async def on_family_exited(session: AsyncSession, event: FamilyExited, _: Envelope) -> None:
+async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope: Envelope) -> None:
+    """The family left: its pair ends (announced, so departments stop calling it) and the report
+    stops counting it after the day."""
     family = await session.get(Family, event.family_id, with_for_update=True)
     if family is None:
         return
-    family.status = "exited"
-    pair = await service.active_pair(session, family.id)
+    family.status, family.exited_on, family.pair_status = "exited", _day(envelope), "ended"
+    pair = await staffing.active_pair(session, family.id)
     if pair is not None:
-        pair.active, pair.ended_at = False, service.now()
+        await staffing.end_pair(session, family=family, pair=pair, reason_code="family_exited")
     await session.flush()
 
 

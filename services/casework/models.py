@@ -29,6 +29,9 @@ class Staff(CaseworkTable, table=True):
     discipline: str = Field(max_length=40)
     department: str = Field(max_length=60)
     role: str = Field(max_length=10)
+    #: Set when an ended stationing means the person leaves the team (none carries on): from then
+    #: on they get no new families, even before the day; a new stationing clears it.
+    leaves_on: date | None = None
 
 
 class Stationing(CaseworkTable, table=True):
@@ -46,11 +49,19 @@ class Family(CaseworkTable, table=True):
     """The family as casework knows it, from intake's events (same id as intake's household)."""
 
     __tablename__ = "families"
+    #: The team's list filters by pair and status within a site; a new stationing looks for the
+    #: site's pending families.
+    __table_args__ = (Index("ix_families_site_pair_status", "site_id", "pair_status"),
+                      Index("ix_families_site_status", "site_id", "status"))
     id: uuid.UUID = Field(primary_key=True)
     site_id: str = Field(max_length=50, index=True)
     status: str = Field(max_length=20, default="active")
     pair_status: str = Field(max_length=20, default="pending")
     wishes: str = Field(default="", max_length=4000)
+    #: When intake enrolled the family and when it left (the outcomes report counts families
+    #: taking part in its period).
+    enrolled_on: date | None = None
+    exited_on: date | None = None
 
 
 class FamilyMember(CaseworkTable, table=True):
@@ -67,13 +78,15 @@ class Makkerpar(CaseworkTable, table=True):
                             postgresql_where=text("active"), sqlite_where=text("active")),)
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     family_id: uuid.UUID = Field(foreign_key="families.id", index=True)
-    first_staff_id: uuid.UUID = Field(foreign_key="staff.id")
-    second_staff_id: uuid.UUID = Field(foreign_key="staff.id")
+    #: Indexed each, so a leaving staff member's families are found without a scan.
+    first_staff_id: uuid.UUID = Field(foreign_key="staff.id", index=True)
+    second_staff_id: uuid.UUID = Field(foreign_key="staff.id", index=True)
     active: bool = True
     reason_code: str = Field(max_length=30)
     reason_text: str | None = Field(default=None, max_length=500)
     assigned_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     ended_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    ended_reason: str | None = Field(default=None, max_length=30)
 
 
 class Absence(CaseworkTable, table=True):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.casework.domain import Discipline, EmploymentStatus, EscalationStep, GoalState
+from shared.codes import Code
 from shared.departments import Department
 
 LifeArea = Literal["employment", "education", "health", "children_school_wellbeing", "leisure_network",
@@ -22,7 +23,7 @@ class Strict(BaseModel):
 
 
 class StaffIn(Strict):
-    site_id: str = Field(max_length=50)
+    site_id: Code = Field(max_length=50)
     display_name: str = Field(min_length=1, max_length=200)
     discipline: Discipline
     department: Department
@@ -46,10 +47,43 @@ class EndStationingIn(Strict):
     ends_on: date
 
 
+class StationingIn(Strict):
+    """A new stationing of someone already in the team: an FTE change or a return."""
+
+    fte: Decimal = Field(gt=0, le=1, max_digits=4, decimal_places=2)
+    starts_on: date
+    ends_on: date | None = None
+
+
+class StationingRead(BaseModel):
+    id: uuid.UUID
+    staff_id: uuid.UUID
+    site_id: str
+    department: str
+    fte: Decimal
+    starts_on: date
+    ends_on: date | None
+
+
+class StaffDetail(BaseModel):
+    """A staff member with every stationing, so FTE changes show as one person's history."""
+
+    id: uuid.UUID
+    site_id: str
+    display_name: str
+    discipline: str
+    department: str
+    role: str
+    leaves_on: date | None = Field(description="Set when the person is leaving the team: no new families")
+    stationings: list[StationingRead]
+
+
 class PairRead(BaseModel):
     staff_ids: list[uuid.UUID]
     reason_code: str
     assigned_at: datetime
+    ended_at: datetime | None = None
+    ended_reason: str | None = None
 
 
 class FamilyRead(BaseModel):
@@ -59,6 +93,17 @@ class FamilyRead(BaseModel):
     pair_status: str
     pair: PairRead | None
     pair_history: list[PairRead]
+
+
+class FamilySummary(BaseModel):
+    """A family in the team's list: where it stands and its current pair."""
+
+    id: uuid.UUID
+    site_id: str
+    status: str
+    pair_status: str
+    enrolled_on: date | None
+    pair: PairRead | None
 
 
 class EntryPointRead(BaseModel):
@@ -91,6 +136,15 @@ class GoalStateIn(Strict):
     achievement: Achievement | None = None
 
 
+class ActionRead(BaseModel):
+    id: uuid.UUID
+    goal_id: uuid.UUID
+    description: str
+    owner: str
+    status: str
+    due_on: date | None
+
+
 class GoalRead(BaseModel):
     id: uuid.UUID
     person_id: uuid.UUID | None
@@ -99,6 +153,8 @@ class GoalRead(BaseModel):
     state: str
     achievement: str | None
     review_on: date | None
+    actions: list[ActionRead] = Field(default_factory=list, description="Plan versions before "
+                                      "actions were kept in the plan have none")
 
 
 class PlanRead(BaseModel):
@@ -116,10 +172,10 @@ class EscalationIn(Strict):
     task_ref: str = Field(min_length=1, max_length=100, description="Groups the steps of one task")
     step: EscalationStep
     target_department: Department | None = None
-    offer_code: str | None = Field(default=None, max_length=60)
+    offer_code: Code | None = Field(default=None, max_length=60)
     person_id: uuid.UUID | None = None
     priority: Literal["routine", "urgent"] = "routine"
-    reason_code: str = Field(min_length=1, max_length=60)
+    reason_code: Code = Field(max_length=60, description="A code (e.g. back_pain), never free text")
     requested_by: uuid.UUID
 
 
@@ -128,6 +184,12 @@ class EscalationRead(BaseModel):
     task_ref: str
     step: str
     target_department: str | None
+    offer_code: str | None = None
+    person_id: uuid.UUID | None = None
+    priority: str
+    reason_code: str
+    requested_by: uuid.UUID
+    at: datetime
 
 
 class EmploymentIn(Strict):
@@ -195,7 +257,7 @@ class ActionStatusIn(Strict):
 
 
 class OpeningIn(Strict):
-    site_id: str = Field(max_length=50)
+    site_id: Code = Field(max_length=50)
     employer: str = Field(min_length=1, max_length=200)
     role: str = Field(min_length=1, max_length=200)
     hours_per_week: Decimal = Field(gt=0, le=60, max_digits=5, decimal_places=2)
@@ -228,3 +290,71 @@ class FritidspasIn(Strict):
     person_id: uuid.UUID
     activity: Literal["football", "swimming", "music", "scouts", "martial_arts", "other"]
     on: date
+
+
+# --- what the work routes answer: documented, so clients (and the fuzz test) can rely on them ---
+
+class StationingEndRead(BaseModel):
+    id: uuid.UUID
+    ends_on: date
+
+
+class AbsenceRead(BaseModel):
+    id: uuid.UUID
+    staff_id: uuid.UUID
+    deputy_id: uuid.UUID
+    from_date: date
+    to_date: date
+
+
+class MeasurementRead(BaseModel):
+    id: uuid.UUID
+    kind: str
+    person_id: uuid.UUID | None
+    value: dict[str, Any] = Field(description="The measurement's fields, as recorded")
+    at: datetime
+
+
+class ContactRead(BaseModel):
+    id: uuid.UUID
+    kind: str
+    at: datetime
+    staff_ids: list[uuid.UUID]
+    participant_ids: list[uuid.UUID]
+    note: str
+
+
+class ActionStatusRead(BaseModel):
+    id: uuid.UUID
+    status: str
+
+
+class OpeningRead(BaseModel):
+    id: uuid.UUID
+    site_id: str
+    employer: str
+    role: str
+    hours_per_week: Decimal
+    kind: str
+    status: str
+
+
+class FollowUpRead(BaseModel):
+    on: date
+    expectations_aligned: bool
+    note: str = ""
+
+
+class MatchRead(BaseModel):
+    id: uuid.UUID
+    opening_id: uuid.UUID
+    family_id: uuid.UUID
+    person_id: uuid.UUID
+    state: str
+    starts_on: date | None
+    follow_ups: list[FollowUpRead] = Field(default_factory=list)
+
+
+class FollowUpsRead(BaseModel):
+    match_id: uuid.UUID
+    follow_ups: list[FollowUpRead]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
+from pydantic import StringConstraints
+
+from shared.codes import Code
 from shared.events.registry import DomainEvent, FamilyEvent, event, examples
 
 F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
@@ -18,6 +21,8 @@ Department = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sund
                      "kultur-og-borgerservice"]
 LifeArea = Literal["employment", "education", "health", "children_school_wellbeing", "leisure_network",
                    "economy", "housing", "daily_structure"]
+#: A school term, ``2026-spring`` or ``2026-autumn``: a shape that cannot carry text or a number.
+Term = Annotated[str, StringConstraints(pattern=r"^\d{4}-(spring|autumn)$")]
 
 
 
@@ -30,9 +35,9 @@ class StaffStationed(DomainEvent):
                               "role": "staff", "fte": "0.5", "starts_on": "2026-01-01", "ends_on": None})
     stationing_id: UUID
     staff_id: UUID
-    site_id: str
+    site_id: Code
     department: Department
-    discipline: str
+    discipline: Code
     role: Literal["leader", "staff"]
     fte: Decimal
     starts_on: date
@@ -50,7 +55,7 @@ class StationingEnded(DomainEvent):
                               "department": "sundhed-og-omsorg", "ends_on": "2026-06-30"})
     stationing_id: UUID
     staff_id: UUID
-    site_id: str
+    site_id: Code
     department: Department
     ends_on: date
 
@@ -67,8 +72,37 @@ class MakkerparAssigned(FamilyEvent):
                               "reason_code": "enrolled"})
     assignment_id: UUID
     staff_ids: list[UUID]
-    disciplines: list[str]
+    disciplines: list[Code]
     reason_code: Literal["enrolled", "staff_left", "family_request", "workload", "other"]
+
+
+@event("casework", "makkerpar-ended")
+class MakkerparEnded(FamilyEvent):
+    """The family's pair no longer stands: a new one follows (or ``makkerpar-pending``), except
+    when the family left the programme."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "assignment_id": X,
+                              "staff_ids": [S1, S2], "reason_code": "staff_left"})
+    assignment_id: UUID
+    staff_ids: list[UUID]
+    reason_code: Literal["staff_left", "family_request", "workload", "other", "family_exited"]
+
+
+@event("casework", "staff-absence-recorded")
+class StaffAbsenceRecorded(DomainEvent):
+    """A staff member is away for some days and a named colleague stands in (no reason given)."""
+
+    model_config = examples({"absence_id": X, "site_id": "gellerup", "staff_id": S1, "deputy_id": S2,
+                              "from_date": "2026-02-02", "to_date": "2026-02-13"})
+    absence_id: UUID
+    site_id: Code
+    staff_id: UUID
+    deputy_id: UUID
+    from_date: date
+    to_date: date
+
+    def partition_key(self) -> str:
+        return f"absence:{self.site_id}"
 
 
 @event("casework", "makkerpar-pending")
@@ -95,6 +129,40 @@ class GoalChanged(FamilyEvent):
     plan_version: int
 
 
+@event("casework", "plan-wishes-updated")
+class PlanWishesUpdated(FamilyEvent):
+    """The family restated its dreams and wishes; the words are its own and stay in the team."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "plan_version": 4})
+    plan_version: int
+
+
+@event("casework", "plan-action-added")
+class PlanActionAdded(FamilyEvent):
+    """An action towards a goal of the plan, with a due date (its description stays in the team)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "action_id": X, "goal_id": S2,
+                              "life_area": "employment", "due_on": "2026-04-01", "plan_version": 5})
+    action_id: UUID
+    goal_id: UUID
+    life_area: LifeArea
+    due_on: date | None = None
+    plan_version: int
+
+
+@event("casework", "plan-action-status-changed")
+class PlanActionStatusChanged(FamilyEvent):
+    """An action of the plan was done or dropped."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "action_id": X, "goal_id": S2,
+                              "life_area": "employment", "status": "done", "plan_version": 6})
+    action_id: UUID
+    goal_id: UUID
+    life_area: LifeArea
+    status: Literal["done", "dropped"]
+    plan_version: int
+
+
 @event("casework", "escalation-raised")
 class EscalationRaised(FamilyEvent):
     """The pair escalated a task; at the faglig-ven step the referrals service opens a referral."""
@@ -106,11 +174,11 @@ class EscalationRaised(FamilyEvent):
     escalation_id: UUID
     step: Literal["team_sparring", "colleague_joins", "faglig_ven"]
     target_department: Department | None = None
-    offer_code: str | None = None
+    offer_code: Code | None = None
     person_id: UUID | None = None
     priority: Literal["routine", "urgent"] = "routine"
     requested_by: UUID
-    reason_code: str
+    reason_code: Code
 
 
 @event("casework", "employment-status-recorded")
@@ -132,7 +200,7 @@ class SchoolAbsenceRecorded(FamilyEvent):
     model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P, "term": "2026-spring",
                               "absence_percent": "7.5"})
     person_id: UUID
-    term: str
+    term: Term
     absence_percent: Decimal
 
 
@@ -168,6 +236,21 @@ class ContactRecorded(FamilyEvent):
     kind: Literal["home_visit", "drop_in", "call", "joint_activity"]
     at: datetime
     staff_ids: list[UUID]
+
+
+@event("casework", "job-opening-registered")
+class JobOpeningRegistered(DomainEvent):
+    """An employer offers a job or an education place to the site's families (job first)."""
+
+    model_config = examples({"opening_id": X, "site_id": "gellerup", "kind": "flex_job",
+                              "hours_per_week": "15"})
+    opening_id: UUID
+    site_id: Code
+    kind: Literal["ordinary", "flex_job", "leisure_job", "education_place"]
+    hours_per_week: Decimal
+
+    def partition_key(self) -> str:
+        return f"job-opening:{self.opening_id}"
 
 
 @event("casework", "job-match-decided")
@@ -216,3 +299,15 @@ class FritidspasUsed(FamilyEvent):
     person_id: UUID
     activity: Literal["football", "swimming", "music", "scouts", "martial_arts", "other"]
     on: date
+
+
+@event("casework", "employer-follow-up-recorded")
+class EmployerFollowUpRecorded(FamilyEvent):
+    """The team checked in with the employer of a placement (the note stays in the team)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "match_id": X, "person_id": P,
+                              "on": "2026-04-15", "expectations_aligned": True})
+    match_id: UUID
+    person_id: UUID
+    on: date
+    expectations_aligned: bool

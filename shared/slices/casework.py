@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.departments import Department
 from shared.events.casework import (
+    EmployerFollowUpRecorded,
     EmploymentStatusRecorded,
     EscalationRaised,
     FritidspasUsed,
@@ -11,6 +12,7 @@ from shared.events.casework import (
     JobMatchDecided,
     LeisureJobRecorded,
     MakkerparAssigned,
+    MakkerparEnded,
     PlacementStarted,
     SchoolAbsenceRecorded,
     StaffStationed,
@@ -32,6 +34,8 @@ for _d in Department:
     RULES += [
         SliceRule(_d, MakkerparAssigned, ("staff_ids", "disciplines"),
                   reason="the family's one entry point: who to call about this family"),
+        SliceRule(_d, MakkerparEnded, ("assignment_id", "reason_code"),
+                  reason="the entry point the department was given no longer holds"),
         SliceRule(_d, GoalChanged, GOAL_FIELDS, when=when(life_area=GOAL_AREAS[_d]),
                   reason="goals in the life areas the department works with, never the family's own words"),
         SliceRule(_d, EscalationRaised, ("escalation_id", "step", "target_department", "offer_code",
@@ -53,6 +57,9 @@ RULES += [
     SliceRule(Department.SOCIAL_AND_EMPLOYMENT, PlacementStarted,
               ("match_id", "person_id", "job_kind", "starts_on", "hours_per_week"),
               reason="placements change the person's benefits and the flex-job subsidy"),
+    SliceRule(Department.SOCIAL_AND_EMPLOYMENT, EmployerFollowUpRecorded,
+              ("match_id", "person_id", "on", "expectations_aligned"),
+              reason="keeping a placement is the job centre's follow-up (the note stays in the team)"),
     SliceRule(Department.CHILDREN_AND_YOUNG_PEOPLE, LeisureJobRecorded,
               ("person_id", "started_on", "ended_on"),
               reason="young people's leisure jobs are part of their wellbeing and schooling"),
