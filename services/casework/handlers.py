@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.casework import service, staffing
 from services.casework.models import Family
 from shared.events.envelope import Envelope
-from shared.events.intake import FamilyEnrolled, FamilyExited, MemberAdded
+from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, MemberAdded
 from shared.inbox import Subscription
 
 #: The municipality's calendar: an enrolment at 00:30 Danish time belongs to that Danish day.
@@ -30,14 +30,31 @@ async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, envel
     if family.enrolled_on is None or family.status == "exited":
         family.enrolled_on, family.exited_on = _day(envelope), None
     family.status = "active"
+    _share(family, event.shared_with)
     if await staffing.active_pair(session, family.id) is None:
         await staffing.assign_pair(session, family=family)
 
 
 async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope) -> None:
     member = event.member
-    await service.register_family(session, family_id=event.family_id, site_id=event.site_id,
-                                  members=[(member.person_id, member.role, member.birth_year)])
+    family = await service.register_family(session, family_id=event.family_id, site_id=event.site_id,
+                                           members=[(member.person_id, member.role, member.birth_year)])
+    _share(family, event.shared_with)
+
+
+async def on_consent_changed(session: AsyncSession, event: ConsentGiven | ConsentRevoked,
+                             _: Envelope) -> None:
+    """Keep the family's consent cover as intake announces it (a family casework does not
+    know yet is registered by its enrolment, which carries the cover too)."""
+    family = await session.get(Family, event.family_id, with_for_update=True)
+    if family is not None:
+        _share(family, event.covered_after)
+
+
+def _share(family: Family, departments: list[str] | None) -> None:
+    """Take intake's cover when the event has it (events from before it was announced have not)."""
+    if departments is not None:
+        family.shared_with = sorted(departments)
 
 
 async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope: Envelope) -> None:
@@ -47,6 +64,7 @@ async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope:
     if family is None:
         return
     family.status, family.exited_on, family.pair_status = "exited", _day(envelope), "ended"
+    _share(family, event.shared_with)
     pair = await staffing.active_pair(session, family.id)
     if pair is not None:
         await staffing.end_pair(session, family=family, pair=pair, reason_code="family_exited")
@@ -54,4 +72,5 @@ async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope:
 
 
 SUBSCRIPTION = Subscription(name="casework", services=("intake",), handlers={
-    FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited})
+    FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited,
+    ConsentGiven: on_consent_changed, ConsentRevoked: on_consent_changed})

@@ -62,6 +62,10 @@ class Family(CaseworkTable, table=True):
     #: taking part in its period).
     enrolled_on: date | None = None
     exited_on: date | None = None
+    #: The departments the family's consent covers, as intake last announced it: casework's
+    #: family events carry it, so only those departments see them on their topics.
+    shared_with: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                          server_default="[]"))
 
 
 class FamilyMember(CaseworkTable, table=True):

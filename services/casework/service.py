@@ -38,10 +38,10 @@ from services.casework.schemas import (
     PairRead,
     PlanRead,
 )
+from services.casework.sharing import record_family_event
 from shared.auth import Principal
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events import casework as ev
-from shared.outbox import record_event
 from shared.pagination import Page, paginate
 
 
@@ -164,7 +164,7 @@ async def set_wishes(session: AsyncSession, *, principal: Principal, family_id: 
     family.wishes = wishes
     await session.flush()
     plan = await new_plan_version(session, family)
-    await record_event(session, ev.PlanWishesUpdated(family_id=family.id, site_id=family.site_id,
+    await record_family_event(session, ev.PlanWishesUpdated(family_id=family.id, site_id=family.site_id,
                                                      plan_version=plan.version))
     return plan
 
@@ -192,7 +192,7 @@ async def new_plan_version(session: AsyncSession, family: Family) -> PlanRead:
 
 
 async def _goal_changed(session: AsyncSession, family: Family, goal: Goal, version: int) -> None:
-    await record_event(session, ev.GoalChanged(
+    await record_family_event(session, ev.GoalChanged(
         family_id=family.id, site_id=family.site_id, goal_id=goal.id, person_id=goal.person_id,
         life_area=goal.life_area, state=goal.state, achievement=goal.achievement,  # type: ignore[arg-type]
         plan_version=version))
@@ -228,7 +228,7 @@ async def escalate(session: AsyncSession, *, principal: Principal, family_id: uu
                             requested_by=data.requested_by)
     session.add(escalation)
     await session.flush()
-    await record_event(session, ev.EscalationRaised(
+    await record_family_event(session, ev.EscalationRaised(
         family_id=family.id, site_id=family.site_id, escalation_id=escalation.id, step=data.step.value,
         target_department=target, offer_code=data.offer_code, person_id=data.person_id,  # type: ignore[arg-type]
         priority=data.priority, requested_by=data.requested_by, reason_code=data.reason_code))
@@ -256,7 +256,7 @@ async def measure(session: AsyncSession, *, principal: Principal, family_id: uui
     row = Measurement(family_id=family_id, person_id=person_id, kind=kind, value=value)
     session.add(row)
     await session.flush()
-    await record_event(session, event(family_id=family.id, site_id=family.site_id, **(
+    await record_family_event(session, event(family_id=family.id, site_id=family.site_id, **(
         {"person_id": person_id} if person_id else {}), **value))
     return MeasurementRead.model_validate(row, from_attributes=True)
 

@@ -31,6 +31,7 @@ from services.casework.schemas import (
     StationingRead,
 )
 from services.casework.service import family_for, now, read_family
+from services.casework.sharing import record_family_event
 from shared.auth import Principal
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events import casework as ev
@@ -219,15 +220,15 @@ async def assign_pair(session: AsyncSession, *, family: Family, reason_code: str
         family.pair_status = "pending"
         await session.flush()
         if announce_pending:
-            await record_event(session, ev.MakkerparPending(family_id=family.id, site_id=family.site_id,
-                                                            reason_code="fewer_than_two_disciplines"))
+            await record_family_event(session, ev.MakkerparPending(
+                family_id=family.id, site_id=family.site_id, reason_code="fewer_than_two_disciplines"))
         return None
     pair = Makkerpar(family_id=family.id, first_staff_id=first.staff_id, second_staff_id=second.staff_id,
                      reason_code=reason_code, reason_text=reason_text)
     session.add(pair)
     family.pair_status = "assigned"
     await session.flush()
-    await record_event(session, ev.MakkerparAssigned(
+    await record_family_event(session, ev.MakkerparAssigned(
         family_id=family.id, site_id=family.site_id, assignment_id=pair.id,
         staff_ids=[first.staff_id, second.staff_id], disciplines=[first.discipline, second.discipline],
         reason_code=reason_code))  # type: ignore[arg-type]
@@ -238,7 +239,7 @@ async def end_pair(session: AsyncSession, *, family: Family, pair: Makkerpar, re
     """The pair stops working with the family; it stays in the history with why it ended."""
     pair.active, pair.ended_at, pair.ended_reason = False, now(), reason_code
     await session.flush()
-    await record_event(session, ev.MakkerparEnded(
+    await record_family_event(session, ev.MakkerparEnded(
         family_id=family.id, site_id=family.site_id, assignment_id=pair.id,
         staff_ids=[pair.first_staff_id, pair.second_staff_id], reason_code=reason_code))  # type: ignore[arg-type]
 

@@ -31,6 +31,7 @@ from services.casework.schemas import (
     OpeningRead,
 )
 from services.casework.service import family_for, new_plan_version, require_member
+from services.casework.sharing import record_family_event
 from shared.auth import Principal
 from shared.errors import NotFound, Unprocessable
 from shared.events import casework as ev
@@ -56,7 +57,7 @@ async def record_contact(session: AsyncSession, *, principal: Principal, family_
                       participant_ids=[str(p) for p in participant_ids])
     session.add(contact)
     await session.flush()
-    await record_event(session, ev.ContactRecorded(family_id=family_id, site_id=family.site_id,
+    await record_family_event(session, ev.ContactRecorded(family_id=family_id, site_id=family.site_id,
                                                    contact_id=contact.id, kind=kind,  # type: ignore[arg-type]
                                                    at=contact.at, staff_ids=staff_ids))
     return ContactRead.model_validate(contact, from_attributes=True)
@@ -86,7 +87,7 @@ async def add_action(session: AsyncSession, *, principal: Principal, family_id: 
     session.add(action)
     await session.flush()
     plan = await new_plan_version(session, family)
-    await record_event(session, ev.PlanActionAdded(
+    await record_family_event(session, ev.PlanActionAdded(
         family_id=family.id, site_id=family.site_id, action_id=action.id, goal_id=goal.id,
         life_area=goal.life_area, due_on=due_on, plan_version=plan.version))  # type: ignore[arg-type]
     return ActionRead.model_validate(action, from_attributes=True)
@@ -104,7 +105,7 @@ async def set_action_status(session: AsyncSession, *, principal: Principal, fami
     action.status = status
     await session.flush()
     plan = await new_plan_version(session, family)
-    await record_event(session, ev.PlanActionStatusChanged(
+    await record_family_event(session, ev.PlanActionStatusChanged(
         family_id=family.id, site_id=family.site_id, action_id=action.id, goal_id=goal.id,
         life_area=goal.life_area, status=status, plan_version=plan.version))  # type: ignore[arg-type]
     return ActionStatusRead(id=action.id, status=status)
@@ -182,7 +183,7 @@ async def decide(session: AsyncSession, *, principal: Principal, match_id: uuid.
     await _announce(session, opening.site_id, match, opening)
     if state is d.MatchState.PLACED:
         assert match.starts_on is not None
-        await record_event(session, ev.PlacementStarted(
+        await record_family_event(session, ev.PlacementStarted(
             family_id=match.family_id, site_id=opening.site_id, match_id=match.id, person_id=match.person_id,
             job_kind=opening.kind, starts_on=match.starts_on, hours_per_week=opening.hours_per_week))  # type: ignore[arg-type]
     return await _match_read(session, match)
@@ -196,7 +197,7 @@ async def follow_up(session: AsyncSession, *, principal: Principal, match_id: uu
     row = EmployerFollowUp(match_id=match_id, on=on, expectations_aligned=expectations_aligned, note=note)
     session.add(row)
     await session.flush()
-    await record_event(session, ev.EmployerFollowUpRecorded(
+    await record_family_event(session, ev.EmployerFollowUpRecorded(
         family_id=family.id, site_id=opening.site_id, match_id=match.id, person_id=match.person_id, on=on,
         expectations_aligned=expectations_aligned))
     return FollowUpsRead(match_id=match_id, follow_ups=(await _follow_ups(session, [match_id]))[match_id])
@@ -231,7 +232,7 @@ async def _follow_ups(session: AsyncSession,
 
 
 async def _announce(session: AsyncSession, site_id: str, match: JobMatch, opening: JobOpening) -> None:
-    await record_event(session, ev.JobMatchDecided(
+    await record_family_event(session, ev.JobMatchDecided(
         family_id=match.family_id, site_id=site_id, match_id=match.id, opening_id=opening.id,
         person_id=match.person_id, job_kind=opening.kind, decision=match.state))  # type: ignore[arg-type]
 

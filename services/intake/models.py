@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -37,9 +37,13 @@ class Household(IntakeTable, table=True):
     __tablename__ = "households"
     #: Keyset pagination: the list filters by site (and status) and orders by id, so each page
     #: reads its 50 rows from the index instead of filtering the primary key or sorting the site.
-    #: The (site, status) prefix also serves the capacity, waitlist and funnel counts.
+    #: The (site, status) prefix also serves the capacity and funnel counts. The waitlist, in
+    #: order per site, gives a family's position (count of those ahead) and the next in line.
     __table_args__ = (Index("ix_households_site_status_id", "site_id", "status", "id"),
-                      Index("ix_households_site_id", "site_id", "id"))
+                      Index("ix_households_site_id", "site_id", "id"),
+                      Index("ix_households_waitlist", "site_id", "waitlisted_at", "id",
+                            postgresql_where=text("status = 'waitlisted'"),
+                            sqlite_where=text("status = 'waitlisted'")))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     site_id: str = Field(foreign_key="sites.id", max_length=50)
     address: str = Field(max_length=300)

@@ -277,7 +277,8 @@ async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: 
     await record_event(session, events.ConsentGiven(
         family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=subject.id,
         person_role=subject.role, departments=consent.departments,  # type: ignore[arg-type]
-        purposes=consent.purposes, expires_on=consent.expires_on))
+        purposes=consent.purposes, expires_on=consent.expires_on,
+        covered_after=await _shared_with(session, household.id)))
     return _consent_read(consent, subject)
 
 
@@ -292,7 +293,8 @@ async def revoke_consent(session: AsyncSession, *, household_id: uuid.UUID, cons
     await session.flush()
     await record_event(session, events.ConsentRevoked(
         family_id=household.id, site_id=household.site_id, consent_id=consent.id,
-        person_id=consent.person_id, departments=consent.departments))
+        person_id=consent.person_id, departments=consent.departments,
+        covered_after=await _shared_with(session, household.id)))
     person = await session.get(Person, consent.person_id)
     assert person is not None
     return _consent_read(consent, person)
@@ -313,7 +315,8 @@ async def renew_consent(session: AsyncSession, *, household_id: uuid.UUID, conse
     await record_event(session, events.ConsentGiven(
         family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=consent.person_id,
         person_role=person.role, departments=consent.departments,  # type: ignore[arg-type]
-        purposes=consent.purposes, expires_on=consent.expires_on))
+        purposes=consent.purposes, expires_on=consent.expires_on,
+        covered_after=await _shared_with(session, household.id)))
     return _consent_read(consent, person)
 
 
@@ -329,7 +332,8 @@ async def expire_consents(session: AsyncSession, *, today: date, by: str) -> int
         await session.flush()
         await record_event(session, events.ConsentRevoked(
             family_id=household.id, site_id=household.site_id, consent_id=consent.id,
-            person_id=consent.person_id, departments=consent.departments, state="expired"))
+            person_id=consent.person_id, departments=consent.departments, state="expired",
+            covered_after=await _shared_with(session, household.id)))
     return len(due)
 
 

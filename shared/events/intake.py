@@ -71,6 +71,9 @@ class ConsentGiven(FamilyEvent):
     #: Whose consent it is: only an adult's covers the family. Optional because it was added
     #: later; a consumer without it falls back on the role from ``family-enrolled``.
     person_role: Role | None = None
+    #: The departments the family's consent covers after this change (services that stamp
+    #: ``shared_with`` on their own family events keep their copy from it).
+    covered_after: list[DepartmentSlug] | None = None
 
 
 @event("intake", "consent-revoked")
@@ -83,6 +86,7 @@ class ConsentRevoked(FamilyEvent):
     person_id: UUID
     departments: list[DepartmentSlug]
     state: Literal["withdrawn", "expired"] = "withdrawn"
+    covered_after: list[DepartmentSlug] | None = None
 
 
 @event("intake", "family-enrolled")
@@ -94,8 +98,6 @@ class FamilyEnrolled(FamilyEvent):
         {"person_id": P2, "role": "child", "birth_year": 2015}],
         "shared_with": ["sundhed-og-omsorg", "boern-og-unge"]})
     members: list[Member]
-    #: The departments the family's consent covers at this moment: only they see the event.
-    shared_with: list[DepartmentSlug] = []
 
 
 @event("intake", "family-waitlisted")
@@ -114,7 +116,6 @@ class MemberAdded(FamilyEvent):
         "person_id": P2, "role": "other_adult", "birth_year": 2004},
         "shared_with": ["sociale-forhold-og-beskaeftigelse"]})
     member: Member
-    shared_with: list[DepartmentSlug] = []
 
 
 @event("intake", "family-exited")
@@ -124,4 +125,3 @@ class FamilyExited(FamilyEvent):
     model_config = examples({"family_id": F, "site_id": "gellerup", "reason": "goals_reached",
                               "shared_with": ["sundhed-og-omsorg"]})
     reason: Literal["goals_reached", "moved_away", "withdrew", "other"]
-    shared_with: list[DepartmentSlug] = []

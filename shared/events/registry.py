@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.codes import Code
+from shared.departments import DepartmentSlug
 
 TYPE_PREFIX = "dk.aarhus.oto"
 
@@ -39,6 +40,9 @@ class FamilyEvent(DomainEvent):
 
     family_id: UUID
     site_id: Code
+    #: The departments the family's consent covered when this happened; only they receive the
+    #: event on their topics. ``None`` where another rule decides (a referral's own consent check).
+    shared_with: list[DepartmentSlug] | None = None
 
     def partition_key(self) -> str:
         return str(self.family_id)

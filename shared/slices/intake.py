@@ -1,5 +1,6 @@
 """Which intake events each department receives. Screening and outreach go to none: they
-happen before the family has consented to share anything."""
+happen before the family has consented to share anything. Family events carry ``shared_with``,
+so the policy sends them only to the departments the family's consent covers."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ RULES: list[SliceRule] = []
 for _department in Department:
     RULES += [
         SliceRule(_department, FamilyEnrolled, ("members.person_id", "members.role", "members.birth_year"),
-                  when=when(shared_with=OWN_DEPARTMENT),
                   reason="the one family entry point: a department the family's consent covers joins "
                          "its data on the family and its members' ids, roles and birth years (no "
                          "names, no CPR); departments without consent do not learn of the family"),
         SliceRule(_department, MemberAdded, ("member.person_id", "member.role", "member.birth_year"),
-                  when=when(shared_with=OWN_DEPARTMENT),
                   reason="a new member of a family the department follows with the family's consent"),
-        SliceRule(_department, FamilyExited, ("reason",), when=when(shared_with=OWN_DEPARTMENT),
+        SliceRule(_department, FamilyExited, ("reason",),
                   reason="the department stops its work with the family when it leaves"),
         SliceRule(_department, ConsentGiven, ("consent_id", "person_id", "departments", "expires_on"),
                   when=when(departments=OWN_DEPARTMENT),

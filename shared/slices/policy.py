@@ -60,7 +60,8 @@ def when(**conditions: str | Iterable[str]) -> dict[str, frozenset[str]]:
 
 
 class SlicePolicy:
-    """Projects events onto the department topics. Events with no rule go nowhere."""
+    """Projects events onto the department topics. Events with no rule go nowhere, and a family
+    event naming the departments its family's consent covers (``shared_with``) goes to no other."""
 
     def __init__(self, rules: Iterable[SliceRule]) -> None:
         self.rules = tuple(rules)
@@ -77,9 +78,12 @@ class SlicePolicy:
         """The department copies of one event, in rule order, one per department at most."""
         out: list[tuple[Department, Envelope]] = []
         seen: set[Department] = set()
+        shared_with = envelope.data.get("shared_with")
         for rule in self.rules_for(envelope.type):
             if rule.department in seen or not rule.applies_to(envelope.data):
                 continue
+            if shared_with is not None and rule.department.value not in shared_with:
+                continue  # the family's consent does not cover this department
             seen.add(rule.department)
             out.append((rule.department, envelope.with_data(rule.project(envelope.data))))
         return out

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.casework import handlers
+from shared.departments import Department
 from shared.events.envelope import Envelope
 from shared.events.intake import FamilyEnrolled, FamilyExited, Member
 from shared.outbox import source_for
@@ -48,7 +49,8 @@ async def enrol(http: Any, *, site: str = "gellerup", adults: int = 1, children:
                for i, p in enumerate(family.adults)]
     members += [Member(person_id=p, role="child", birth_year=2014) for p in family.children]
     await deliver(http, handlers.on_family_enrolled,
-                  FamilyEnrolled(family_id=family.id, site_id=site, members=members), on)
+                  FamilyEnrolled(family_id=family.id, site_id=site, members=members,
+                                 shared_with=[d.value for d in Department]), on)
     return family
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from services.casework.app import create_app
 from services.casework.models import Makkerpar
+from shared.departments import Department
 from shared.events.intake import FamilyEnrolled, Member
 from tests.support import (
     Broker,
@@ -45,7 +46,8 @@ async def enrol(api, broker: Broker, site: str = "gellerup", times: int = 1) -> 
     family, child = uuid.uuid4(), uuid.uuid4()
     event = FamilyEnrolled(family_id=family, site_id=site, members=[
         Member(person_id=uuid.uuid4(), role="mother", birth_year=1985),
-        Member(person_id=child, role="child", birth_year=2015)])
+        Member(person_id=child, role="child", birth_year=2015)],
+        shared_with=[d.value for d in Department])  # consent covers every department
     await publish(api.settings, broker.bootstrap, [event], times=times)
     return family, child
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.departments import Department
 from tests.casework.support import TODAY, announced, enrol, ok, station
 from tests.support import bearer
 
@@ -49,12 +50,15 @@ async def test_plan_absence_job_and_pair_changes_are_announced_without_free_text
         "reason_code": "family_request", "reason_text": "Familien ønsker en anden"}))
 
     family_id, site = str(family.id), {"family_id": str(family.id), "site_id": "gellerup"}
-    assert await announced(cw, "plan-wishes-updated") == [{**site, "plan_version": wishes["version"]}]
+    # Family events carry the departments the family's consent covers (here all four).
+    stamped = {**site, "shared_with": sorted(d.value for d in Department)}
+    assert await announced(cw, "plan-wishes-updated") == [{**stamped, "plan_version": wishes["version"]}]
     assert await announced(cw, "plan-action-added") == [{
-        **site, "action_id": action["id"], "goal_id": goal, "life_area": "employment", "due_on": "2026-04-01",
+        **stamped, "action_id": action["id"], "goal_id": goal, "life_area": "employment",
+        "due_on": "2026-04-01",
         "plan_version": 3}]
     assert await announced(cw, "plan-action-status-changed") == [{
-        **site, "action_id": action["id"], "goal_id": goal, "life_area": "employment", "status": "done",
+        **stamped, "action_id": action["id"], "goal_id": goal, "life_area": "employment", "status": "done",
         "plan_version": 4}]
     assert await announced(cw, "staff-absence-recorded") == [{
         "absence_id": absence["id"], "site_id": "gellerup", "staff_id": job["id"], "deputy_id": health["id"],
@@ -62,7 +66,7 @@ async def test_plan_absence_job_and_pair_changes_are_announced_without_free_text
     assert await announced(cw, "job-opening-registered") == [{
         "opening_id": opening["id"], "site_id": "gellerup", "kind": "flex_job", "hours_per_week": "15"}]
     assert await announced(cw, "employer-follow-up-recorded") == [{
-        **site, "match_id": match["id"], "person_id": str(family.adults[0]), "on": "2026-04-15",
+        **stamped, "match_id": match["id"], "person_id": str(family.adults[0]), "on": "2026-04-15",
         "expectations_aligned": False}]
     ended = await announced(cw, "makkerpar-ended")
     assert [(e["family_id"], e["reason_code"], e["staff_ids"]) for e in ended] == [

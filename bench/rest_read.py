@@ -1,0 +1,237 @@
+"""REST read: a family read from the owning service (intake) on PostgreSQL, against a bare
+FastAPI + asyncpg endpoint reading the same household row (``bench/baseline_app.py``).
+
+Two system reads: the team view (``GET /v1/households/{id}``, team staff of the family's site)
+and a department's slice (``GET /v1/families/{id}/slice``, department staff whose department has
+events about the family). Each at 16 and 64 keep-alive connections from wrk in a process of its
+own, after a warm-up; the service runs as in production (``python -m shared.serve``, uvicorn, one
+worker, JSON logs to a file) without the relay and consumers, which a read does not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench import support
+from bench.report import Figure, Section
+from bench.seed import Family, seed_intake_sync
+from shared.departments import Department
+
+HOUSEHOLDS = 400
+CONNECTIONS = (16, 64)
+DEPARTMENT = Department.HEALTH_AND_CARE
+THROUGHPUT_GOAL = 0.70
+P99_GOAL = 1.5
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    warmup: float
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Target files for wrk, one per kind of request."""
+
+    team: Path
+    slice: Path
+    baseline: Path
+    audited: Path
+
+
+def run(*, quick: bool) -> list[Section]:
+    support.ensure_wrk()
+    timing = Timing(3, 1) if quick else Timing(15, 5)
+    with support.scratch_dir("rest-read") as scratch, \
+            support.throwaway_database("intake", "read") as database:
+        seeded = seed_intake_sync(database.dsn, households=HOUSEHOLDS)
+        targets = _write_targets(scratch, seeded.families)
+        results, profile = _measure(database, scratch, targets, timing)
+        statements = _statements(database, seeded.families)
+        audited = _audit_rows(database)
+    return [_section(results, profile, statements, audited, timing, quick)]
+
+
+# --- targets ------------------------------------------------------------------------------
+
+def _write_targets(folder: Path, families: Sequence[Family]) -> Targets:
+    team = [support.Target(f"/v1/households/{f.id}", support.team_token(f.site_id)) for f in families]
+    department = support.bearer("department_staff", department=DEPARTMENT.value)
+    slices = [support.Target(f"/v1/families/{f.id}/slice", department)
+              for f in families if DEPARTMENT.value in f.seen_by]
+    audited = [support.Target(f"{t.path}/audited", t.token) for t in team]
+    return Targets(team=support.write_targets(folder / "team.txt", team),
+                   slice=support.write_targets(folder / "slice.txt", slices),
+                   baseline=support.write_targets(folder / "baseline.txt", team),
+                   audited=support.write_targets(folder / "audited.txt", audited))
+
+
+def _first_target(path: Path) -> support.Target:
+    line = path.read_text().splitlines()[0]
+    url, token = line.split("\t")
+    return support.Target(url, token)
+
+
+def _check(server: support.Server, target: support.Target) -> dict[str, object]:
+    """One request before loading: the right answer, not an error page that would be cheaper."""
+    response = httpx.get(f"{server.url}{target.path}", timeout=10,
+                         headers={"Authorization": f"Bearer {target.token}"})
+    if response.status_code != 200:
+        raise RuntimeError(f"{target.path} answered {response.status_code}: {response.text[:300]}")
+    body: dict[str, object] = response.json()
+    return body
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+Results = dict[tuple[str, int], support.LoadResult]
+Profile = dict[str, float] | None
+
+
+@contextlib.contextmanager
+def _baseline_server(database: support.Database, scratch: Path) -> Iterator[support.Server]:
+    port = support.new_port()
+    env = {**support.service_env("intake", database, port), "BENCH_BASELINE_DSN": database.dsn}
+    with support.serving("baseline", "bench.baseline_app", env, scratch) as server:
+        yield server
+
+
+def _measure(database: support.Database, scratch: Path, targets: Targets,
+             timing: Timing) -> tuple[Results, Profile]:
+    """Both servers up, runs interleaved (baseline, team, slice, baseline + audit at each
+    concurrency), so a slow spell on the machine does not fall on one side only. Last, a run
+    of the team view under py-spy (if installed) shows where the service's CPU goes."""
+    results: Results = {}
+    port = support.new_port()
+    with _baseline_server(database, scratch) as baseline, \
+            support.serving("intake", "shared.serve", support.service_env("intake", database, port),
+                            scratch) as system:
+        _check(baseline, _first_target(targets.baseline))
+        _check(baseline, _first_target(targets.audited))
+        if not _check(system, _first_target(targets.team)).get("members"):
+            raise RuntimeError("the team view has no members: the seed is wrong")
+        if not _check(system, _first_target(targets.slice)).get("events"):
+            raise RuntimeError("the department slice is empty: the seed is wrong")
+        runs = (("baseline", baseline, targets.baseline), ("team", system, targets.team),
+                ("slice", system, targets.slice), ("audited", baseline, targets.audited))
+        for connections in CONNECTIONS:
+            for kind, server, path in runs:
+                print(f"   {kind}, {connections} connections", flush=True)
+                results[kind, connections] = support.measure(
+                    server, path, connections=connections, seconds=timing.seconds,
+                    warmup=timing.warmup)
+        print("   profile of the team view", flush=True)
+        profile = support.profile_shares(system, targets.team, scratch / "profile.txt",
+                                         connections=CONNECTIONS[0], seconds=round(timing.seconds))
+    return results, profile
+
+
+def _statements(database: support.Database, families: Sequence[Family]) -> dict[str, int]:
+    """SQL statements per read, counted in-process: the round trips behind the gap."""
+    family = next(f for f in families if DEPARTMENT.value in f.seen_by)
+    department = support.bearer("department_staff", department=DEPARTMENT.value)
+    team, slice_ = support.statement_counts("intake", database, [
+        support.Target(f"/v1/households/{family.id}", support.team_token(family.site_id)),
+        support.Target(f"/v1/families/{family.id}/slice", department)])
+    return {"team": team, "slice": slice_}
+
+
+def _audit_rows(database: support.Database) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(database.dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM audit_log WHERE actor <> 'baseline'"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+# --- the report ---------------------------------------------------------------------------
+
+VIEWS = {"team": "team view (GET /v1/households/{id})",
+         "slice": "department slice (GET /v1/families/{id}/slice)"}
+
+
+def _figures(results: Results) -> list[Figure]:
+    figures = []
+    for kind, label in VIEWS.items():
+        for connections in CONNECTIONS:
+            system, base = results[kind, connections], results["baseline", connections]
+            where = f"{label}, {connections} conns"
+            figures += [
+                Figure(f"{where}: throughput", "req/s", system.rps, base.rps,
+                       goal=f">= {THROUGHPUT_GOAL:.2f} x baseline",
+                       met=system.rps >= THROUGHPUT_GOAL * base.rps),
+                Figure(f"{where}: p50", "ms", system.p50_ms, base.p50_ms),
+                Figure(f"{where}: p99", "ms", system.p99_ms, base.p99_ms,
+                       goal=f"<= {P99_GOAL} x baseline", met=system.p99_ms <= P99_GOAL * base.p99_ms),
+            ]
+    return figures
+
+
+def _gap(results: Results) -> str:
+    """The gap in one sentence, from the server CPU each read costs (16 conns)."""
+    first = CONNECTIONS[0]
+    team, base, audited = (results[kind, first].cpu_ms or 0.0 for kind in ("team", "baseline", "audited"))
+    if not base:
+        return "No CPU figures: the gap cannot be split."
+    return (f"Why the throughput goal is out of reach: the team view costs the service {team:.2f} ms "
+            f"of CPU per read against the bare endpoint's {base:.2f} ms ({team / base:.1f}x). The "
+            f"required audit write (INSERT + COMMIT) accounts for {audited - base:.2f} ms of it; the "
+            f"other {team - audited:.2f} ms are the stack every endpoint shares: the SQLAlchemy "
+            f"session and its extra round trips, FastAPI's dependencies and middleware, token "
+            f"verification, the response model, logging and metrics (profile below).")
+
+
+def _notes(results: Results, profile: Profile, statements: dict[str, int], audited: int) -> list[str]:
+    cpu = "; ".join(f"{connections} conns: " + ", ".join(
+        f"{kind} {results[kind, connections].cpu_ms or 0:.2f} ms"
+        for kind in ("team", "slice", "baseline", "audited")) for connections in CONNECTIONS)
+    notes = [_gap(results),
+             f"Server CPU per request (steadier than req/s on a busy machine; audited = the "
+             f"baseline plus the audit write): {cpu}. One uvicorn worker is one core at most, so "
+             f"the CPU per request bounds the throughput."]
+    for connections in CONNECTIONS:
+        base, with_audit = results["baseline", connections], results["audited", connections]
+        notes.append(
+            f"The audit write alone (bare endpoint + the audit INSERT and its COMMIT, as every read "
+            f"of personal data must do), {connections} conns: {with_audit.rps:,.0f} req/s "
+            f"({with_audit.rps / base.rps:.0%} of the bare read), p50 {with_audit.p50_ms:.2f} ms, "
+            f"p99 {with_audit.p99_ms:.2f} ms.")
+    notes.append(
+        f"Round trips to PostgreSQL per request: the baseline 1; the system runs "
+        f"{statements['team']} statements for the team view and {statements['slice']} for the slice "
+        f"(counted in-process on its engine, the audit INSERT included), inside BEGIN … COMMIT, "
+        f"after the pool's pre-ping, which SQLAlchemy's asyncpg dialect does as BEGIN; `;`; "
+        f"ROLLBACK: {statements['team'] + 5} and {statements['slice'] + 5} round trips. Every "
+        f"system read wrote its audit row ({audited:,} rows after the runs).")
+    if profile is None:
+        notes.append("No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`).")
+    else:
+        notes.append(f"Where the service's CPU goes (py-spy samples, team view, {CONNECTIONS[0]} conns): "
+                     + ", ".join(f"{name} {share:.0%}" for name, share in profile.items()) + ".")
+    return notes
+
+
+def _section(results: Results, profile: Profile, statements: dict[str, int], audited: int,
+             timing: Timing, quick: bool) -> Section:
+    setup = (f"Intake on its own PostgreSQL database with {HOUSEHOLDS} households (seeded by "
+             f"`bench/seed.py`: real screening, CPR encrypted by the project's vault, outbox history), "
+             f"served by `python -m shared.serve` (uvicorn, one worker; relay and consumers off; JSON "
+             f"logs to a file). Baseline: `bench/baseline_app.py`, bare FastAPI + asyncpg "
+             f"`SELECT * FROM households WHERE id = $1`, same uvicorn arguments, same database. "
+             f"Load: wrk (one thread, keep-alive, random family per request) from its own process, "
+             f"{timing.warmup:.0f} s warm-up then {timing.seconds:.0f} s per run, over 127.0.0.1. "
+             f"Department slice as `{DEPARTMENT.value}` staff, only families it has events for."
+             + (" Quick run: indicative only." if quick else ""))
+    return Section("REST read: a family from the owning service", setup, _figures(results),
+                   _notes(results, profile, statements, audited))

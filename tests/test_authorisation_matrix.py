@@ -1,0 +1,209 @@
+"""Who may call what: every endpoint of every service against every kind of caller.
+
+The tables below are the expectation, one row per endpoint and one column per caller kind
+(columns in ``tests.authz_support.CALLERS``):
+
+    ts / ts-v     team staff of Gellerup (the fixtures' site) / of Viby (another site)
+    tl / tl-v     team leader of Gellerup / of Viby
+    sfb bu so kb  department staff of Sociale Forhold og Beskæftigelse, Børn og Unge,
+                  Sundhed og Omsorg, Kultur og Borgerservice
+    fin coo sys adm   finance, the coordination group, a municipal system (schedulers), admin
+    none          no token
+
+Cells:
+
+- ``ok``  the caller is past authorisation. The general rule is "not 401/403, not a 404 from an
+  object-level refusal, not 5xx"; a 409 or 422 is a domain answer given *after* authorisation.
+  Here every id in the path is a real object of the right site and department and every body is
+  valid, so the test holds allowed callers to 2xx, or 409 when an earlier caller already made the
+  change (the referral was already sent, the CPR is already registered, …). A 404 is then an
+  object-level refusal and a 422 a broken test body that could hide one: both are mismatches.
+- ``401`` no or a bad token; ``403`` the role may not call the function at all; ``404`` the
+  function is allowed but the object belongs to another site or department (the answer is the
+  same as for an object that does not exist: no existence leak).
+- ``422`` only where the *body* names another site (a job opening's site: sites are public, so
+  nothing can leak) or another site's family (a referral draft), which the service treats as an
+  unknown value of the field; ``BODY_ID_PROBES`` checks the answer is word for word the answer to
+  a random id, so it leaks nothing.
+- ``pub`` needs no token (documentation and health probes).
+
+Rules the tables follow (from docs/services.md and docs/architecture.md): team staff and leaders
+work with their own site's families in full; department staff see only their department's slice
+and referral inbox and their own statements; finance and coordination the finance functions
+(coordination also the outcomes, the funnel, casework's family overview and, with admin, the
+audit log and the full family view); admin the catalogue (sites, offers, staff and stationing)
+and the audit log; system the schedulers and intake's register work (import, households of all
+sites, as intake's module docstring says).
+
+Bodies: each POST/PUT sends one minimal valid body, the same for every caller, so a refused
+caller is refused for who it is and never because of its body; validation cannot hide a missing
+check, and a refused caller must get exactly its 401/403/404 (never 2xx, never a 422).
+
+Reads run first, so they see the fixtures as set up; then the writes, in table order (a later
+caller may get 409 because an earlier one already made the change: still "allowed"). Then every
+endpoint with an id in its path is called again with random ids: whoever may call the function
+gets 404, everyone else exactly the answer the real object gave them. The test fails if the app
+serves a route with no row here, so a new endpoint cannot escape the matrix.
+
+Each service runs once on PostgreSQL without a broker; all mismatching cells are listed in one
+assertion message.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.authz_support import SERVICES, MatrixRun, parse_matrix, report
+from tests.support import service_api
+
+pytestmark = pytest.mark.postgres
+
+HEADER = "                                                  ts  ts-v tl  tl-v sfb bu  so  kb  fin coo sys adm none"  # noqa: E501
+
+OPERATIONS = """
+# Documentation and probes: no token needed.
+GET  /openapi.json                                        pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs                                                pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs/oauth2-redirect                                pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /redoc                                               pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /healthz                                             pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /readyz                                              pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /metrics                                             pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /asyncapi.json                                       pub pub pub pub pub pub pub pub pub pub pub pub pub
+# Who read a family's data: admin and the coordination group only.
+GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  401
+"""
+
+INTAKE = HEADER + OPERATIONS + """
+# The family view: the fixture household's only department-visible event is a consent naming
+# Sundhed og Omsorg, so that department sees it and the others are told there is no such family.
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  401
+GET  /v1/sites                                            ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 401
+POST /v1/sites                                            403 403 403 403 403 403 403 403 403 403 403 ok  401
+# Registering in another site names the site in the body; intake answers as for a household it
+# cannot see.
+POST /v1/households                                       ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+GET  /v1/households                                       ok  ok  ok  ok  403 403 403 403 403 403 ok  403 401
+GET  /v1/households/{household_id}                        ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+GET  /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/screen                 ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/outreach               ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 401
+GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 401
+POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 401
+"""  # noqa: E501
+
+CASEWORK = HEADER + OPERATIONS + """
+# The family's department-visible events are a health goal (Sundhed og Omsorg) and a job match
+# (Sociale Forhold og Beskæftigelse); the other departments are told there is no such family.
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 ok  404 ok  404 403 ok  403 ok  401
+# Lists show the caller's own site (Viby's are empty); coordination sees the family overview.
+GET  /v1/families                                         ok  ok  ok  ok  403 403 403 403 403 ok  403 403 401
+GET  /v1/job-openings                                     ok  ok  ok  ok  403 403 403 403 403 403 403 403 401
+GET  /v1/job-matches                                      ok  ok  ok  ok  403 403 403 403 403 403 403 403 401
+GET  /v1/staff                                            ok  ok  ok  ok  403 403 403 403 403 403 403 ok  401
+GET  /v1/families/{family_id}                             ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 401
+GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 401
+# Stationing is the leader's (own site) and admin's; another site is named in the body (403).
+POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  401
+POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  401
+POST /v1/staff/{staff_id}/stationings                     403 403 ok  404 403 403 403 403 403 403 403 ok  401
+POST /v1/families/{family_id}/goals                       ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/state       ok  404 ok  404 403 403 403 403 403 403 403 403 401
+PUT  /v1/families/{family_id}/plan/wishes                 ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/actions     ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/actions/{action_id}/status  ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/employment     ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/school-absence ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 401
+# An opening names its site in the body; another site's is a field error (422, nothing to hide).
+POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 401
+POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 401
+"""
+
+REFERRALS = HEADER + OPERATIONS + """
+# The referral is sent to Sundhed og Omsorg: its inbox, nobody else's.
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  401
+GET  /v1/offers                                           ok  ok  ok  ok  ok  ok  ok  ok  403 ok  ok  ok  401
+GET  /v1/referrals                                        ok  ok  ok  ok  ok  ok  ok  ok  403 403 403 403 401
+GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 ok  404 403 403 403 403 401
+POST /v1/offers                                           403 403 403 403 403 403 403 403 403 403 403 ok  401
+# The family is named in the body; another site's family is an unknown value of the field.
+POST /v1/referrals                                        ok  422 ok  422 403 403 403 403 403 403 403 403 401
+PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 ok  404 403 403 403 403 401
+POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 ok  404 403 403 403 403 401
+POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 ok  404 403 403 403 403 401
+POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 ok  404 403 403 403 403 401
+POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 ok  404 403 403 403 403 401
+POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 401
+"""
+
+FINANCE = HEADER + OPERATIONS + """
+# Finance publishes no family events (its events are per site and year), so its family view has
+# nothing to show anyone: an allowed role is told there is no such family.
+GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 401
+GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 401
+# A department reads its own statement only (the fixture asks for Sundhed og Omsorg's).
+GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 401
+GET  /v1/statements.csv                                   403 403 403 403 404 404 ok  404 ok  ok  403 403 401
+GET  /v1/savings                                          403 403 403 403 403 403 403 403 ok  ok  403 403 401
+POST /v1/budgets                                          403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/allocations                                      403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/allocations/preview                              403 403 403 403 403 403 403 403 ok  ok  403 403 401
+POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 401
+PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 401
+"""
+
+#: Endpoints left out of the guessed-id check, with the reason.
+GUESS_EXEMPT = {
+    "PUT /v1/families/{family_id}/savings": "an upsert: finance may enter figures for any family id "
+                                            "(no site binding), and the answer is the same for any id",
+}
+
+#: Body fields naming another site's object, answered 422 like an unknown id (see ``422`` above).
+BODY_ID_PROBES = {"POST /v1/referrals": "family_id"}
+
+TABLES = {"intake": INTAKE, "casework": CASEWORK, "referrals": REFERRALS, "finance": FINANCE}
+
+
+@pytest.mark.parametrize("service", list(TABLES))
+async def test_every_endpoint_answers_every_kind_of_caller_as_the_matrix_says(
+        service: str, postgres_url: str) -> None:
+    under_test = SERVICES[service]
+    async with service_api(under_test.create_app, service=service, broker=None,
+                           database_url=postgres_url) as http:
+        app = http.app  # type: ignore[attr-defined]
+        ids, requests = await under_test.fixture(http, app)
+        run = MatrixRun(http=http, settings=http.settings, table=parse_matrix(TABLES[service]),  # type: ignore[attr-defined]
+                        requests=requests, ids=ids)
+        run.check_every_route_has_a_row(app)
+        await run.check_cells()
+        await run.check_guessed_ids(GUESS_EXEMPT)
+        await run.check_body_ids({key: name for key, name in BODY_ID_PROBES.items() if key in run.table})
+    if run.mismatches:
+        pytest.fail(report(service, run.mismatches), pytrace=False)
