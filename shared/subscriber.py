@@ -6,6 +6,8 @@ import json
 import time
 import uuid
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from rich.console import Console
 
 from shared.departments import Department
@@ -25,12 +27,14 @@ async def watch(settings: Settings, department: str, *, from_beginning: bool, gr
         group_id += f".replay-{uuid.uuid4().hex[:8]}"
     consumer = make_consumer(settings, group_id=group_id,
                              auto_offset_reset="earliest" if from_beginning else "latest")
-    consumer.subscribe([topic])
+    # A known group would resume where it stopped: from the beginning means offset 0, always.
+    consumer.subscribe([topic], listener=_FromStart(consumer) if from_beginning else None)
     await consumer.start()
     shown, last_seen = 0, time.monotonic()
     try:
         while limit is None or shown < limit:
-            batch = await consumer.getmany(timeout_ms=500)
+            remaining = None if limit is None else limit - shown
+            batch = await consumer.getmany(timeout_ms=500, max_records=remaining)
             for records in batch.values():
                 for record in records:
                     shown += _show(record)
@@ -42,6 +46,21 @@ async def watch(settings: Settings, department: str, *, from_beginning: bool, gr
     finally:
         await consumer.stop()
     return shown
+
+
+class _FromStart(ConsumerRebalanceListener):
+    """Seeks to offset 0 on the first assignment (later rebalances keep the position)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer, self.done = consumer, False
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned and not self.done:
+            await self.consumer.seek_to_beginning(*assigned)
+            self.done = True
 
 
 def _show(record: object) -> int:

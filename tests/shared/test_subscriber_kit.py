@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.dashboard import replay
+from shared.dashboard import DashboardState, replay
 from shared.departments import Department
 from shared.events.envelope import Envelope
 from shared.kafka import ensure_topics
@@ -45,6 +46,31 @@ async def test_watch_from_the_beginning_shows_every_event(broker: Broker, capsys
     assert "dk.aarhus.oto.casework.example-1.v1" in capsys.readouterr().out
 
 
+async def test_watch_from_now_shows_only_new_events_even_in_a_known_group(broker: Broker, capsys) -> None:
+    settings = make_settings(broker=broker)
+    department = Department.SOCIAL_AND_EMPLOYMENT.value
+    topic = settings.department_topic(department)
+    await ensure_topics(settings, [topic])
+    await _publish(broker, topic, _events([uuid.uuid4()]))  # n = 0, 1, 2: before the watch
+    live = asyncio.create_task(watch(settings, department, from_beginning=False, group=None, limit=2,
+                                     idle_timeout=20))
+    n = 100
+    while not live.done() and n < 200:  # keep publishing until the watcher has shown two new ones
+        await _publish(broker, topic, [Envelope(type="dk.aarhus.oto.casework.example-0.v1",
+                                                source="/oto/casework", key="k",
+                                                data={"family_id": "f", "site_id": "tilst", "n": n})])
+        n += 1
+        await asyncio.sleep(0.3)
+    assert await live == 2
+    out = capsys.readouterr().out
+    assert not re.search(r'"n": [0-2]\b', out)  # the backlog was not shown
+    replayed = await watch(settings, department, from_beginning=True,
+                           group=f"{settings.topic_namespace}.dashboard.{department}", limit=3,
+                           idle_timeout=10)
+    assert replayed == 3  # the same (now known) group from the beginning starts at offset 0 again
+    assert re.search(r'"n": 1\b', capsys.readouterr().out)
+
+
 async def test_replaying_a_department_topic_rebuilds_the_same_dashboard_state(broker: Broker) -> None:
     settings = make_settings(broker=broker)
     topic = settings.department_topic(Department.CHILDREN_AND_YOUNG_PEOPLE.value)
@@ -52,9 +78,12 @@ async def test_replaying_a_department_topic_rebuilds_the_same_dashboard_state(br
     families = [uuid.uuid4() for _ in range(3)]
     events = _events(families)
     await _publish(broker, topic, events + events[:2])  # two redeliveries
+    live = DashboardState()
+    for envelope in events + events[:2]:  # what a dashboard following the topic live folded
+        live.apply(envelope)
     first, second = await asyncio.gather(
         replay(settings, Department.CHILDREN_AND_YOUNG_PEOPLE),
         replay(settings, Department.CHILDREN_AND_YOUNG_PEOPLE))
-    assert first.families == second.families
+    assert first.families == second.families == live.families
     assert {k: v.events for k, v in first.families.items()} == {str(f): 3 for f in families}
     assert first.families[str(families[0])].latest["dk.aarhus.oto.casework.example-1.v1"]["n"] == 3
