@@ -177,22 +177,38 @@ async def slow_effect(session, event: ThingHappened, envelope: Envelope) -> None
 
 
 async def test_stop_finishes_the_batch_in_hand_and_commits_it(broker: Broker, sqlite_url: str) -> None:
-    async with Harness(broker, sqlite_url, handler=slow_effect) as h:
+    reached_fifth = asyncio.Event()
+
+    async def slow_and_signal(session, event: ThingHappened, envelope: Envelope) -> None:
+        await slow_effect(session, event, envelope)
+        if event.seq == 5:
+            reached_fifth.set()
+
+    async with Harness(broker, sqlite_url, handler=slow_and_signal) as h:
         family = uuid.uuid4()
         for seq in range(20):
             await h.send(envelope_for(thing(family, seq)))
         consumer = h.consumer()
         task = asyncio.create_task(consumer.run())
-        await eventually(lambda: _at_least(consumer, 1))
-        await consumer.stop()  # what SIGTERM does through the app's lifespan
+        await asyncio.wait_for(reached_fifth.wait(), timeout=20)
+        await consumer.stop()  # what SIGTERM does through the app's lifespan: in the middle of a batch
         await task
         handled_before_stop = consumer.handled
+        assert handled_before_stop > 5  # the batch in hand was finished and committed, not dropped
         assert await h.effects() == handled_before_stop
         again = h.consumer()
-        await run_until(again, lambda: _at_least(again, 20 - handled_before_stop), timeout=30)
+        if handled_before_stop < 20:
+            await run_until(again, lambda: _at_least(again, 20 - handled_before_stop), timeout=30)
+        else:
+            await run_until(again, lambda: _true_after(0.5), timeout=5)
         await asyncio.sleep(0.5)
         assert again.handled == 20 - handled_before_stop  # nothing handled twice, nothing lost
         assert await h.effects() == 20
+
+
+async def _true_after(seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return True
 
 
 async def test_a_rebalance_during_processing_loses_nothing_and_repeats_no_effect(
@@ -209,6 +225,7 @@ async def test_a_rebalance_during_processing_loses_nothing_and_repeats_no_effect
             await consumer.stop()
         await asyncio.gather(first_task, second_task)
         assert await h.effects() == 60
+
 
 
 async def _effects_at_least(h: Harness, n: int) -> bool:
