@@ -44,6 +44,11 @@ async def record_reads(
              "subject_id": str(subject), "endpoint": endpoint, "purpose": purpose,
              "outcome": "allowed" if allowed else "denied", "correlation_id": correlation}
             for subject in subject_ids]
+    if session.in_transaction() and (await session.connection()).invalidated:
+        # A statement before this one lost the connection (the database went away): the
+        # transaction is dead, and writing in it would raise PendingRollbackError (a 500) instead
+        # of the database's own error (a 503). Start afresh; the entry is written if it can be.
+        await session.rollback()
     if rows:
         await session.execute(audit_log.insert(), rows)
     await session.commit()

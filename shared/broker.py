@@ -39,9 +39,13 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
 class TansuBroker:
     """Start, stop and restart a tansu broker on a loopback port."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 advertised: str | None = None) -> None:
+        """``advertised`` (host:port) is the address given to clients in metadata, when they must
+        reach the broker through something else (a proxy); by default its own address."""
         self.port = port or free_port()
         self.log_path = log_path
+        self.advertised = advertised
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +56,8 @@ class TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
+             f"tcp://{self.advertised}" if self.advertised else url,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"},
         )

@@ -110,12 +110,14 @@ _OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
 
 def is_outage(error: BaseException) -> bool:
     """The database cannot be reached right now: a caller retries later (or answers 503); the
-    request or message itself is not at fault and must not be dead-lettered or refused for good."""
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
-        if sqlstate:
-            return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
-        return isinstance(error, OperationalError | InterfaceError)  # e.g. SQLite busy, socket gone
-    return isinstance(error, ConnectionError | OSError | TimeoutError)
+    request or message itself is not at fault and must not be dead-lettered or refused for good.
+
+    asyncpg raises its own errors while connecting (SQLAlchemy wraps only statements' errors),
+    so the SQLSTATE is read from either."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    sqlstate = str(getattr(cause, "sqlstate", "") or "")
+    if sqlstate:
+        return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+    return isinstance(error, OperationalError | InterfaceError | ConnectionError | OSError | TimeoutError)
