@@ -87,7 +87,8 @@ def create_topics() -> None:
 @app.command()
 def subscribe(
     department: Annotated[str, typer.Argument(help="e.g. sundhed-og-omsorg")],
-    from_beginning: Annotated[bool, typer.Option(help="Replay the topic from offset 0.")] = False,
+    from_beginning: Annotated[bool, typer.Option(
+        help="Replay the topic from offset 0 (in a fresh group named after --group).")] = False,
     group: Annotated[str | None, typer.Option(help="Consumer group (default oto.dashboard.<dept>).")] = None,
     limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds.")] = None,

@@ -6,8 +6,6 @@ import json
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from rich.console import Console
 
 from shared.departments import Department
@@ -20,15 +18,15 @@ console = Console()
 
 async def watch(settings: Settings, department: str, *, from_beginning: bool, group: str | None,
                 limit: int | None = None, idle_timeout: float | None = None) -> int:
-    """Print each event; return how many were shown. A new group starts where asked."""
+    """Print each event; return how many were shown. From the beginning runs in a fresh group
+    named after ``group`` (so offset 0, always); from now starts at the end for a new group."""
     topic = settings.department_topic(Department(department).value)
     group_id = group or f"{settings.topic_namespace}.dashboard.{department}"
-    if from_beginning and group is None:
+    if from_beginning:  # a fresh group: a known one would resume where it stopped
         group_id += f".replay-{uuid.uuid4().hex[:8]}"
     consumer = make_consumer(settings, group_id=group_id,
                              auto_offset_reset="earliest" if from_beginning else "latest")
-    # A known group would resume where it stopped: from the beginning means offset 0, always.
-    consumer.subscribe([topic], listener=_FromStart(consumer) if from_beginning else None)
+    consumer.subscribe([topic])
     await consumer.start()
     shown, last_seen = 0, time.monotonic()
     try:
@@ -46,21 +44,6 @@ async def watch(settings: Settings, department: str, *, from_beginning: bool, gr
     finally:
         await consumer.stop()
     return shown
-
-
-class _FromStart(ConsumerRebalanceListener):
-    """Seeks to offset 0 on the first assignment (later rebalances keep the position)."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer, self.done = consumer, False
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if assigned and not self.done:
-            await self.consumer.seek_to_beginning(*assigned)
-            self.done = True
 
 
 def _show(record: object) -> int:

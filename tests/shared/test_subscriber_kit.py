@@ -67,7 +67,7 @@ async def test_watch_from_now_shows_only_new_events_even_in_a_known_group(broker
     replayed = await watch(settings, department, from_beginning=True,
                            group=f"{settings.topic_namespace}.dashboard.{department}", limit=3,
                            idle_timeout=10)
-    assert replayed == 3  # the same (now known) group from the beginning starts at offset 0 again
+    assert replayed == 3  # from the beginning, even naming a known group: offset 0 again
     assert re.search(r'"n": 1\b', capsys.readouterr().out)
 
 
