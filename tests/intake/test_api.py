@@ -278,3 +278,10 @@ async def test_consent_is_renewed_then_expires_and_the_expiry_is_announced(api, 
     events = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=6))
     last = events[-1]
     assert last.type.endswith("consent-revoked.v1") and last.data["state"] == "expired"
+
+
+async def test_page_sizes_are_capped(api) -> None:
+    too_big = await api.get("/v1/households", params={"limit": 201}, headers=api.team)
+    assert too_big.status_code == 422
+    assert [e["field"] for e in too_big.json()["errors"]] == ["query.limit"]
+    assert (await api.get("/v1/households", params={"limit": 200}, headers=api.team)).status_code == 200
