@@ -8,20 +8,17 @@ where databases may be created) if set; else testcontainers; else the local serv
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from shared.broker import TansuBroker
-from tests.support import Broker
+from tests.support import Broker, run_admin_sql
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -68,28 +65,14 @@ def postgres_server() -> Iterator[str]:
     yield LOCAL_POSTGRES
 
 
-def _run_sql(server: str, statement: str) -> None:
-    """Run one admin statement in a thread of its own, out of the tests' event loop."""
-
-    async def run() -> None:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, run()).result()
-
-
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A throwaway database for one test, dropped afterwards; an asyncpg SQLAlchemy URL."""
     name = f"oto_test_{uuid.uuid4().hex[:12]}"
-    _run_sql(postgres_server, f'CREATE DATABASE "{name}"')
+    run_admin_sql(postgres_server, f'CREATE DATABASE "{name}"')
     base = postgres_server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     yield f"{base}/{name}"
-    _run_sql(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    run_admin_sql(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

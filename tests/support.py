@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,22 @@ from shared.settings import Settings
 class Broker:
     bootstrap: str
     idempotence: bool
+
+
+def run_admin_sql(server: str, statement: str) -> None:
+    """One admin statement (CREATE/DROP DATABASE) on a loop of its own in a worker thread, so
+    sync fixtures can call it while the tests' loop is running."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def make_settings(*, broker: Broker | None = None, database_url: str | None = None,

@@ -7,30 +7,13 @@ test that stops the database server gets a dedicated instance (``dedicated_postg
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
-import asyncpg
 import pytest
 
 from tests.faults.postgres_instance import PostgresInstance
-
-
-def run_admin_sql(server: str, statement: str) -> None:
-    """One admin statement (CREATE/DROP DATABASE), on a loop of its own in a worker thread, so it
-    can be called from sync fixtures while the tests' loop is running."""
-
-    async def run() -> None:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, run()).result()
+from tests.support import run_admin_sql
 
 
 @pytest.fixture
