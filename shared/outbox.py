@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 WAKEUP_KEY = "oto_outbox_wakeup"
 PENDING_KEY = "oto_outbox_pending"
 BATCH_SIZE = 500
+#: Under steady traffic the backlog gauges are refreshed this often (seconds); when idle, always.
+METRICS_INTERVAL = 1.0
 
 
 def source_for(service: str) -> str:
@@ -129,6 +132,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._lock_conn: AsyncConnection | None = None
         self._producer: Any = None
+        self._metrics_due = 0.0
 
     def wake(self) -> None:
         """Called after every commit that wrote outbox rows."""
@@ -148,8 +152,10 @@ class OutboxRelay:
                 await self._ensure_producer()
                 published = await self.publish_pending()
                 backoff = 0.1
-                if not published:
-                    await self._update_lag_metrics()
+                if published < BATCH_SIZE:
+                    # Drained. A commit during the batch has set the wake-up already, so waiting
+                    # loses nothing; querying again at once would cost an empty cycle per event.
+                    await self._update_lag_metrics_now_and_then(idle=not published)
                     await self._wait_for_work()
             except asyncio.CancelledError:
                 raise
@@ -254,6 +260,12 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _update_lag_metrics_now_and_then(self, *, idle: bool) -> None:
+        """When idle, and under steady traffic at most every ``METRICS_INTERVAL`` seconds."""
+        if idle or time.monotonic() >= self._metrics_due:
+            await self._update_lag_metrics()
+            self._metrics_due = time.monotonic() + METRICS_INTERVAL
 
     async def _update_lag_metrics(self) -> None:
         async with self.sessionmaker() as session:
