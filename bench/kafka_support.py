@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
+from bench.support import admin_sql
 from shared.broker import TansuBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The local server the tests use too (trust auth); databases are created and dropped on it.
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @contextlib.contextmanager
@@ -49,23 +47,15 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-async def _admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_SERVER)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @contextlib.contextmanager
 def postgres_database(prefix: str = "oto_bench_") -> Iterator[str]:
     """A throwaway database on the local server; yields its SQLAlchemy asyncpg URL, then drops it."""
     name = unique_name(prefix)
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:

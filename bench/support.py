@@ -54,7 +54,8 @@ class Database:
         return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.name}"
 
 
-async def _admin(statement: str) -> None:
+async def admin_sql(statement: str) -> None:
+    """One admin statement (CREATE/DROP DATABASE) on the local server."""
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
         await conn.execute(statement)
@@ -66,12 +67,12 @@ async def _admin(statement: str) -> None:
 def throwaway_database(service: str, label: str) -> Iterator[Database]:
     """A new database migrated to the service's head by its own migrations; dropped afterwards."""
     database = Database(f"oto_bench_{label}_{uuid.uuid4().hex[:8]}")
-    asyncio.run(_admin(f'CREATE DATABASE "{database.name}"'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{database.name}"'))
     try:
         migrations.upgrade_sync(service, database.sqlalchemy_url)
         yield database
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)'))
 
 
 # --- servers ------------------------------------------------------------------------------
