@@ -275,7 +275,8 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
                     "purposes": ["coordinated help"]}
     consent = created(await http.post(f"/v1/households/{household['id']}/consents", headers=team,
                                       json=consent_body))
-    ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"]}
+    ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"],
+           "person_id": mother}
     csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
            f"matrix-1,gellerup,Gudrunsvej 12,{cpr(80)},mother,2015-01-01,true\n").encode()
     h = "/v1/households/{household_id}"
@@ -288,6 +289,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {h}/consents": Req(json=consent_body),
         f"POST {h}/consents/{{consent_id}}/renew": Req(json={}),
         f"POST {h}/members": Req(json={"cpr": cpr(95), "role": "other_adult"}),
+        f"PATCH {h}/members/{{person_id}}": Req(json={"lives_at_address": True}),
         f"POST {h}/exit": Req(json={"reason": "other"}),
         "POST /v1/consents/expire-due": Req(params={"today": "2026-01-01"}),
         "POST /v1/imports": Req(content=csv, content_type="text/csv"),

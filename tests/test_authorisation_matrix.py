@@ -92,6 +92,7 @@ POST /v1/households/{household_id}/consents               ok  404 ok  404 403 40
 POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 401
 POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 401
 POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 401
+PATCH /v1/households/{household_id}/members/{person_id}   ok  404 ok  404 403 403 403 403 403 403 ok  403 401
 POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 401
 POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 401
 POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 401

@@ -28,6 +28,7 @@ from services.intake.schemas import (
     HouseholdSummary,
     ImportReport,
     MemberIn,
+    MemberUpdate,
     OutreachIn,
     RenewIn,
     SiteIn,
@@ -36,6 +37,7 @@ from services.intake.schemas import (
 from shared.audit import audited_read, record_read, record_reads
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
+from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, paginate
 
@@ -105,7 +107,8 @@ async def read_household(household_id: UUID, request: Request, session: SessionD
     try:
         household = await service.get_household(session, household_id)
         service.check_site(principal, household.site_id)
-    except Exception:
+    except (NotFound, Forbidden):
+        await session.rollback()
         await record_read(session, principal, subject_kind="family", subject_id=household_id,
                           endpoint=endpoint, purpose="casework", allowed=False)
         raise
@@ -121,6 +124,17 @@ async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v
     await _authorise(idem.session, principal, household_id)
     return await idem.run(lambda: service.rescreen(idem.session, household_id=household_id, vault=v),
                           status_code=200)
+
+
+@router.patch("/households/{household_id}/members/{person_id}", response_model=HouseholdRead,
+               summary="Correct a member's unemployment start or address, and screen again")
+async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate, session: SessionDep,
+                        principal: Staff, v: Vault) -> HouseholdRead:
+    await _authorise(session, principal, household_id)
+    result = await service.update_member(session, household_id=household_id, person_id=person_id,
+                                         changes=body.model_dump(exclude_unset=True), vault=v)
+    await session.commit()
+    return result
 
 
 @router.post("/households/{household_id}/outreach", response_model=HouseholdRead, status_code=201)

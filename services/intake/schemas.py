@@ -28,6 +28,16 @@ class MemberIn(Strict):
     lives_at_address: bool = True
 
 
+class MemberUpdate(Strict):
+    """Corrected facts about a member; each given field replaces the stored one. The CPR number
+    and the role are not changed here (a wrong number is a new person)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"unemployed_since": "2024-02-01"}, {"lives_at_address": False}]})
+    unemployed_since: date | None = Field(default=None, description="Adults: start of unemployment")
+    lives_at_address: bool | None = None
+
+
 class HouseholdIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "site_id": "gellerup", "address": "Gudrunsvej 10, 1. th, 8220 Brabrand",

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,6 +175,23 @@ async def _screen(session: AsyncSession, household: Household, today: date) -> d
 async def rescreen(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault,
                    today: date | None = None) -> HouseholdRead:
     household = await _lock(session, household_id)
+    await _screen(session, household, today or date.today())
+    return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def update_member(session: AsyncSession, *, household_id: uuid.UUID, person_id: uuid.UUID,
+                        changes: dict[str, Any], vault: CprVault, today: date | None = None) -> HouseholdRead:
+    """Correct a member's facts and screen the household again on them."""
+    household = await _lock(session, household_id)
+    person = await session.get(Person, person_id)
+    if person is None or person.household_id != household.id:
+        raise NotFound("No such member in this household.")
+    if not changes:
+        raise Unprocessable("Nothing to change.",
+                            fields={"body": "give unemployed_since or lives_at_address"})
+    for name, value in changes.items():
+        setattr(person, name, value)
+    await session.flush()
     await _screen(session, household, today or date.today())
     return await read_household(session, household_id=household_id, vault=vault)
 

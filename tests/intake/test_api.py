@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, timedelta
 
 import jsonschema
 import pytest
@@ -285,3 +286,24 @@ async def test_page_sizes_are_capped(api) -> None:
     assert too_big.status_code == 422
     assert [e["field"] for e in too_big.json()["errors"]] == ["query.limit"]
     assert (await api.get("/v1/households", params={"limit": 200}, headers=api.team)).status_code == 200
+
+
+async def test_corrected_member_facts_are_screened_again(api) -> None:
+    recent = str(date.today() - timedelta(days=100))
+    household = await create(api, members=[
+        {"cpr": cpr(85), "role": "mother", "unemployed_since": recent},
+        {"cpr": cpr(15, century_digit=4), "role": "child"}])
+    assert household["eligible"] is False and household["status"] == "not_eligible"
+    mother, child = household["members"][0]["id"], household["members"][1]["id"]
+    base = f"/v1/households/{household['id']}/members"
+    fixed = await api.patch(f"{base}/{mother}", headers=api.team, json={"unemployed_since": "2019-05-01"})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["eligible"] is True and fixed.json()["status"] == "identified"
+    moved = await api.patch(f"{base}/{child}", headers=api.team, json={"lives_at_address": False})
+    failed = {c["code"] for c in moved.json()["screening"] if not c["met"]}
+    assert moved.json()["eligible"] is False and failed == {"child_at_address"}
+    other = await create(api)
+    assert (await api.patch(f"{base}/{other['members'][0]['id']}", headers=api.team,
+                            json={"lives_at_address": True})).status_code == 404
+    smuggled = await api.patch(f"{base}/{mother}", headers=api.team, json={"cpr": "0101901234"})
+    assert smuggled.status_code == 422
