@@ -181,10 +181,7 @@ PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 40
 """
 
 #: Endpoints left out of the guessed-id check, with the reason.
-GUESS_EXEMPT = {
-    "PUT /v1/families/{family_id}/savings": "an upsert: finance may enter figures for any family id "
-                                            "(no site binding), and the answer is the same for any id",
-}
+GUESS_EXEMPT: dict[str, str] = {}
 
 #: Body fields naming another site's object, answered 422 like an unknown id (see ``422`` above).
 BODY_ID_PROBES = {"POST /v1/referrals": "family_id"}

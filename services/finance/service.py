@@ -173,7 +173,12 @@ def statement_csv(data: StatementRead) -> str:
 
 async def set_savings(session: AsyncSession, *, family_id: uuid.UUID, site_id: str, baseline_ore: int,
                       current_ore: int) -> dict[str, int]:
-    row = await session.get(FamilySavings, family_id) or FamilySavings(family_id=family_id, site_id=site_id)
+    row = await session.get(FamilySavings, family_id, with_for_update=True)
+    if row is None:  # finance knows the families intake enrolled: a guessed id would skew averages
+        raise NotFound("No enrolled family with this id.")
+    if row.site_id != site_id:
+        raise Unprocessable("The family belongs to another site.",
+                            fields={"body.site_id": "not the family's site"})
     row.baseline_ore, row.current_ore = baseline_ore, current_ore
     session.add(row)
     await session.flush()

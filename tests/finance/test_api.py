@@ -10,6 +10,7 @@ import pytest
 
 from services.finance.app import create_app
 from shared.events.casework import EmploymentStatusRecorded, StaffStationed
+from shared.events.intake import FamilyEnrolled
 from tests.support import Broker, bearer, eventually, publish, service_api
 
 pytestmark = pytest.mark.broker
@@ -129,13 +130,22 @@ async def test_savings_use_entered_figures_or_derive_them_from_outcome_events(ap
         EmploymentStatusRecorded(family_id=derived_family, site_id="tilst", person_id=first,
                                  status="ordinary_job", since=date(2022, 5, 1)),
     ]
-    await publish(api.settings, broker.bootstrap, events)
-    put = await api.put(f"/v1/families/{entered_family}/savings", headers=api.finance,
-                        json={"site_id": "tilst", "baseline_ore": 26_000_000, "current_ore": 15_000_000})
-    assert put.status_code == 200
+    enrolled = FamilyEnrolled(family_id=entered_family, site_id="tilst", members=[])
+    await publish(api.settings, broker.bootstrap, [*events, enrolled])
+    figures = {"site_id": "tilst", "baseline_ore": 26_000_000, "current_ore": 15_000_000}
+    guessed = await api.put(f"/v1/families/{uuid.uuid4()}/savings", headers=api.finance, json=figures)
+    assert guessed.status_code == 404  # only families intake enrolled: a guess would skew averages
+
+    async def entered():
+        put = await api.put(f"/v1/families/{entered_family}/savings", headers=api.finance, json=figures)
+        return put.status_code == 200
+    assert await eventually(entered, timeout=30)
+    elsewhere = await api.put(f"/v1/families/{entered_family}/savings", headers=api.finance,
+                              json={**figures, "site_id": "viby"})
+    assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "body.site_id"
     await api.post("/v1/budgets", headers=api.finance,
                    json={"site_id": "tilst", "year": 2026, "total_ore": 400_000_000, "pool_share": "0.5"})
-    assert await eventually(lambda: _handled(api, 3), timeout=30)
+    assert await eventually(lambda: _handled(api, 4), timeout=30)
     report = (await api.get("/v1/savings", params={"site_id": "tilst", "year": 2026, "years": 4},
                             headers=api.finance)).json()
     # Derived: the rate table's unemployed rate twice before; one rate (the other adult) now.
