@@ -65,6 +65,9 @@ def hostile_payloads(draw: st.DrawFn) -> tuple[Any, dict[str, Any]]:
             candidate = _replaced(data, path, draw(st.sampled_from(HOSTILE)))
             with contextlib.suppress(ValidationError):  # refused: it can never be in an event
                 data = spec.model.model_validate(candidate).model_dump(mode="json")
+    if issubclass(spec.model, FamilyEvent):  # the consent cover: absent, or any set of departments
+        data["shared_with"] = draw(st.none() | st.lists(
+            st.sampled_from([d.value for d in Department]), unique=True).map(sorted))
     extra = draw(st.dictionaries(st.sampled_from(sorted(FORBIDDEN_NAMES)), st.sampled_from(HOSTILE),
                                  max_size=3))
     return spec, {**data, **extra}  # extras: fields no rule names must never pass either
@@ -80,7 +83,10 @@ def test_projections_hold_only_allowed_fields_and_no_personal_data(case) -> None
     spec, data = case
     envelope = Envelope(type=spec.type, source=f"/oto/{spec.service}", key="k", data=data)
     policy = default_policy()
-    for department, projected in policy.project(envelope):
+    projections = policy.project(envelope)
+    if data.get("shared_with") is not None:  # the consent gate: no department outside the cover
+        assert {d.value for d, _ in projections} <= set(data["shared_with"]), spec.type
+    for department, projected in projections:
         assert isinstance(department, Department)
         allowed = policy.allowed_fields(department, spec.type)
         for path, value in _leaves(projected.data):
