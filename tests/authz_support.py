@@ -30,7 +30,7 @@ from shared.events.intake import ConsentGiven, FamilyEnrolled, Member
 from shared.events.registry import DomainEvent
 from shared.outbox import source_for
 from shared.settings import Settings
-from tests.intake.factories import cpr, household_body
+from tests.intake.factories import cpr, define_area, household_body
 from tests.support import bearer
 
 CLIENT = "authz-tests"  # the ``azp`` claim every token carries, so the audit log can name the system
@@ -269,6 +269,7 @@ Fixture = tuple[dict[str, str], dict[str, Req]]
 async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
     """A household in Gellerup with a consent naming Sundhed og Omsorg."""
     team = BY_COLUMN["ts"].headers(http.settings)
+    await define_area(http, BY_COLUMN["adm"].headers(http.settings))
     household = created(await http.post("/v1/households", headers=team, json=household_body()))
     mother = household["members"][0]["id"]
     consent_body = {"person_id": mother, "given_by_person_id": mother, "departments": [SO],
