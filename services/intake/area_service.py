@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.intake import areas as a
 from services.intake.models import Site, TargetArea, TargetAreaStreet
@@ -17,10 +18,14 @@ async def load_area(session: AsyncSession, site_id: str) -> a.Area | None:
     area = await session.get(TargetArea, site_id)
     if area is None:
         return None
-    rows = (await session.execute(select(TargetAreaStreet).where(TargetAreaStreet.site_id == site_id)
-                                  .order_by(TargetAreaStreet.id))).scalars()
     return a.Area(area.name, tuple(a.StreetRange(r.street, r.from_number, r.to_number, a.Side(r.side))
-                                   for r in rows))
+                                   for r in await _streets(session, site_id)))
+
+
+async def _streets(session: AsyncSession, site_id: str) -> list[TargetAreaStreet]:
+    rows = await session.execute(select(TargetAreaStreet).where(col(TargetAreaStreet.site_id) == site_id)
+                                 .order_by(col(TargetAreaStreet.id)))
+    return list(rows.scalars())
 
 
 async def define_area(session: AsyncSession, *, site_id: str, data: AreaIn, by: str) -> AreaRead:
@@ -59,11 +64,9 @@ async def read_area(session: AsyncSession, *, site_id: str) -> AreaRead:
     if area is None:
         await _site_name(session, site_id)  # an unknown site is 404 as such
         raise NotFound(f"No target area is defined for site {site_id} yet.")
-    rows = (await session.execute(select(TargetAreaStreet).where(TargetAreaStreet.site_id == site_id)
-                                  .order_by(TargetAreaStreet.id))).scalars()
     return AreaRead(site_id=site_id, name=area.name, updated_at=area.updated_at, streets=[
         AreaStreetRead(street=r.street, from_number=r.from_number, to_number=r.to_number, side=r.side)
-        for r in rows])
+        for r in await _streets(session, site_id)])
 
 
 async def _site_name(session: AsyncSession, site_id: str) -> str:
@@ -85,7 +88,7 @@ async def _replace(session: AsyncSession, *, site_id: str, name: str, streets: l
     else:
         area.name, area.updated_at, area.updated_by = name, utcnow(), by
     await session.flush()
-    await session.execute(delete(TargetAreaStreet).where(TargetAreaStreet.site_id == site_id))  # type: ignore[arg-type]
+    await session.execute(delete(TargetAreaStreet).where(col(TargetAreaStreet.site_id) == site_id))
     session.add_all(TargetAreaStreet(site_id=site_id, street=s.street, street_key=a.street_key(s.street),
                                      from_number=s.from_number, to_number=s.to_number, side=s.side.value)
                     for s in streets)

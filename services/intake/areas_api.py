@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.intake import area_service, profile_service, service
+from services.intake.api import Admin, Overview
 from services.intake.areas import AREA_COLUMNS
 from services.intake.schemas import AreaIn, AreaRead, ProfileRead
 from shared.auth import Principal, Role, require_roles
@@ -15,11 +16,9 @@ from shared.db import SessionDep
 from shared.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/v1", tags=["intake"])
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+#: Areas are reference data (streets, no people): whoever reads the overview, and the admins who keep them.
 Reader = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM,
                                                     Role.COORDINATION, Role.ADMIN))]
-Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM,
-                                                      Role.COORDINATION))]
 SiteId = Annotated[str, Path(max_length=50)]
 
 

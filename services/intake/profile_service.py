@@ -11,6 +11,7 @@ from datetime import UTC, date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.intake import profile as p
 from services.intake.domain import MemberRole
@@ -28,14 +29,16 @@ async def cohort_profile(session: AsyncSession, *, site_id: str | None, period_s
     """
     if period_end < period_start:
         raise Unprocessable("The period ends before it starts.", fields={"query.period_end": "before start"})
-    query = select(Household.id, Household.enrolled_at).where(Household.enrolled_at.is_not(None))  # type: ignore[union-attr]
+    query = select(col(Household.id), col(Household.enrolled_at)).where(
+        col(Household.enrolled_at).is_not(None))
     if site_id:
-        query = query.where(Household.site_id == site_id)
+        query = query.where(col(Household.site_id) == site_id)
     enrolled = {household: at for household, at in (await session.execute(query)).all()
                 if p.in_period(at.astimezone(UTC).date(), period_start=period_start, period_end=period_end)}
     members: dict[uuid.UUID, list[Person]] = defaultdict(list)
     if enrolled:
-        rows = await session.execute(select(Person).where(Person.household_id.in_(enrolled), Person.active))  # type: ignore[attr-defined]
+        rows = await session.execute(select(Person).where(col(Person.household_id).in_(enrolled),
+                                                          col(Person.active)))
         for person in rows.scalars():
             if person.added_at <= enrolled[person.household_id]:
                 members[person.household_id].append(person)

@@ -35,7 +35,8 @@ async def test_screening_checks_the_address_against_the_sites_area_and_explains_
     assert area_criterion(outside) == {
         "code": "target_area", "met": False, "state": "not_met",
         "explanation": "Silkeborgvej 123 is not in the Gellerup/Toveshøj area"}
-    odd = (await api.post("/v1/households", headers=api.team, json=household_body(address="Gudrunsvej 13"))).json()
+    odd = (await api.post("/v1/households", headers=api.team,
+                          json=household_body(address="Gudrunsvej 13"))).json()
     assert area_criterion(odd)["met"] is False
 
 
@@ -53,7 +54,8 @@ async def test_a_site_without_an_area_finds_nobody_eligible_until_one_is_importe
     imported = await api.post("/v1/sites/tilst/area/import", params={"name": "Tilst"},
                               content=csv.encode(), headers={**api.admin, "content-type": "text/csv"})
     assert imported.status_code == 200, imported.text
-    assert [(s["street"], s["from_number"], s["to_number"], s["side"]) for s in imported.json()["streets"]] == [
+    streets = imported.json()["streets"]
+    assert [(s["street"], s["from_number"], s["to_number"], s["side"]) for s in streets] == [
         ("Tilst Skolevej", 1, 29, "all"), ("Merkurvej", None, None, "all")]
     again = await api.post(f"/v1/households/{household['id']}/screen", headers=tilst)
     assert (again.json()["eligible"], again.json()["status"]) == (True, "identified")

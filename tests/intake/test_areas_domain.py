@@ -35,7 +35,8 @@ def test_a_whole_street_holds_an_address_without_a_number_and_full_stops_are_spa
 
 def test_the_result_is_explained_with_the_address_and_the_area() -> None:
     outside = check_address("Silkeborgvej 123, 8000 Aarhus C", GELLERUP, site_id="gellerup")
-    assert (outside.met, outside.explanation) == (False, "Silkeborgvej 123 is not in the Gellerup/Toveshøj area")
+    assert (outside.met, outside.explanation) == (
+        False, "Silkeborgvej 123 is not in the Gellerup/Toveshøj area")
     inside = check_address("gudrunsvej 12b", GELLERUP, site_id="gellerup")
     assert (inside.met, inside.explanation) == (True, "gudrunsvej 12B is in the Gellerup/Toveshøj area")
 

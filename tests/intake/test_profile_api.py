@@ -71,8 +71,8 @@ async def test_the_profile_of_the_cohort_at_enrolment_matches_the_hand_count(api
     # Not in the cohort: a household registered but not enrolled, and a family at another site.
     waiting = (await api.post("/v1/households", headers=api.team, json=household_body())).json()
     assert waiting["status"] == "identified"
-    await enrol(api, [adult("mother", "2001-01-01"), child()], bearer(api.settings, "team_staff", site="viby"),
-                "viby")
+    viby = bearer(api.settings, "team_staff", site="viby")
+    await enrol(api, [adult("mother", "2001-01-01"), child()], viby, "viby")
 
     today = datetime.now(UTC).date()
     starts = ["2016-03-01", "2017-01-01", "2015-06-15", "2020-02-29", "2010-01-01", "2018-05-05",
