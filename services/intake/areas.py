@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 AREA_COLUMNS = ("street", "from_number", "to_number", "side")
+#: What a street row may hold (the columns' sizes; the JSON schema says the same).
+MAX_STREET, MAX_NUMBER = 200, 99_999
 _SPACES = re.compile(r"\s+")
 #: A house number and the one letter that may follow it ("12B", "12 b"), not a word ("12 Bygning").
 _NUMBER = re.compile(r"(\d+)(?:\s*([^\W\d_])(?![^\W\d_]))?")
@@ -126,6 +128,8 @@ def street_range(street: str, from_number: int | None, to_number: int | None, si
     """A checked street range: a name, both ends or neither, ends ≥ 1 in order, a known side."""
     if not street.strip():
         raise AreaRowError(line, "street is empty")
+    if len(street) > MAX_STREET:
+        raise AreaRowError(line, f"street is longer than {MAX_STREET} characters")
     if (from_number is None) != (to_number is None):
         raise AreaRowError(line, "give both from_number and to_number, or neither for the whole street")
     if from_number is not None and to_number is not None and not 1 <= from_number <= to_number:
@@ -165,6 +169,8 @@ def _number(row: dict[str, str], name: str, line: int) -> int | None:
     raw = (row.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not raw.isdigit() or not raw.isascii():
         raise AreaRowError(line, f"{name} must be a whole number")
+    if int(raw) > MAX_NUMBER:
+        raise AreaRowError(line, f"{name} must be at most {MAX_NUMBER}")
     return int(raw)

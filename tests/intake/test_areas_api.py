@@ -66,11 +66,13 @@ async def test_a_site_without_an_area_finds_nobody_eligible_until_one_is_importe
 
 async def test_a_bad_area_changes_nothing_and_names_each_bad_row(api) -> None:
     await define_area(api, api.admin)
-    bad_file = "street,from_number,to_number,side\nGudrunsvej,1,9,\nDortesvej,9,1,\nJettesvej,2,,\n"
+    bad_file = ("street,from_number,to_number,side\nGudrunsvej,1,9,\nDortesvej,9,1,\nJettesvej,2,,\n"
+                f"{'x' * 201},,,\nEdwin Rahrs Vej,1,99999999999,\n")  # too long for the columns
     refused = await api.post("/v1/sites/gellerup/area/import", content=bad_file.encode(),
                              headers={**api.admin, "content-type": "text/csv"})
     assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
-    assert {e["field"] for e in refused.json()["errors"]} == {"body.line 3", "body.line 4"}
+    assert {e["field"] for e in refused.json()["errors"]} == {"body.line 3", "body.line 4", "body.line 5",
+                                                       "body.line 6"}
     bad_body = await api.put("/v1/sites/gellerup/area", headers=api.admin, json={
         "name": "Gellerup", "streets": [{"street": "Gudrunsvej"}, {"street": "Dortesvej", "from_number": 5}]})
     assert bad_body.status_code == 422

@@ -57,11 +57,13 @@ def test_an_area_file_is_read_and_every_bad_row_is_named_by_its_line() -> None:
                                     "Dortesvej,,,\n")
     assert (streets, errors) == ([StreetRange("Gudrunsvej", 2, 40, Side.EVEN), StreetRange("Dortesvej")], [])
     _, errors = read_area_csv("street,from_number,to_number,side\nGudrunsvej,40,2,\n,1,2,\n"
-                              "Dortesvej,3,,\nBrendstrupvej,1,9,left\nAbc,x,9,\n")
+                              "Dortesvej,3,,\nBrendstrupvej,1,9,left\nAbc,x,9,\nAbc,1,100000,\n"
+                              f"{'x' * 201},1,2,\n")
     assert [(e.line, e.reason) for e in errors] == [
         (2, "from_number must be at least 1 and not above to_number"), (3, "street is empty"),
         (4, "give both from_number and to_number, or neither for the whole street"),
-        (5, "side must be one of all, odd, even"), (6, "from_number must be a whole number")]
+        (5, "side must be one of all, odd, even"), (6, "from_number must be a whole number"),
+        (7, "to_number must be at most 99999"), (8, "street is longer than 200 characters")]
     assert [(e.line, e.reason) for e in read_area_csv("road\nGudrunsvej\n")[1]] == [
         (1, "missing columns: street")]
     assert [(e.line, e.reason) for e in read_area_csv("street\n")[1]] == [(1, "the file names no street")]
