@@ -17,6 +17,9 @@ STAFF = [("job_consultant", "sociale-forhold-og-beskaeftigelse", "1"),
          ("health_consultant", "sundhed-og-omsorg", "0.5"),
          ("citizen_service", "kultur-og-borgerservice", "0.5")]
 _serial = itertools.count(100)
+#: The demo's target area for Gellerup: the street its families live on (``_family``).
+GELLERUP_AREA = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej", "from_number": 1,
+                                                           "to_number": 99}]}
 
 
 def _cpr(day: int, yy: int, digit7: int) -> str:
@@ -28,11 +31,14 @@ def _token(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
 
 
 def seed(urls: dict[str, str], settings: Settings, families: int = 6) -> dict[str, int]:
-    """Staff for Gellerup, a budget, and families taken through outreach, consent and enrolment."""
+    """Gellerup's target area, staff for Gellerup, a budget, and families taken through outreach,
+    consent and enrolment."""
     team = _token(settings, "team_staff", site="gellerup")
     leader = _token(settings, "team_leader", site="gellerup")
     finance = _token(settings, "finance")
     with httpx.Client(timeout=10) as http:
+        http.put(f"{urls['intake']}/v1/sites/gellerup/area", headers=_token(settings, "admin"),
+                 json=GELLERUP_AREA).raise_for_status()
         for discipline, department, fte in STAFF:
             http.post(f"{urls['casework']}/v1/staff", headers=leader, json={
                 "site_id": "gellerup", "display_name": f"Demo {discipline}", "discipline": discipline,

@@ -30,7 +30,7 @@ from shared.events.intake import ConsentGiven, FamilyEnrolled, Member
 from shared.events.registry import DomainEvent
 from shared.outbox import source_for
 from shared.settings import Settings
-from tests.intake.factories import cpr, household_body
+from tests.intake.factories import GELLERUP_AREA, cpr, define_area, household_body
 from tests.support import bearer
 
 CLIENT = "authz-tests"  # the ``azp`` claim every token carries, so the audit log can name the system
@@ -269,6 +269,7 @@ Fixture = tuple[dict[str, str], dict[str, Req]]
 async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
     """A household in Gellerup with a consent naming Sundhed og Omsorg."""
     team = BY_COLUMN["ts"].headers(http.settings)
+    await define_area(http, BY_COLUMN["adm"].headers(http.settings))
     household = created(await http.post("/v1/households", headers=team, json=household_body()))
     mother = household["members"][0]["id"]
     consent_body = {"person_id": mother, "given_by_person_id": mother, "departments": [SO],
@@ -276,7 +277,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
     consent = created(await http.post(f"/v1/households/{household['id']}/consents", headers=team,
                                       json=consent_body))
     ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"],
-           "person_id": mother}
+           "person_id": mother, "site_id": "gellerup"}
     csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
            f"matrix-1,gellerup,Gudrunsvej 12,{cpr(80)},mother,2015-01-01,true\n").encode()
     h = "/v1/households/{household_id}"
@@ -293,6 +294,9 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {h}/exit": Req(json={"reason": "other"}),
         "POST /v1/consents/expire-due": Req(params={"today": "2026-01-01"}),
         "POST /v1/imports": Req(content=csv, content_type="text/csv"),
+        "PUT /v1/sites/{site_id}/area": Req(json=GELLERUP_AREA),
+        "POST /v1/sites/{site_id}/area/import": Req(content=b"street\nGudrunsvej\n", content_type="text/csv"),
+        "GET /v1/profile": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
     }
     return ids, requests
 

@@ -98,6 +98,12 @@ POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 40
 POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 401
 GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 401
 POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 401
+# Target areas are reference data (streets): admins keep them, every intake user reads them.
+PUT  /v1/sites/{site_id}/area                             403 403 403 403 403 403 403 403 403 403 403 ok  401
+POST /v1/sites/{site_id}/area/import                      403 403 403 403 403 403 403 403 403 403 403 ok  401
+GET  /v1/sites/{site_id}/area                             ok  ok  ok  ok  403 403 403 403 403 ok  ok  ok  401
+# The cohort profile is aggregates only, read like the funnel (team roles get their own site).
+GET  /v1/profile                                          ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 401
 """  # noqa: E501
 
 CASEWORK = HEADER + OPERATIONS + """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.intake import service
+from services.intake import areas_api, service
 from services.intake.api import router
 from services.intake.cpr import CprVault, InvalidCpr
 from services.intake.domain import IntakeConflict
@@ -15,10 +15,11 @@ DEFINITION = ServiceDefinition(
     name="intake",
     title="Opgang til Opgang — Intake",
     description=(
-        "Households, persons (CPR encrypted), eligibility screening, outreach, consent, enrolment "
-        "and waitlist: the family's one entry point. CPR numbers go in POST bodies only."
+        "Households, persons (CPR encrypted), target areas, eligibility screening, outreach, consent, "
+        "enrolment, waitlist and the cohort profile: the family's one entry point. CPR numbers go in "
+        "POST bodies only."
     ),
-    routers=[router],
+    routers=[router, areas_api.router],
     domain_errors={IntakeConflict: 409, InvalidCpr: 422},
     seed=service.seed_sites,
 )

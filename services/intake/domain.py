@@ -10,6 +10,7 @@ from datetime import date
 from enum import StrEnum
 from uuid import UUID
 
+from services.intake.areas import Area, check_address
 from services.intake.cpr import Cpr, InvalidCpr, parse_cpr
 from shared.departments import Department
 from shared.statemachine import check_transition
@@ -63,6 +64,7 @@ class MemberFacts:
 class HouseholdFacts:
     site_id: str
     members: tuple[MemberFacts, ...]
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class Criterion:
     code: str
     met: bool
     explanation: str
+    #: Not decidable on the data (a site without a target area): not met, and said so.
+    unknown: bool = False
+
+    @property
+    def state(self) -> str:
+        return "unknown" if self.unknown else ("met" if self.met else "not_met")
 
 
 @dataclass(frozen=True)
@@ -89,17 +97,19 @@ def one_year_before(today: date) -> date:
         return today.replace(year=today.year - 1, day=28)
 
 
-def screen(household: HouseholdFacts, *, today: date, target_sites: set[str]) -> Screening:
-    """The model's three criteria, each met or not, with the reason in words."""
-    return Screening((_in_target_area(household, target_sites), _child_at_address(household),
+def screen(household: HouseholdFacts, *, today: date, area: Area | None) -> Screening:
+    """The model's three criteria, each met, not met or unknown, with the reason in words.
+
+    ``area`` is the target area of the household's site; ``None`` (none defined yet) makes the
+    area criterion unknown, and an unknown criterion is not met, so the household is not eligible.
+    """
+    return Screening((_in_target_area(household, area), _child_at_address(household),
                       _parent_long_unemployed(household, today)))
 
 
-def _in_target_area(household: HouseholdFacts, target_sites: set[str]) -> Criterion:
-    met = household.site_id in target_sites
-    where = "a" if met else "not a"
-    return Criterion("target_area", met, f"the address is in {where} target housing area "
-                                         f"({household.site_id})")
+def _in_target_area(household: HouseholdFacts, area: Area | None) -> Criterion:
+    check = check_address(household.address, area, site_id=household.site_id)
+    return Criterion("target_area", bool(check.met), check.explanation, unknown=check.met is None)
 
 
 def _child_at_address(household: HouseholdFacts) -> Criterion:

@@ -121,3 +121,28 @@ class ImportRun(IntakeTable, table=True):
     imported_rows: int
     rejected: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+
+
+class TargetArea(IntakeTable, table=True):
+    """A site's target housing area: the addresses whose households may take part there."""
+
+    __tablename__ = "target_areas"
+    site_id: str = Field(foreign_key="sites.id", primary_key=True, max_length=50)
+    name: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    updated_by: str = Field(max_length=200)
+
+
+class TargetAreaStreet(IntakeTable, table=True):
+    """One street of an area, whole or a house-number range; ``street_key`` is the normalised
+    name the screening compares (see ``services.intake.areas.street_key``)."""
+
+    __tablename__ = "target_area_streets"
+    __table_args__ = (Index("ix_target_area_streets_site", "site_id", "street_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(foreign_key="target_areas.site_id", max_length=50)
+    street: str = Field(max_length=200)
+    street_key: str = Field(max_length=200)
+    from_number: int | None = None
+    to_number: int | None = None
+    side: str = Field(max_length=10, default="all")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,6 +76,8 @@ class CriterionRead(BaseModel):
     code: str
     met: bool
     explanation: str
+    state: Literal["met", "not_met", "unknown"] = Field(
+        description="unknown: not decidable on the data (a site without a target area); not met")
 
 
 class HouseholdRead(BaseModel):
@@ -149,3 +152,60 @@ class ImportReport(BaseModel):
 
 class ExpiryReport(BaseModel):
     expired: int = Field(description="How many consents this run expired")
+
+
+class AreaStreetIn(Strict):
+    street: str = Field(min_length=1, max_length=200, examples=["Gudrunsvej"])
+    from_number: int | None = Field(default=None, ge=1, le=99_999,
+                                    description="First house number (included); none: the whole street")
+    to_number: int | None = Field(default=None, ge=1, le=99_999, description="Last house number (included)")
+    side: Literal["all", "odd", "even"] = "all"
+
+
+class AreaIn(Strict):
+    """The whole area: it replaces the site's streets."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Gellerup/Toveshøj", "streets": [
+            {"street": "Gudrunsvej"}, {"street": "Dortesvej", "from_number": 1, "to_number": 61,
+                                       "side": "odd"}]}]})
+    name: str = Field(min_length=1, max_length=200)
+    streets: list[AreaStreetIn] = Field(min_length=1, max_length=2000)
+
+
+class AreaStreetRead(BaseModel):
+    street: str
+    from_number: int | None
+    to_number: int | None
+    side: str
+
+
+class AreaRead(BaseModel):
+    site_id: str
+    name: str
+    updated_at: datetime
+    streets: list[AreaStreetRead]
+
+
+class ChildrenCountRead(BaseModel):
+    children: int = Field(description="Children living at the address")
+    families: int | None = Field(description="Families with that many; null when withheld (small number)")
+
+
+class ProfileRead(BaseModel):
+    """The cohort enrolled in the period, at enrolment; aggregates only (see docs/services.md)."""
+
+    site_id: str | None
+    period_start: date
+    period_end: date
+    small_number_limit: int = Field(description="Counts from 1 to this minus one are withheld")
+    suppressed: bool = Field(description="The cohort is too small to show anything but zero")
+    families: int | None
+    adults: int | None
+    children: int | None
+    average_children_per_family: Decimal | None
+    children_per_family: list[ChildrenCountRead]
+    unemployed_parents: int | None
+    unemployment_days_total: int | None = Field(
+        description="Sum over the unemployed parents of the days from unemployment start to enrolment")
+    average_unemployment_years: Decimal | None

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain as d
+from services.intake.area_service import load_area
 from services.intake.cpr import Cpr, CprVault, InvalidCpr, parse_cpr
 from services.intake.models import (
     Consent,
@@ -153,11 +154,10 @@ async def _screen(session: AsyncSession, household: Household, today: date) -> d
     members = await _members(session, household.id)
     facts = d.HouseholdFacts(household.site_id, tuple(
         d.MemberFacts(p.id, d.MemberRole(p.role), p.birth_date, p.unemployed_since, p.lives_at_address)
-        for p in members))
-    sites = set((await session.execute(select(Site.id))).scalars())
-    result = d.screen(facts, today=today, target_sites=sites)
+        for p in members), household.address)
+    result = d.screen(facts, today=today, area=await load_area(session, household.site_id))
     household.eligible = result.eligible
-    household.screening = [{"code": c.code, "met": c.met, "explanation": c.explanation}
+    household.screening = [{"code": c.code, "met": c.met, "explanation": c.explanation, "state": c.state}
                            for c in result.criteria]
     household.screened_at = now()
     current = d.HouseholdStatus(household.status)
@@ -229,11 +229,18 @@ async def read_household(session: AsyncSession, *, household_id: uuid.UUID, vaul
     return HouseholdRead(
         id=household.id, site_id=household.site_id, address=household.address, status=household.status,
         eligible=household.eligible, waitlist_position=position,
-        screening=[CriterionRead(**c) for c in household.screening or []],  # type: ignore[arg-type]
+        screening=[_criterion(c) for c in household.screening or []],
         members=[MemberRead(id=p.id, role=p.role, birth_year=p.birth_date.year,
                             cpr_masked=vault.decrypt(p.cpr_ciphertext).masked(),
                             unemployed_since=p.unemployed_since, lives_at_address=p.lives_at_address)
                  for p in members])
+
+
+def _criterion(stored: dict[str, object]) -> CriterionRead:
+    """A stored criterion; those screened before ``state`` was kept were met or not, never unknown."""
+    state = stored.get("state") or ("met" if stored["met"] else "not_met")
+    return CriterionRead(code=str(stored["code"]), met=bool(stored["met"]),
+                         explanation=str(stored["explanation"]), state=state)  # type: ignore[arg-type]
 
 
 def check_site(principal: Principal, site_id: str) -> None:

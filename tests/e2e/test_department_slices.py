@@ -17,7 +17,7 @@ from services.intake.app import create_app as intake_app
 from services.referrals.app import create_app as referrals_app
 from shared.events import REGISTRY, FamilyEvent
 from shared.observability import CPR_SHAPE
-from tests.intake.factories import household_body
+from tests.intake.factories import define_area, household_body
 from tests.support import Broker, bearer, envelopes, eventually, make_settings, read_topic, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -45,6 +45,7 @@ async def test_each_department_topic_carries_only_its_slice_in_family_order(brok
                 "site_id": "gellerup", "display_name": discipline, "discipline": discipline,
                 "department": department, "fte": "1", "starts_on": "2026-01-01"})
             assert staffed.status_code == 201
+        await define_area(http["intake"], bearer(settings, "admin"))
         household = (await http["intake"].post("/v1/households", json=household_body(), headers=team)).json()
         family, mother, child = household["id"], household["members"][0]["id"], household["members"][1]["id"]
         await http["intake"].post(f"/v1/households/{family}/outreach", headers=team, json={

@@ -53,8 +53,8 @@ from shared.inbox import EventConsumer, Subscription
 from shared.tables import inbox, outbox, plumbing_metadata
 from tests.faults.kafka_tools import read_until_seen
 from tests.faults.proxy import CrashableProxy
-from tests.intake.factories import cpr
-from tests.support import Broker, eventually, make_settings, service_api
+from tests.intake.factories import cpr, define_area
+from tests.support import Broker, bearer, eventually, make_settings, service_api
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.slow]
 
@@ -100,6 +100,7 @@ class Burst:
 
     async def run(self) -> None:
         """A failed step ends its family's run (recorded in ``failures``), not the others'."""
+        await define_area(self.api, bearer(self.api.settings, "admin"))  # type: ignore[attr-defined]
         await asyncio.gather(*(self._family(n < self.held) for n in range(self.families)),
                              return_exceptions=True)
 
@@ -127,7 +128,7 @@ class Burst:
         if held:
             await self._released.wait()
         household = await self._call("create", "/v1/households", 201, {
-            "site_id": "gellerup", "address": f"Gudrunsvej {uuid.uuid4().hex[:8]}, 8220 Brabrand",
+            "site_id": "gellerup", "address": f"Gudrunsvej {uuid.uuid4().int % 10**8}, 8220 Brabrand",
             "members": [{"cpr": cpr(85), "role": "mother", "unemployed_since": "2016-03-01"},
                         {"cpr": cpr(15, century_digit=4), "role": "child"}]})
         hid, mother = household["id"], household["members"][0]["id"]

@@ -24,3 +24,15 @@ def household_body(site_id: str = "gellerup", **overrides: Any) -> dict[str, Any
     }
     body.update(overrides)
     return body
+
+
+#: A Gellerup target area holding the addresses the factories and fixtures use (Gudrunsvej, whole).
+GELLERUP_AREA: dict[str, Any] = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej"}]}
+
+
+async def define_area(http: Any, headers: dict[str, str], site_id: str = "gellerup",
+                      area: dict[str, Any] | None = None) -> None:
+    """Give a site its target area through the API (``headers``: an admin's), so households at
+    the factories' addresses can be found eligible; a site without an area finds nobody eligible."""
+    response = await http.put(f"/v1/sites/{site_id}/area", json=area or GELLERUP_AREA, headers=headers)
+    assert response.status_code == 200, response.text

@@ -12,13 +12,14 @@ from services.intake.app import create_app
 from shared.departments import Department
 from shared.events import REGISTRY
 from shared.observability import CPR_SHAPE
-from tests.intake.factories import cpr, household_body
+from tests.intake.factories import cpr, define_area, household_body
 from tests.support import Broker, bearer, envelopes, eventually, read_topic, service_api
 
 
 @pytest.fixture
 async def api(broker: Broker, postgres_url: str):
     async with service_api(create_app, service="intake", broker=broker, database_url=postgres_url) as http:
+        await define_area(http, bearer(http.settings, "admin"))
         yield http
 
 
@@ -57,6 +58,7 @@ async def small_site(api, capacity: int = 1) -> dict[str, str]:
     site = await api.post("/v1/sites", headers=bearer(api.settings, "admin"),
                           json={"id": "hasle", "name": "Hasle", "capacity": capacity})
     assert site.status_code == 201, site.text
+    await define_area(api, bearer(api.settings, "admin"), "hasle")
     return bearer(api.settings, "team_staff", site="hasle")
 
 

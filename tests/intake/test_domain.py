@@ -8,18 +8,19 @@ from datetime import date
 import pytest
 
 from services.intake import domain as d
+from services.intake.areas import Area, StreetRange
 from shared.departments import Department
 
 TODAY = date(2026, 11, 22)
-SITES = {"gellerup", "viby", "tilst"}
+AREA = Area("Gellerup/Toveshøj", (StreetRange("Gudrunsvej"),))
 
 
 def member(role: str, born: date = date(1985, 1, 1), since: date | None = None, home: bool = True):
     return d.MemberFacts(uuid.uuid4(), d.MemberRole(role), born, since, home)
 
 
-def household(*members, site: str = "gellerup") -> d.HouseholdFacts:
-    return d.HouseholdFacts(site, tuple(members))
+def household(*members, address: str = "Gudrunsvej 10, 8220 Brabrand") -> d.HouseholdFacts:
+    return d.HouseholdFacts("gellerup", tuple(members), address)
 
 
 def failed(screening: d.Screening) -> dict[str, str]:
@@ -28,26 +29,26 @@ def failed(screening: d.Screening) -> dict[str, str]:
 
 def test_a_family_meeting_all_criteria_is_eligible_and_says_why() -> None:
     result = d.screen(household(member("mother", since=date(2017, 3, 1)), member("child", date(2015, 5, 5))),
-                      today=TODAY, target_sites=SITES)
+                      today=TODAY, area=AREA)
     assert result.eligible
     assert "mother unemployed since 2017-03-01 (9 years)" in result.criteria[2].explanation
 
 
 def test_outside_a_target_area_fails_that_criterion_only() -> None:
-    result = d.screen(household(member("father", since=date(2015, 1, 1)), member("child"), site="risskov"),
-                      today=TODAY, target_sites=SITES)
-    assert failed(result).keys() == {"target_area"} and "not a target" in failed(result)["target_area"]
+    result = d.screen(household(member("father", since=date(2015, 1, 1)), member("child"),
+                                address="Silkeborgvej 123, 8000 Aarhus C"), today=TODAY, area=AREA)
+    assert failed(result) == {"target_area": "Silkeborgvej 123 is not in the Gellerup/Toveshøj area"}
 
 
 def test_no_child_at_the_address_fails_that_criterion_only() -> None:
     result = d.screen(household(member("father", since=date(2015, 1, 1)), member("child", home=False)),
-                      today=TODAY, target_sites=SITES)
+                      today=TODAY, area=AREA)
     assert failed(result) == {"child_at_address": "no child lives at the address"}
 
 
 def test_unemployment_shorter_than_twelve_months_fails_that_criterion_only() -> None:
     result = d.screen(household(member("mother", since=date(2026, 1, 1)), member("child")),
-                      today=TODAY, target_sites=SITES)
+                      today=TODAY, area=AREA)
     assert failed(result).keys() == {"parent_unemployed_12_months"}
     assert "2025-11-22" in failed(result)["parent_unemployed_12_months"]
 
@@ -55,7 +56,7 @@ def test_unemployment_shorter_than_twelve_months_fails_that_criterion_only() -> 
 def test_exactly_twelve_months_counts_even_from_a_leap_day() -> None:
     assert d.one_year_before(date(2028, 2, 29)) == date(2027, 2, 28)
     result = d.screen(household(member("mother", since=date(2025, 11, 22)), member("child")),
-                      today=TODAY, target_sites=SITES)
+                      today=TODAY, area=AREA)
     assert result.eligible
 
 
