@@ -141,15 +141,15 @@ async def _store(session: AsyncSession, *, principal: Principal, code: str, peri
     await session.flush()
     await record_event(session, ev.ComparisonCohortLoaded(
         cohort_id=cohort.id, code=code, period_start=period_start, period_end=period_end,
-        source=source, records=records, measures=sorted(figures)))  # type: ignore[arg-type]
+        source=source, records=records, measures=sorted(figures)))
     return _read(cohort, figures)
 
 
 def _read(cohort: ComparisonCohort, figures: dict[str, tuple[int, int]]) -> ComparisonCohortRead:
     return ComparisonCohortRead(
         id=cohort.id, code=cohort.code, period_start=cohort.period_start, period_end=cohort.period_end,
-        source=cohort.source, records=cohort.records, loaded_at=cohort.loaded_at,  # type: ignore[arg-type]
-        figures=[ComparisonFigureIn(measure=measure, numerator=n, denominator=d)  # type: ignore[arg-type]
+        source=cohort.source, records=cohort.records, loaded_at=cohort.loaded_at,
+        figures=[ComparisonFigureIn(measure=measure, numerator=n, denominator=d)
                  for measure, (n, d) in sorted(figures.items(), key=lambda f: m.COMPARABLE.index(f[0]))])
 
 
@@ -157,8 +157,8 @@ async def get_cohort(session: AsyncSession, *, cohort_id: uuid.UUID) -> Comparis
     cohort = await session.get(ComparisonCohort, cohort_id)
     if cohort is None:
         raise NotFound("No such comparison cohort.")
-    rows = (await session.execute(select(ComparisonFigure).where(ComparisonFigure.cohort_id == cohort_id))
-            ).scalars().all()
+    rows = (await session.execute(select(ComparisonFigure).where(
+        ComparisonFigure.cohort_id == cohort_id))).scalars().all()  # type: ignore[arg-type]
     return _read(cohort, {r.measure: (r.numerator, r.denominator) for r in rows})
 
 

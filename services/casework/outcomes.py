@@ -66,7 +66,7 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: 
             pass_users.add(row.person_id)
         elif row.kind == "youth_education" and row.person_id:
             education_starts[row.person_id].append(date.fromisoformat(str(v["started_on"])))
-        elif row.kind == "family_question" and row.person_id in members:
+        elif row.kind == "family_question" and row.person_id and row.person_id in members:
             answers.append(m.Answer(row.person_id, row.family_id, str(v["question"]), _day(v["at"]),
                                     str(v["occasion"]), int(str(v["answer"]))))
 

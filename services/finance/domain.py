@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from uuid import UUID
 
 from shared.departments import Department
 
@@ -228,7 +229,7 @@ def per_family(amount_ore: int, families: int) -> int:
     return int((Decimal(amount_ore) / families).quantize(Decimal(1), ROUND_HALF_UP))
 
 
-def area_savings_report(costs: Mapping[object, Mapping[CostArea, tuple[int, int]]], *, pool_per_year_ore: int,
+def area_savings_report(costs: Mapping[UUID, Mapping[CostArea, tuple[int, int]]], *, pool_per_year_ore: int,
                         years: int) -> AreaSavingsReport:
     """Savings per area and in all: baseline − current yearly expenditure, summed over the families
     with any area entered (an area not entered for a family counts as nought before and now), and

@@ -133,8 +133,8 @@ async def _write(session: AsyncSession, family_id: uuid.UUID, site_id: str,
         session.add(row)
     await session.flush()
     await record_event(session, ev.FamilyCostsRecorded(
-        family_id=family_id, site_id=site_id, source=source,  # type: ignore[arg-type]
-        areas=[ev.AreaCost(area=area.value, baseline_ore=b, current_ore=c)  # type: ignore[arg-type]
+        family_id=family_id, site_id=site_id, source=source,
+        areas=[ev.AreaCost(area=area.value, baseline_ore=b, current_ore=c)
                for area, (b, c) in sorted(figures.items())]))
 
 
