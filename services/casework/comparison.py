@@ -37,15 +37,16 @@ CPR_SHAPED = re.compile(r"\d{6}-?\d{4}")
 MAX_ROWS = 100_000
 
 
-def _period(period_start: date, period_end: date) -> None:
+def _period(period_start: date, period_end: date, where: str) -> None:
     if period_end < period_start:
-        raise Unprocessable("The period ends before it starts.", fields={"body.period_end": "before start"})
+        raise Unprocessable("The period ends before it starts.",
+                            fields={f"{where}.period_end": "before start"})
 
 
 async def load_cohort(session: AsyncSession, *, principal: Principal, data: ComparisonCohortIn
                       ) -> ComparisonCohortRead:
     """Store a comparison cohort's aggregate figures (one per measure)."""
-    _period(data.period_start, data.period_end)
+    _period(data.period_start, data.period_end, "body")
     figures: dict[str, tuple[int, int]] = {}
     for index, figure in enumerate(data.figures):
         where = f"body.figures.{index}"
@@ -63,7 +64,7 @@ async def import_cohort(session: AsyncSession, *, principal: Principal, code: st
                         period_end: date, content: bytes) -> ComparisonCohortRead:
     """Load a cohort from CSV: aggregates (``measure,numerator,denominator``) or pseudonymised
     records (``pseudonym,measure,value`` with value 0 or 1), all or nothing."""
-    _period(period_start, period_end)
+    _period(period_start, period_end, "query")
     try:
         rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     except UnicodeDecodeError:
@@ -122,7 +123,7 @@ def _parse_row(row: list[str], aggregates: bool) -> tuple[str | None, tuple[str,
             return "the pseudonym is missing or shaped like a CPR number", None
     if measure not in m.COMPARABLE:
         return "unknown measure", None
-    if not (numerator.isdigit() and denominator.isdigit()):
+    if not all(c.isascii() and c.isdigit() and len(c) <= 9 for c in (numerator, denominator)):
         return "counts must be whole numbers", None
     if int(numerator) > int(denominator):
         return "value must be 0 or 1" if not aggregates else "numerator above the denominator", None

@@ -118,7 +118,7 @@ def _parse_row(cells: list[str]) -> tuple[str | None, Parsed | None]:
         return "family_id is not an id", None
     if area not in {a.value for a in f.CostArea}:
         return "unknown area", None
-    if not all(c.isdigit() and int(c) <= MAX_ORE for c in (baseline, current)):
+    if not all(c.isascii() and c.isdigit() and int(c) <= MAX_ORE for c in (baseline, current)):
         return "amounts must be whole øre, not negative", None
     return None, (family_id, site_id, f.CostArea(area), (int(baseline), int(current)))
 

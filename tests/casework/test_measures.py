@@ -185,11 +185,12 @@ async def test_an_evaluator_sets_a_comparison_cohort_beside_the_project(cw) -> N
 
     # A CPR-shaped pseudonym, an unknown measure, more counted than the group: nothing loaded.
     bad = (b"pseudonym,measure,value\n0101901234,children_using_fritidspas,1\nk1,shoe_size,1\n"
-           b"k2,network_yes_now,2\n")
+           b"k2,network_yes_now,2\n" + "k3,network_yes_now,\u00b2\n".encode())
     refused = await cw.post("/v1/comparison-cohorts/import", params=period, content=bad,
                             headers={**evaluator, "Content-Type": "text/csv"})
     assert refused.status_code == 422
-    assert [e["field"] for e in refused.json()["errors"]] == ["body.line.2", "body.line.3", "body.line.4"]
+    assert [e["field"] for e in refused.json()["errors"]] == [
+        "body.line.2", "body.line.3", "body.line.4", "body.line.5"]
     assert "0101901234" not in refused.text
     backwards = await cw.post("/v1/comparison-cohorts", headers=evaluator, json={
         **period, "period_end": "2019-01-01", "figures": [

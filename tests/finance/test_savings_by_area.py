@@ -103,10 +103,11 @@ async def test_bad_cost_figures_change_nothing_and_name_the_line_or_field(api) -
     good = (family, "gellerup", "income_support", 100, 50)
     bad = await import_csv(api, [good, (uuid.uuid4(), "gellerup", "income_support", 1, 0),
                                  (other, "gellerup", "service_act", 1, 0), (family, "gellerup", "rent", 1, 0),
-                                 (family, "gellerup", "service_act", -5, 0), good])
+                                 (family, "gellerup", "service_act", -5, 0), good,
+                                 (family, "gellerup", "childrens_act", "\u00b2", 0)])
     assert bad.status_code == 422
     assert [e["field"] for e in bad.json()["errors"]] == [
-        "body.line.3", "body.line.4", "body.line.5", "body.line.6", "body.line.7"]
+        "body.line.3", "body.line.4", "body.line.5", "body.line.6", "body.line.7", "body.line.8"]
     assert (await import_csv(api, [])).status_code == 422
     wrong_columns = await api.post("/v1/costs/imports", content=b"a,b\n1,2\n",
                                    headers={**api.finance, "Content-Type": "text/csv"})
