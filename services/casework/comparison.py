@@ -4,8 +4,6 @@ figure beside each. Only aggregates are kept: records are summed as they are rea
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from datetime import date
@@ -25,6 +23,7 @@ from services.casework.schemas import (
     ComparisonReportRead,
 )
 from shared.auth import Principal
+from shared.csvbody import read_csv_body
 from shared.errors import NotFound, Unprocessable
 from shared.events import casework as ev
 from shared.outbox import record_event
@@ -65,23 +64,15 @@ async def import_cohort(session: AsyncSession, *, principal: Principal, code: st
     """Load a cohort from CSV: aggregates (``measure,numerator,denominator``) or pseudonymised
     records (``pseudonym,measure,value`` with value 0 or 1), all or nothing."""
     _period(period_start, period_end, "query")
-    try:
-        rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    except UnicodeDecodeError:
-        raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
-    if not rows or [c.strip() for c in rows[0]] not in (AGGREGATE_COLUMNS, RECORD_COLUMNS):
-        raise Unprocessable("Unknown columns.", fields={"body": "columns must be " + " or ".join(
-            ",".join(c) for c in (AGGREGATE_COLUMNS, RECORD_COLUMNS))})
-    if len(rows) - 1 > MAX_ROWS:
-        raise Unprocessable("Too many rows.", fields={"body": f"at most {MAX_ROWS} rows"})
-    aggregates = [c.strip() for c in rows[0]] == AGGREGATE_COLUMNS
+    header, rows = read_csv_body(content, headers=(AGGREGATE_COLUMNS, RECORD_COLUMNS), max_rows=MAX_ROWS)
+    aggregates = header == AGGREGATE_COLUMNS
     errors: dict[str, str] = {}
     parsed: list[tuple[str, int, int]] = []
     seen: set[tuple[str, str]] = set()
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows:
         problem, value = _parse_row(row, aggregates)
         if not problem and value and not aggregates:
-            key = (row[0].strip(), value[0])
+            key = (row[0], value[0])
             problem = "the pseudonym appears twice for the measure" if key in seen else None
             seen.add(key)
         if problem:
@@ -106,12 +97,9 @@ async def import_cohort(session: AsyncSession, *, principal: Principal, code: st
                         records=None if aggregates else len(parsed), figures=figures)
 
 
-def _parse_row(row: list[str], aggregates: bool) -> tuple[str | None, tuple[str, int, int] | None]:
+def _parse_row(cells: list[str], aggregates: bool) -> tuple[str | None, tuple[str, int, int] | None]:
     """A row's (measure, numerator, denominator) — for a record (measure, value, 1) — or what is
     wrong with it. The reason never repeats the cell's value."""
-    cells = [c.strip() for c in row]
-    if not any(cells):
-        return None, None
     if len(cells) != 3:
         return "needs three columns", None
     if aggregates:

@@ -5,8 +5,6 @@ report of savings per family per year against the pool's (råderum's) contributi
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections import defaultdict
 
@@ -22,6 +20,7 @@ from services.finance.schemas import (
     FamilyCostsIn,
     FamilyCostsRead,
 )
+from shared.csvbody import read_csv_body
 from shared.db import utcnow
 from shared.errors import NotFound, Unprocessable
 from shared.events import finance as ev
@@ -49,23 +48,12 @@ async def set_family_costs(session: AsyncSession, *, family_id: uuid.UUID,
 async def import_costs(session: AsyncSession, *, content: bytes) -> CostImportRead:
     """Import figures from the economy system's CSV; all or nothing: a bad row loads no row and
     every bad row is named by its line."""
-    try:
-        rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    except UnicodeDecodeError:
-        raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
-    if not rows or [c.strip() for c in rows[0]] != IMPORT_COLUMNS:
-        raise Unprocessable("Unknown columns.",
-                            fields={"body": "columns must be " + ",".join(IMPORT_COLUMNS)})
-    if len(rows) - 1 > MAX_ROWS:
-        raise Unprocessable("Too many rows.", fields={"body": f"at most {MAX_ROWS} rows"})
+    _header, rows = read_csv_body(content, headers=(IMPORT_COLUMNS,), max_rows=MAX_ROWS)
     parsed: dict[tuple[uuid.UUID, f.CostArea], tuple[int, int]] = {}
     sites: dict[uuid.UUID, str] = {}
     lines: dict[uuid.UUID, list[int]] = defaultdict(list)
     errors: dict[str, str] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        cells = [c.strip() for c in row]
-        if not any(cells):
-            continue
+    for line, cells in rows:
         problem, value = _parse_row(cells)
         if value is not None:
             family_id, site_id, area, amounts = value

@@ -192,6 +192,10 @@ async def test_an_evaluator_sets_a_comparison_cohort_beside_the_project(cw) -> N
     assert [e["field"] for e in refused.json()["errors"]] == [
         "body.line.2", "body.line.3", "body.line.4", "body.line.5"]
     assert "0101901234" not in refused.text
+    for odd in (b"a\nb\rc\xc2\x85d\x0be", b"\xff\xfe", b"measure,numerator,denominator\n"):
+        refused = await cw.post("/v1/comparison-cohorts/import", params=period, content=odd,
+                                headers={**evaluator, "Content-Type": "text/csv"})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body"
     backwards = await cw.post("/v1/comparison-cohorts", headers=evaluator, json={
         **period, "period_end": "2019-01-01", "figures": [
             {"measure": "network_yes_now", "numerator": 1, "denominator": 2}]})

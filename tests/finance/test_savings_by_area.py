@@ -112,6 +112,10 @@ async def test_bad_cost_figures_change_nothing_and_name_the_line_or_field(api) -
     wrong_columns = await api.post("/v1/costs/imports", content=b"a,b\n1,2\n",
                                    headers={**api.finance, "Content-Type": "text/csv"})
     assert wrong_columns.status_code == 422
+    for odd in (b"a\nb\rc\xc2\x85d\x0be", b"\xff\xfe", b""):  # not CSV, not UTF-8, empty: 422, not 500
+        refused = await api.post("/v1/costs/imports", content=odd,
+                                 headers={**api.finance, "Content-Type": "text/csv"})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body"
     figures = {"site_id": "gellerup", "areas": {"income_support": {"baseline_ore": 1, "current_ore": 0}}}
     guessed = await api.put(f"/v1/families/{uuid.uuid4()}/costs", headers=api.finance, json=figures)
     assert guessed.status_code == 404
