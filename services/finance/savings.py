@@ -66,8 +66,11 @@ async def import_costs(session: AsyncSession, *, content: bytes) -> CostImportRe
                 lines[family_id].append(line)
         if problem:
             errors[f"body.line.{line}"] = problem
-    enrolled = {row.family_id: row.site_id for row in (await session.execute(select(FamilySavings).where(
-        FamilySavings.family_id.in_(list(sites))))).scalars()} if sites else {}  # type: ignore[attr-defined]
+    enrolled: dict[uuid.UUID, str] = {}
+    ids = list(sites)
+    for start in range(0, len(ids), 1000):  # the drivers cap the parameters of one statement
+        enrolled.update((await session.execute(select(FamilySavings.family_id, FamilySavings.site_id).where(
+            FamilySavings.family_id.in_(ids[start:start + 1000])))).tuples().all())  # type: ignore[attr-defined]
     for family_id, site_id in sites.items():
         if enrolled.get(family_id) != site_id:  # unknown, or another site: the same answer
             errors.update({f"body.line.{line}": "not a family enrolled at this site"
