@@ -177,11 +177,13 @@ async def test_an_evaluator_sets_a_comparison_cohort_beside_the_project(cw) -> N
     coordination = bearer(cw.settings, "coordination")
     report = await ok(await cw.get(f"/v1/comparison-cohorts/{aggregates['id']}/report", headers=coordination,
                                    params={"site_id": "gellerup"}))
-    by_measure = {m["measure"]: m for m in report["measures"]}
-    assert by_measure["parents_in_job_or_education"]["difference_points"] == "-10.0"  # 20 − 30
-    assert by_measure["parents_in_job_or_education"]["ratio"] == "0.67"  # (3/15) / (30/100)
-    assert by_measure["youth_education_started"]["difference_points"] == "37.5"
-    assert by_measure["youth_education_started"]["ratio"] is None  # nothing to divide by
+    assert report["measures"] == [
+        {"measure": "parents_in_job_or_education", "project": figure("20.0", 3, 15, 10),
+         "comparison": {"value": "30.0", "numerator": 30, "denominator": 100},
+         "difference_points": "-10.0", "ratio": "0.67"},  # 20 − 30; (3/15) / (30/100) = 0.666…
+        {"measure": "youth_education_started", "project": figure("37.5", 6, 16, 10),
+         "comparison": {"value": "0.0", "numerator": 0, "denominator": 10},
+         "difference_points": "37.5", "ratio": None}]  # nothing to divide by
 
     # A CPR-shaped pseudonym, an unknown measure, more counted than the group: nothing loaded.
     bad = (b"pseudonym,measure,value\n0101901234,children_using_fritidspas,1\nk1,shoe_size,1\n"

@@ -76,17 +76,26 @@ async def test_savings_by_area_on_a_pilot_shaped_cohort(api) -> None:
     areas = {a["area"]: a for a in report["areas"]}
     assert report["families"] == 62
     assert areas["income_support"] == {
-        "area": "income_support", "families": 62, "baseline_per_year_ore": 62 * 18_000_000,
-        "current_per_year_ore": 22 * 18_000_000, "savings_per_year_ore": 720_000_000,  # 40 × 18,000,000
+        "area": "income_support", "families": 62, "baseline_per_year_ore": 1_116_000_000,  # 62 × 18,000,000
+        "current_per_year_ore": 396_000_000, "savings_per_year_ore": 720_000_000,  # 22 ×; 40 × 18,000,000
         "average_per_family_per_year_ore": 11_612_903}  # 720,000,000 / 62 = 11,612,903.2
-    assert areas["service_act"]["savings_per_year_ore"] == 62_000_000  # 31 × 2,000,000
-    assert areas["service_act"]["average_per_family_per_year_ore"] == 1_000_000
-    assert areas["childrens_act"]["savings_per_year_ore"] == 30_000_000  # 20 × 1,500,000
-    assert areas["childrens_act"]["average_per_family_per_year_ore"] == 483_871  # 483,870.97 half up
-    total = report["total"]
-    assert total["savings_per_year_ore"] == 812_000_000
-    assert total["average_per_family_per_year_ore"] == 13_096_774  # 812,000,000 / 62 = 13,096,774.19
-    assert total["average_per_family_per_year_ore"] > 10_000_000  # over 100,000 DKK, as in the pilot
+    assert areas["service_act"] == {
+        "area": "service_act", "families": 62, "baseline_per_year_ore": 155_000_000,  # 31 × 5,000,000
+        "current_per_year_ore": 93_000_000,  # 31 × 3,000,000
+        "savings_per_year_ore": 62_000_000,  # 31 × 2,000,000
+        "average_per_family_per_year_ore": 1_000_000}  # 62,000,000 / 62
+    assert areas["childrens_act"] == {
+        "area": "childrens_act", "families": 62, "baseline_per_year_ore": 120_000_000,  # 20 × 6,000,000
+        "current_per_year_ore": 90_000_000,  # 20 × 4,500,000
+        "savings_per_year_ore": 30_000_000,  # 20 × 1,500,000
+        "average_per_family_per_year_ore": 483_871}  # 30,000,000 / 62 = 483,870.97, half up
+    assert report["total"] == {
+        "area": "total", "families": 62,
+        "baseline_per_year_ore": 1_116_000_000 + 155_000_000 + 120_000_000,
+        "current_per_year_ore": 396_000_000 + 93_000_000 + 90_000_000,
+        "savings_per_year_ore": 812_000_000,  # 720,000,000 + 62,000,000 + 30,000,000
+        "average_per_family_per_year_ore": 13_096_774}  # 812,000,000 / 62 = 13,096,774.19
+    assert report["total"]["average_per_family_per_year_ore"] > 10_000_000  # over 100,000 DKK (pilot)
     assert report["over_years_ore"] == 3_248_000_000  # 4 × 812,000,000: at least 15 M DKK
     assert report["pool_per_year_ore"] == 350_000_000 and report["pool_over_years_ore"] == 1_400_000_000
     assert report["break_even"] is True
