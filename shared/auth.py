@@ -31,6 +31,9 @@ class Role(StrEnum):
     COORDINATION = "coordination"
     SYSTEM = "system"
     ADMIN = "admin"
+    #: Evaluators (e.g. the university evaluating the model) read aggregate outcomes and load a
+    #: comparison cohort's figures; never a family's data.
+    EVALUATOR = "evaluator"
 
 
 TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})

@@ -304,11 +304,12 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
 async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     """A Gellerup family with a health goal and its action, two stationed staff of one discipline
     (so its pair stays pending and no event goes to every department), a job opening and a match."""
-    family, mother, child = (str(uuid.uuid4()) for _ in range(3))
+    family, mother, child, teen = (str(uuid.uuid4()) for _ in range(4))
     await deliver(app, casework_handlers.on_family_enrolled, FamilyEnrolled(
         family_id=family, site_id="gellerup", members=[
             Member(person_id=mother, role="mother", birth_year=1985),
-            Member(person_id=child, role="child", birth_year=2015)],
+            Member(person_id=child, role="child", birth_year=2015),
+            Member(person_id=teen, role="child", birth_year=2008)],
         shared_with=["sociale-forhold-og-beskaeftigelse", "sundhed-og-omsorg"]), "intake")
     team, leader = BY_COLUMN["ts"].headers(http.settings), BY_COLUMN["tl"].headers(http.settings)
     f = f"/v1/families/{family}"
@@ -326,9 +327,15 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     opening = created(await http.post("/v1/job-openings", headers=team, json=opening_body))
     match = created(await http.post(f"/v1/job-openings/{opening['id']}/candidates", headers=team,
                                     json={"family_id": family, "person_id": mother}))
+    # The evaluator (no column of its own: its rights are proven in tests/casework/test_measures.py)
+    # loads a comparison cohort for the coordination group to read.
+    evaluator = bearer(http.settings, "evaluator", client=CLIENT)
+    cohort_body = {"code": "kontrolgruppe", "period_start": "2026-01-01", "period_end": "2026-12-31",
+                   "figures": [{"measure": "children_using_fritidspas", "numerator": 1, "denominator": 4}]}
+    cohort = created(await http.post("/v1/comparison-cohorts", headers=evaluator, json=cohort_body))
     ids = {"family_id": family, "goal_id": goal, "action_id": str(action["id"]),
            "stationing_id": staff[0]["stationing_id"], "staff_id": staff[1]["id"],
-           "opening_id": opening["id"], "match_id": str(match["id"])}
+           "opening_id": opening["id"], "match_id": str(match["id"]), "cohort_id": cohort["id"]}
     at = "2026-01-10T10:00:00Z"
     fam = "/v1/families/{family_id}"
     requests = {
@@ -357,6 +364,14 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {fam}/measurements/leisure-job": Req(json={"person_id": child, "started_on": "2026-01-01"}),
         f"POST {fam}/measurements/fritidspas": Req(json={"person_id": child, "activity": "football",
                                                          "on": "2026-01-15"}),
+        f"POST {fam}/measurements/youth-education": Req(json={"person_id": teen, "started_on": "2026-08-10",
+                                                              "programme": "eud"}),
+        f"POST {fam}/measurements/family-answer": Req(json={"person_id": mother, "question": "wellbeing",
+                                                            "answer": 4, "occasion": "start", "at": at}),
+        "POST /v1/comparison-cohorts": Req(json=cohort_body),
+        "POST /v1/comparison-cohorts/import": Req(
+            content=b"measure,numerator,denominator\nnetwork_yes_now,1,2\n", content_type="text/csv",
+            params={"code": "kontrolgruppe", "period_start": "2026-01-01", "period_end": "2026-12-31"}),
         f"POST {fam}/contacts": Req(json={"kind": "call", "at": at, "staff_ids": [staff[0]["id"]]}),
         "POST /v1/absences": Req(json={"staff_id": staff[0]["id"], "deputy_id": staff[1]["id"],
                                        "from_date": "2026-02-01", "to_date": "2026-02-05"}),
@@ -433,6 +448,12 @@ async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
         "POST /v1/ledger/{entry_id}/correct": Req(json={"amount_ore": 100}),
         "PUT /v1/families/{family_id}/savings": Req(json={"site_id": "gellerup", "baseline_ore": 1000,
                                                           "current_ore": 500}),
+        "GET /v1/savings/areas": Req(params={"year": 2026}),
+        "PUT /v1/families/{family_id}/costs": Req(json={"site_id": "gellerup", "areas": {
+            "income_support": {"baseline_ore": 1000, "current_ore": 500}}}),
+        "POST /v1/costs/imports": Req(content=f"family_id,site_id,area,baseline_ore,current_ore\n"
+                                              f"{family},gellerup,service_act,900,300\n".encode(),
+                                      content_type="text/csv"),
     }
     return {"family_id": family, "entry_id": entry}, requests
 

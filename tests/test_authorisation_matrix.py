@@ -122,6 +122,12 @@ GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 40
 GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 401
 GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 401
 GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 401
+# A comparison cohort is loaded by an evaluator only (a role without a column here: see
+# tests/casework/test_measures.py); the coordination group reads it beside the report.
+GET  /v1/comparison-cohorts/{cohort_id}                   403 403 403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/comparison-cohorts/{cohort_id}/report            403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/comparison-cohorts                               403 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 401
 # Stationing is the leader's (own site) and admin's; another site is named in the body (403).
 POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  401
 POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  401
@@ -138,6 +144,8 @@ POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 40
 POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 401
 POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 401
 POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 401
 POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 401
 POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 401
 # An opening names its site in the body; another site's is a field error (422, nothing to hide).
@@ -184,6 +192,9 @@ POST /v1/allocations/preview                              403 403 403 403 403 40
 POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 401
 POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 401
 PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/savings/areas                                    403 403 403 403 403 403 403 403 ok  ok  403 403 401
+PUT  /v1/families/{family_id}/costs                       403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/costs/imports                                    403 403 403 403 403 403 403 403 ok  403 403 403 401
 """
 
 #: Endpoints left out of the guessed-id check, with the reason.

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from services.casework import comparison, service, staffing, work
 from services.casework import outcomes as report
-from services.casework import service, staffing, work
 from services.casework.domain import MatchState
 from services.casework.schemas import (
     AbsenceIn,
@@ -20,6 +20,9 @@ from services.casework.schemas import (
     ActionStatusIn,
     ActionStatusRead,
     CandidateIn,
+    ComparisonCohortIn,
+    ComparisonCohortRead,
+    ComparisonReportRead,
     ContactIn,
     ContactRead,
     DecisionIn,
@@ -28,6 +31,7 @@ from services.casework.schemas import (
     EntryPointRead,
     EscalationIn,
     EscalationRead,
+    FamilyAnswerIn,
     FamilyRead,
     FamilySummary,
     FollowUpIn,
@@ -52,9 +56,11 @@ from services.casework.schemas import (
     StationingRead,
     WellbeingIn,
     WishesIn,
+    YouthEducationIn,
 )
 from shared.audit import audited_read, record_reads
 from shared.auth import Principal, Role, require_roles
+from shared.codes import CODE_PATTERN
 from shared.db import SessionDep
 from shared.errors import Forbidden
 from shared.events import casework as ev
@@ -64,12 +70,17 @@ from shared.pagination import Cursor, Limit, Page
 router = APIRouter(prefix="/v1", tags=["casework"])
 Team = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER))]
 Leaders = Annotated[Principal, Depends(require_roles(Role.TEAM_LEADER, Role.ADMIN))]
-Report = Annotated[Principal, Depends(require_roles(Role.TEAM_LEADER, Role.COORDINATION))]
+Report = Annotated[Principal, Depends(require_roles(Role.TEAM_LEADER, Role.COORDINATION, Role.EVALUATOR))]
+#: A comparison cohort is loaded by an evaluator; the coordination group reads it beside the report.
+Evaluator = Annotated[Principal, Depends(require_roles(Role.EVALUATOR))]
+CohortCode = Annotated[str, Query(min_length=2, max_length=80, pattern=CODE_PATTERN)]
+Evaluation = Annotated[Principal, Depends(require_roles(Role.EVALUATOR, Role.COORDINATION))]
 #: The family list is also the coordination group's overview of waiting families across sites.
 Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.COORDINATION))]
 #: Who is in a team: its own members, and admin, who keeps stationing.
 TeamOrAdmin = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.ADMIN))]
-MeasurementKind = Literal["employment", "school_absence", "network", "wellbeing", "leisure_job", "fritidspas"]
+MeasurementKind = Literal["employment", "school_absence", "network", "wellbeing", "leisure_job", "fritidspas",
+                          "youth_education", "family_question"]
 
 
 @router.post("/staff", response_model=StaffRead, status_code=201, summary="Station a staff member (leader)")
@@ -223,6 +234,22 @@ for _path, _kind, _model, _event in (
                          name=f"measure_{_kind}")
 
 
+@router.post("/families/{family_id}/measurements/youth-education", response_model=MeasurementRead,
+             status_code=201, summary="A member aged 15-25 started a youth education")
+async def measure_youth_education(family_id: UUID, body: YouthEducationIn, idem: IdempotencyDep,
+                                  principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.record_youth_education(idem.session, principal=principal,
+                                                                 family_id=family_id, data=body))
+
+
+@router.post("/families/{family_id}/measurements/family-answer", response_model=MeasurementRead,
+             status_code=201, summary="An adult's answer to a family-reported question")
+async def measure_family_answer(family_id: UUID, body: FamilyAnswerIn, idem: IdempotencyDep,
+                                principal: Team):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: service.record_family_answer(idem.session, principal=principal,
+                                                               family_id=family_id, data=body))
+
+
 @router.get("/families/{family_id}/measurements", response_model=Page[MeasurementRead],
             summary="The family's outcome measurements (optionally of one kind)")
 async def list_measurements(family_id: UUID, request: Request, session: SessionDep, principal: Team,
@@ -330,3 +357,39 @@ async def outcomes(session: SessionDep, principal: Report, period_start: date, p
             raise Forbidden("A leader sees their own site.")
         site_id = principal.site
     return await report.outcomes(session, site_id=site_id, period_start=period_start, period_end=period_end)
+
+
+@router.post("/comparison-cohorts", response_model=ComparisonCohortRead, status_code=201,
+             summary="Load a comparison cohort's (kontrolgruppe's) aggregate figures (evaluator)")
+async def load_comparison_cohort(body: ComparisonCohortIn, idem: IdempotencyDep, principal: Evaluator):  # type: ignore[no-untyped-def]
+    return await idem.run(lambda: comparison.load_cohort(idem.session, principal=principal, data=body))
+
+
+@router.post("/comparison-cohorts/import", response_model=ComparisonCohortRead, status_code=201,
+             summary="Load a comparison cohort from CSV (text/csv): aggregates or pseudonymised records",
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Columns: " + ", ".join(comparison.AGGREGATE_COLUMNS)
+                 + " (aggregates) or " + ", ".join(comparison.RECORD_COLUMNS)
+                 + " (records, value 0 or 1)"}}}}})
+async def import_comparison_cohort(request: Request, idem: IdempotencyDep, principal: Evaluator,  # type: ignore[no-untyped-def]
+                                   code: CohortCode,
+                                   period_start: date, period_end: date):
+    content = await request.body()
+    return await idem.run(lambda: comparison.import_cohort(
+        idem.session, principal=principal, code=code, period_start=period_start, period_end=period_end,
+        content=content))
+
+
+@router.get("/comparison-cohorts/{cohort_id}", response_model=ComparisonCohortRead,
+            summary="A comparison cohort's figures")
+async def get_comparison_cohort(cohort_id: UUID, session: SessionDep,
+                                principal: Evaluation) -> ComparisonCohortRead:
+    return await comparison.get_cohort(session, cohort_id=cohort_id)
+
+
+@router.get("/comparison-cohorts/{cohort_id}/report", response_model=ComparisonReportRead,
+            summary="The project's figures for the cohort's period beside the cohort's")
+async def comparison_report(cohort_id: UUID, session: SessionDep, principal: Evaluation,
+                            site_id: Annotated[str | None, Query(max_length=50)] = None,
+                            ) -> ComparisonReportRead:
+    return await comparison.comparison_report(session, cohort_id=cohort_id, site_id=site_id)

@@ -206,3 +206,28 @@ class EmployerFollowUp(CaseworkTable, table=True):
     on: date
     expectations_aligned: bool
     note: str = Field(default="", max_length=1000)
+
+
+class ComparisonCohort(CaseworkTable, table=True):
+    """A comparison cohort (kontrolgruppe) an evaluator loaded: what it is and its period. Its
+    records, when given, are summed on loading and never stored (only the aggregates are needed)."""
+
+    __tablename__ = "comparison_cohorts"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    code: str = Field(max_length=80)
+    period_start: date
+    period_end: date
+    source: str = Field(max_length=12)
+    records: int | None = None
+    loaded_by: str = Field(max_length=200)
+    loaded_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+
+
+class ComparisonFigure(CaseworkTable, table=True):
+    """One measure of a comparison cohort: how many of how many."""
+
+    __tablename__ = "comparison_figures"
+    cohort_id: uuid.UUID = Field(foreign_key="comparison_cohorts.id", primary_key=True)
+    measure: str = Field(max_length=60, primary_key=True)
+    numerator: int
+    denominator: int

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework import domain as d
+from services.casework import measures as m
 from services.casework.models import Family, FamilyMember, Measurement
 from services.casework.schemas import OutcomesRead
 from shared.errors import Unprocessable
@@ -30,9 +31,10 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: 
     period = {"period_start": period_start, "period_end": period_end}
     cohort = [family for family, enrolled_on, exited_on in (await session.execute(families)).all()
               if d.enrolled_in_period(enrolled_on, exited_on, **period)]
-    members = {person: (family, role) for person, family, role in (await session.execute(
-        select(FamilyMember.person_id, FamilyMember.family_id, FamilyMember.role).where(
-            FamilyMember.family_id.in_(cohort)))).all()}  # type: ignore[attr-defined]
+    people = (await session.execute(select(
+        FamilyMember.person_id, FamilyMember.family_id, FamilyMember.role, FamilyMember.birth_year).where(
+            FamilyMember.family_id.in_(cohort)))).all()  # type: ignore[attr-defined]
+    members = {person: (family, role) for person, family, role, _born in people}
     rows = (await session.execute(select(Measurement).where(Measurement.family_id.in_(cohort))  # type: ignore[attr-defined]
                                   .order_by(Measurement.at))).scalars().all()
 
@@ -42,27 +44,38 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: 
     leisure: list[d.LeisureJob] = []
     wellbeing: list[d.Assessment] = []
     pass_users: set[uuid.UUID] = set()
-    for m in rows:
-        v = m.value
-        if m.kind == "employment" and m.person_id:
-            statuses[m.person_id].append((date.fromisoformat(str(v["since"])),
-                                          d.EmploymentStatus(str(v["status"]))))
-        elif m.kind == "network" and m.person_id:
-            network[m.person_id].append(d.NetworkAnswer(_day(v["at"]), str(v["occasion"]),
-                                                        int(str(v["answer"]))))
-        elif m.kind == "school_absence" and m.person_id:
-            absences[m.person_id].append((str(v["term"]), Decimal(str(v["absence_percent"]))))
-        elif m.kind == "leisure_job":
+    education_starts: dict[uuid.UUID, list[date]] = defaultdict(list)
+    answers: list[m.Answer] = []
+    for row in rows:
+        v = row.value
+        if row.kind == "employment" and row.person_id:
+            statuses[row.person_id].append((date.fromisoformat(str(v["since"])),
+                                            d.EmploymentStatus(str(v["status"]))))
+        elif row.kind == "network" and row.person_id:
+            network[row.person_id].append(d.NetworkAnswer(_day(v["at"]), str(v["occasion"]),
+                                                          int(str(v["answer"]))))
+        elif row.kind == "school_absence" and row.person_id:
+            absences[row.person_id].append((str(v["term"]), Decimal(str(v["absence_percent"]))))
+        elif row.kind == "leisure_job":
             ended = v.get("ended_on")
-            leisure.append(d.LeisureJob(m.family_id, date.fromisoformat(str(v["started_on"])),
+            leisure.append(d.LeisureJob(row.family_id, date.fromisoformat(str(v["started_on"])),
                                         date.fromisoformat(str(ended)) if ended else None))
-        elif m.kind == "wellbeing":
-            wellbeing.append(d.Assessment(m.family_id, _day(v["at"]), int(str(v["score"]))))
-        elif m.kind == "fritidspas" and m.person_id and _within(v["on"], period_start, period_end):
-            pass_users.add(m.person_id)
+        elif row.kind == "wellbeing":
+            wellbeing.append(d.Assessment(row.family_id, _day(v["at"]), int(str(v["score"]))))
+        elif row.kind == "fritidspas" and row.person_id and _within(v["on"], period_start, period_end):
+            pass_users.add(row.person_id)
+        elif row.kind == "youth_education" and row.person_id:
+            education_starts[row.person_id].append(date.fromisoformat(str(v["started_on"])))
+        elif row.kind == "family_question" and row.person_id and row.person_id in members:
+            answers.append(m.Answer(row.person_id, row.family_id, str(v["question"]), _day(v["at"]),
+                                    str(v["occasion"]), int(str(v["answer"]))))
 
     adults = [d.AdultRecord(family, tuple(statuses.get(person, ())), tuple(network.get(person, ())))
-              for person, (family, role) in members.items() if role in d.ADULT_ROLES]
+              for person, (family, role) in members.items() if role in m.PARENT_ROLES]
+    others = [(family, statuses.get(person, [])) for person, (family, role) in members.items()
+              if role in m.OTHER_ADULT_ROLES]
+    young = [m.YoungPerson(family, born, tuple(education_starts.get(person, ())))
+             for person, family, _role, born in people]
     children = {person: family for person, (family, role) in members.items() if role == "child"}
     child_records = [d.ChildRecord(children[person], tuple(terms)) for person, terms in absences.items()
                      if person in children]
@@ -70,8 +83,13 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: 
     report = d.outcomes_report(
         adults, child_records, period_start=period_start, period_end=period_end, leisure_jobs=leisure,
         wellbeing=wellbeing, fritidspas=(len(users), len(children), len({children[p] for p in users})))
-    return OutcomesRead(site_id=site_id, period_start=period_start, period_end=period_end, **{
-        name: getattr(report, name).__dict__ for name in report.__dataclass_fields__})
+    return OutcomesRead(
+        site_id=site_id, period_start=period_start, period_end=period_end,
+        other_adults_in_job_or_education=m.in_job_or_education_share(others, period_end).__dict__,
+        youth_education_started=m.youth_education_started(young, **period).__dict__,
+        family_reported=[{**change.__dict__, "improved": change.improved.__dict__}
+                         for change in m.question_changes(answers, **period)],
+        **{name: getattr(report, name).__dict__ for name in report.__dataclass_fields__})
 
 
 def _day(value: object) -> date:

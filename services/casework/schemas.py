@@ -216,11 +216,39 @@ class WellbeingIn(Strict):
     at: datetime
 
 
+class YouthEducationIn(Strict):
+    person_id: uuid.UUID
+    started_on: date
+    programme: Literal["stx", "hf", "hhx", "htx", "eud", "egu", "fgu", "stu", "other"] = Field(
+        description="The kind of youth education (ungdomsuddannelse), as a code")
+
+
+class FamilyAnswerIn(Strict):
+    person_id: uuid.UUID
+    question: Literal["health_mastery", "wellbeing", "surplus_energy", "quality_of_life",
+                      "trust_in_municipality"]
+    answer: int = Field(ge=1, le=5,
+                        description="1 = worst; at most the question's scale (trust: 4, others: 5)")
+    occasion: Literal["start", "follow_up"]
+    at: datetime
+
+
 class FigureRead(BaseModel):
     value: Decimal | None
     numerator: int
     denominator: int
     families: int
+
+
+class QuestionChangeRead(BaseModel):
+    question: str
+    scale: int
+    respondents: int = Field(description="Adults who answered the question twice or more in the period")
+    families: int
+    average_at_start: Decimal | None
+    average_now: Decimal | None
+    change: Decimal | None = Field(description="Average now minus average at start, in points of the scale")
+    improved: FigureRead = Field(description="Share of the respondents whose latest answer is higher")
 
 
 class OutcomesRead(BaseModel):
@@ -236,6 +264,11 @@ class OutcomesRead(BaseModel):
     leisure_jobs_change: FigureRead
     wellbeing_change: FigureRead
     children_using_fritidspas: FigureRead
+    other_adults_in_job_or_education: FigureRead = Field(
+        description="Spouses and adult children (intake's other_adult), apart from the parents")
+    youth_education_started: FigureRead = Field(
+        description="Members aged 15–25 who started a youth education in the period")
+    family_reported: list[QuestionChangeRead] = Field(default_factory=list)
 
 
 class ContactIn(Strict):
@@ -358,3 +391,53 @@ class MatchRead(BaseModel):
 class FollowUpsRead(BaseModel):
     match_id: uuid.UUID
     follow_ups: list[FollowUpRead]
+
+
+ComparableMeasure = Literal["parents_in_job_or_education", "flex_job_share_of_those",
+                            "early_retirement_pension", "network_yes_at_start", "network_yes_now",
+                            "children_using_fritidspas",
+                            "other_adults_in_job_or_education", "youth_education_started"]
+
+
+class ComparisonFigureIn(Strict):
+    measure: ComparableMeasure
+    numerator: int = Field(ge=0, le=10_000_000)
+    denominator: int = Field(ge=0, le=10_000_000)
+
+
+class ComparisonCohortIn(Strict):
+    code: Code = Field(description="A code naming the cohort (no free text), e.g. kontrolgruppe-gellerup")
+    period_start: date
+    period_end: date
+    figures: list[ComparisonFigureIn] = Field(min_length=1, max_length=20)
+
+
+class ComparisonCohortRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    period_start: date
+    period_end: date
+    source: Literal["aggregates", "records"]
+    records: int | None
+    loaded_at: datetime
+    figures: list[ComparisonFigureIn]
+
+
+class ShareRead(BaseModel):
+    value: Decimal | None
+    numerator: int
+    denominator: int
+
+
+class ComparisonRead(BaseModel):
+    measure: str
+    project: FigureRead
+    comparison: ShareRead = Field(description="The cohort's share (its families are not known here)")
+    difference_points: Decimal | None = Field(description="Project minus comparison, in percentage points")
+    ratio: Decimal | None = Field(description="Project share divided by the comparison's")
+
+
+class ComparisonReportRead(BaseModel):
+    cohort: ComparisonCohortRead
+    site_id: str | None
+    measures: list[ComparisonRead]

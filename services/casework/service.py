@@ -11,10 +11,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework import domain as d
+from services.casework import measures
 from services.casework.models import (
     Action,
     Escalation,
@@ -29,6 +31,7 @@ from services.casework.schemas import (
     ActionRead,
     EscalationIn,
     EscalationRead,
+    FamilyAnswerIn,
     FamilyRead,
     FamilySummary,
     GoalIn,
@@ -37,6 +40,7 @@ from services.casework.schemas import (
     MeasurementRead,
     PairRead,
     PlanRead,
+    YouthEducationIn,
 )
 from services.casework.sharing import record_family_event
 from shared.auth import Principal
@@ -61,12 +65,13 @@ async def family_for(session: AsyncSession, principal: Principal, family_id: uui
 
 
 async def require_member(session: AsyncSession, family_id: uuid.UUID, person_id: uuid.UUID,
-                         field: str) -> None:
+                         field: str) -> FamilyMember:
     """A person named in a body must belong to this family: someone of another family (or no one)
     is a wrong value of that field, answered alike so nothing leaks about other families."""
     member = await session.get(FamilyMember, person_id)
     if member is None or member.family_id != family_id:
         raise Unprocessable("Not a member of the family.", fields={field: "not a member"})
+    return member
 
 
 async def register_family(session: AsyncSession, *, family_id: uuid.UUID, site_id: str,
@@ -259,6 +264,41 @@ async def measure(session: AsyncSession, *, principal: Principal, family_id: uui
     await record_family_event(session, event(family_id=family.id, site_id=family.site_id, **(
         {"person_id": person_id} if person_id else {}), **value))
     return MeasurementRead.model_validate(row, from_attributes=True)
+
+
+async def record_youth_education(session: AsyncSession, *, principal: Principal, family_id: uuid.UUID,
+                                 data: YouthEducationIn) -> MeasurementRead:
+    """Record that a member aged 15–25 started a youth education (the age is by birth year)."""
+    await family_for(session, principal, family_id)
+    member = await require_member(session, family_id, data.person_id, "body.person_id")
+    if not measures.is_young(member.birth_year, data.started_on):
+        raise Unprocessable("Youth education is measured for members aged 15–25.",
+                            fields={"body.person_id": "not aged 15-25 when starting"})
+    return await _measure_from(session, principal, family_id, "youth_education", data,
+                               ev.YouthEducationStarted)
+
+
+async def record_family_answer(session: AsyncSession, *, principal: Principal, family_id: uuid.UUID,
+                               data: FamilyAnswerIn) -> MeasurementRead:
+    """Record an adult's own answer to one of the family-reported questions."""
+    await family_for(session, principal, family_id)
+    member = await require_member(session, family_id, data.person_id, "body.person_id")
+    if member.role not in d.ADULT_ROLES:
+        raise Unprocessable("The family-reported questions are asked of adults.",
+                            fields={"body.person_id": "not an adult"})
+    if data.answer > measures.QUESTIONS[data.question]:
+        raise Unprocessable("The answer is beyond the question's scale.",
+                            fields={"body.answer": f"at most {measures.QUESTIONS[data.question]}"})
+    return await _measure_from(session, principal, family_id, "family_question", data,
+                               ev.FamilyAnswerRecorded, scale=measures.QUESTIONS[data.question])
+
+
+async def _measure_from(session: AsyncSession, principal: Principal, family_id: uuid.UUID, kind: str,
+                        data: BaseModel, event: Any, **extra: Any) -> MeasurementRead:
+    values = data.model_dump(mode="json")
+    person_id = uuid.UUID(values.pop("person_id"))
+    return await measure(session, principal=principal, family_id=family_id, kind=kind, person_id=person_id,
+                         value=values, event=lambda **fields: event(**fields, **extra))
 
 
 async def list_measurements(session: AsyncSession, *, principal: Principal, family_id: uuid.UUID,

@@ -9,13 +9,18 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from services.finance import savings as by_area
 from services.finance import service
 from services.finance.schemas import (
     AllocationRead,
+    AreaSavingsReportRead,
     BudgetIn,
     BudgetRead,
     CorrectIn,
+    CostImportRead,
     EntryRead,
+    FamilyCostsIn,
+    FamilyCostsRead,
     PreviewIn,
     SavingsIn,
     SavingsRead,
@@ -117,3 +122,30 @@ async def savings(request: Request, session: SessionDep, principal: Overview, ye
     await record_reads(session, principal, subject_kind="family", endpoint=f"GET {request.url.path}",
                        purpose="savings report", subject_ids=[f.family_id for f in report.per_family])
     return report
+
+
+@router.put("/families/{family_id}/costs", response_model=FamilyCostsRead,
+            summary="A family's yearly expenditure by area, before enrolment and now")
+async def set_family_costs(family_id: UUID, body: FamilyCostsIn, session: SessionDep,
+                           principal: Finance) -> FamilyCostsRead:
+    result = await by_area.set_family_costs(session, family_id=family_id, data=body)
+    await session.commit()
+    return result
+
+
+@router.post("/costs/imports", response_model=CostImportRead, status_code=201,
+             summary="Import families' expenditure by area from the economy system (CSV body, text/csv)",
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Columns: " + ", ".join(by_area.IMPORT_COLUMNS)}}}}})
+async def import_costs(request: Request, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+    content = await request.body()
+    return await idem.run(lambda: by_area.import_costs(idem.session, content=content))
+
+
+@router.get("/savings/areas", response_model=AreaSavingsReportRead,
+            summary="Savings per family per year by area, over years, and break-even against the pool")
+async def savings_by_area(session: SessionDep, principal: Overview, year: Year,
+                          years: Annotated[int, Query(ge=1, le=20)] = 4,
+                          site_id: Annotated[str | None, Query(max_length=50)] = None,
+                          ) -> AreaSavingsReportRead:
+    return await by_area.savings_by_area(session, site_id=site_id, year=year, years=years)

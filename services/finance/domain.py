@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from uuid import UUID
 
 from shared.departments import Department
 
@@ -185,3 +187,66 @@ def savings_report(per_family: Sequence[tuple[int, int]], *, pool_per_year_ore: 
     over = yearly * years
     return SavingsReport(count, yearly, yearly // count if count else 0, over, pool_per_year_ore * years,
                          over >= pool_per_year_ore * years)
+
+
+# --- savings by area ----------------------------------------------------------------------
+
+class CostArea(StrEnum):
+    """The areas of the social budget a family's public expenditure is split into."""
+
+    INCOME_SUPPORT = "income_support"  # forsørgelse: cash benefit, unemployment and similar
+    SERVICE_ACT = "service_act"        # measures under Serviceloven (adults)
+    CHILDRENS_ACT = "childrens_act"    # measures under Barnets Lov (children)
+
+
+@dataclass(frozen=True)
+class AreaSavings:
+    area: str
+    families: int
+    baseline_per_year_ore: int
+    current_per_year_ore: int
+    savings_per_year_ore: int
+    average_per_family_per_year_ore: int
+
+
+@dataclass(frozen=True)
+class AreaSavingsReport:
+    families: int
+    areas: list[AreaSavings]
+    total: AreaSavings
+    years: int
+    over_years_ore: int
+    pool_per_year_ore: int
+    pool_over_years_ore: int
+    break_even: bool
+    families_to_break_even: int | None
+
+
+def per_family(amount_ore: int, families: int) -> int:
+    """An amount shared by the families, rounded half up (away from nought) to the øre."""
+    if families == 0:
+        return 0
+    return int((Decimal(amount_ore) / families).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def area_savings_report(costs: Mapping[UUID, Mapping[CostArea, tuple[int, int]]], *, pool_per_year_ore: int,
+                        years: int) -> AreaSavingsReport:
+    """Savings per area and in all: baseline − current yearly expenditure, summed over the families
+    with any area entered (an area not entered for a family counts as nought before and now), and
+    averaged over those families; set against the pool's (råderum's) yearly contribution.
+
+    ``families_to_break_even`` is the fewest families whose average savings cover the pool's
+    contribution in a year (none while the average saves nothing)."""
+    families = len(costs)
+
+    def summed(area: str, pairs: list[tuple[int, int]]) -> AreaSavings:
+        baseline, current = sum(b for b, _ in pairs), sum(c for _, c in pairs)
+        return AreaSavings(area, families, baseline, current, baseline - current,
+                           per_family(baseline - current, families))
+
+    areas = [summed(area.value, [own[area] for own in costs.values() if area in own]) for area in CostArea]
+    total = summed("total", [pair for own in costs.values() for pair in own.values()])
+    yearly = total.savings_per_year_ore
+    needed = None if yearly <= 0 else -(-pool_per_year_ore * families // yearly)
+    return AreaSavingsReport(families, areas, total, years, yearly * years, pool_per_year_ore,
+                             pool_per_year_ore * years, yearly >= pool_per_year_ore, needed)

@@ -81,3 +81,18 @@ class AdultStatus(FinanceTable, table=True):
     first_since: date
     current_status: str = Field(max_length=30)
     current_since: date
+
+
+class FamilyAreaCost(FinanceTable, table=True):
+    """A family's yearly public expenditure in one area, before enrolment (baseline) and now, as
+    entered by finance staff or imported from the economy system; the latest figure holds."""
+
+    __tablename__ = "family_area_costs"
+    __table_args__ = (Index("ix_family_area_costs_site", "site_id"),)
+    family_id: uuid.UUID = Field(primary_key=True)
+    area: str = Field(max_length=20, primary_key=True)
+    site_id: str = Field(max_length=50)
+    baseline_ore: int = Field(sa_column=_ore())
+    current_ore: int = Field(sa_column=_ore())
+    source: str = Field(max_length=10)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

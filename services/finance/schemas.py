@@ -107,3 +107,49 @@ class SavingsRead(BaseModel):
     pool_over_years_ore: int
     break_even: bool
     per_family: list[FamilySavingsRead]
+
+
+class AreaCostIn(Strict):
+    baseline_ore: Ore = Field(description="Yearly expenditure in the area before enrolment")
+    current_ore: Ore = Field(description="Yearly expenditure in the area now")
+
+
+class FamilyCostsIn(Strict):
+    site_id: Code
+    areas: dict[Literal["income_support", "service_act", "childrens_act"], AreaCostIn] = Field(
+        min_length=1, description="income_support (forsørgelse), service_act (Serviceloven), "
+                                  "childrens_act (Barnets Lov); areas left out keep their figures")
+
+
+class FamilyCostsRead(BaseModel):
+    family_id: uuid.UUID
+    site_id: str
+    areas: dict[str, AreaCostIn]
+
+
+class CostImportRead(BaseModel):
+    families: int
+    rows: int
+
+
+class AreaSavingsRead(BaseModel):
+    area: str
+    families: int
+    baseline_per_year_ore: int
+    current_per_year_ore: int
+    savings_per_year_ore: int
+    average_per_family_per_year_ore: int
+
+
+class AreaSavingsReportRead(BaseModel):
+    site_id: str | None
+    year: int
+    families: int
+    areas: list[AreaSavingsRead]
+    total: AreaSavingsRead
+    years: int
+    over_years_ore: int
+    pool_per_year_ore: int
+    pool_over_years_ore: int
+    break_even: bool
+    families_to_break_even: int | None

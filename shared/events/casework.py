@@ -311,3 +311,50 @@ class EmployerFollowUpRecorded(FamilyEvent):
     person_id: UUID
     on: date
     expectations_aligned: bool
+
+
+@event("casework", "youth-education-started")
+class YouthEducationStarted(FamilyEvent):
+    """A young member (15–25) started a youth education (ungdomsuddannelse)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P,
+                              "started_on": "2026-08-10",
+                              "programme": "eud"})
+    person_id: UUID
+    started_on: date
+    programme: Literal["stx", "hf", "hhx", "htx", "eud", "egu", "fgu", "stu", "other"]
+
+
+@event("casework", "family-answer-recorded")
+class FamilyAnswerRecorded(FamilyEvent):
+    """An adult's own answer to a family-reported question (1 = worst … the scale's top)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "person_id": P,
+                              "question": "surplus_energy",
+                              "answer": 4, "scale": 5, "occasion": "follow_up", "at": "2026-09-01T10:00:00Z"})
+    person_id: UUID
+    question: Literal["health_mastery", "wellbeing", "surplus_energy", "quality_of_life",
+                      "trust_in_municipality"]
+    answer: int
+    scale: Literal[4, 5]
+    occasion: Literal["start", "follow_up"]
+    at: datetime
+
+
+@event("casework", "comparison-cohort-loaded")
+class ComparisonCohortLoaded(DomainEvent):
+    """An evaluator loaded a comparison cohort's (kontrolgruppe's) figures: aggregates only."""
+
+    model_config = examples({"cohort_id": X, "code": "kontrolgruppe-gellerup", "period_start": "2019-09-01",
+                              "period_end": "2023-06-30", "source": "records", "records": 180,
+                              "measures": ["children_using_fritidspas"]})
+    cohort_id: UUID
+    code: Code
+    period_start: date
+    period_end: date
+    source: Literal["aggregates", "records"]
+    records: int | None = None
+    measures: list[Code]
+
+    def partition_key(self) -> str:
+        return f"comparison:{self.cohort_id}"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from shared.codes import Code, DecimalText
 from shared.departments import DepartmentSlug as Department
-from shared.events.registry import DomainEvent, event, examples
+from shared.events.registry import DomainEvent, FamilyEvent, event, examples
 
 E1 = "8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
 E2 = "9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
 E3 = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
+F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
 
 
 
@@ -70,3 +74,22 @@ class CorrectionPosted(SiteYearEvent):
     reversal_entry_id: UUID
     correction_entry_id: UUID
     amount_ore: int
+
+
+class AreaCost(BaseModel):
+    """A family's yearly expenditure in one area, before enrolment and now, in øre."""
+
+    area: Literal["income_support", "service_act", "childrens_act"]
+    baseline_ore: int
+    current_ore: int
+
+
+@event("finance", "family-costs-recorded")
+class FamilyCostsRecorded(FamilyEvent):
+    """A family's yearly expenditure by area was entered or imported (amounts and codes only)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "source": "imported", "areas": [
+        {"area": "income_support", "baseline_ore": 18_000_000, "current_ore": 9_000_000},
+        {"area": "childrens_act", "baseline_ore": 6_000_000, "current_ore": 4_500_000}]})
+    source: Literal["entered", "imported"]
+    areas: list[AreaCost]

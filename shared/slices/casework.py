@@ -18,9 +18,11 @@ from shared.events.casework import (
     StaffStationed,
     StationingEnded,
     WellbeingAssessed,
+    YouthEducationStarted,
 )
 from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
 
+YOUTH_FIELDS = ("person_id", "started_on", "programme")
 GOAL_FIELDS = ("goal_id", "person_id", "life_area", "state", "achievement")
 GOAL_AREAS = {
     Department.SOCIAL_AND_EMPLOYMENT: ("employment", "education", "economy", "housing", "daily_structure"),
@@ -74,4 +76,11 @@ RULES += [
               reason="children's schooling and wellbeing are this department's task"),
     SliceRule(Department.CHILDREN_AND_YOUNG_PEOPLE, WellbeingAssessed, ("score",),
               reason="the family's wellbeing matters to the children's wellbeing"),
+    SliceRule(Department.CHILDREN_AND_YOUNG_PEOPLE, YouthEducationStarted, YOUTH_FIELDS,
+              reason="young people's education is this department's task"),
+    SliceRule(Department.SOCIAL_AND_EMPLOYMENT, YouthEducationStarted, YOUTH_FIELDS,
+              reason="education for 15–25-year-olds is followed up by the job centre's youth guidance"),
 ]
+# FamilyAnswerRecorded (the adults' own answers about health, trust and quality of life) and
+# ComparisonCohortLoaded (evaluation aggregates) go to no department: they serve the evaluation,
+# read in aggregate through the outcomes report.

@@ -1,5 +1,7 @@
 """Each department sees its own charges only. Budgets go to no department topic: the coordination
-group reads them over REST."""
+group reads them over REST. Nor do a family's costs by area (``FamilyCostsRecorded``): they are
+the basis of the savings report, read in aggregate, and each department has its own figures in
+its own systems already."""
 
 from __future__ import annotations
 

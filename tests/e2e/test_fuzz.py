@@ -40,7 +40,8 @@ PHASES = ("examples", "fuzzing", "stateful")
 KNOWN_VALUE_PROBABILITY = 0.7
 ROLES = {
     "intake": [{"role": "team_staff", "site": "gellerup"}, {"role": "admin"}, {"role": "system"}],
-    "casework": [{"role": "team_leader", "site": "gellerup"}, {"role": "coordination"}],
+    "casework": [{"role": "team_leader", "site": "gellerup"}, {"role": "coordination"},
+                 {"role": "evaluator"}],
     "referrals": [{"role": "team_staff", "site": "gellerup"},
                   {"role": "department_staff", "department": "sundhed-og-omsorg"}, {"role": "admin"}],
     "finance": [{"role": "finance"}, {"role": "department_staff", "department": "boern-og-unge"}],
