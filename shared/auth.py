@@ -31,6 +31,8 @@ class Role(StrEnum):
     COORDINATION = "coordination"
     SYSTEM = "system"
     ADMIN = "admin"
+    #: The data-protection function: the audit log and subject-access reports, nothing else.
+    DATA_PROTECTION = "data_protection"
 
 
 TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})

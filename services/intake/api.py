@@ -34,7 +34,7 @@ from services.intake.schemas import (
     SiteIn,
     SiteRead,
 )
-from shared.audit import audited_read, record_read, record_reads
+from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
@@ -77,7 +77,8 @@ async def put_site(body: SiteIn, idem: IdempotencyDep, principal: Admin):  # typ
              summary="Register a candidate household (CPR in the body only) and screen it")
 async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
     service.check_site(principal, body.site_id)
-    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body))
+    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body),
+                          subject="family")
 
 
 @router.get("/households", response_model=Page[HouseholdSummary])
@@ -95,7 +96,7 @@ async def list_households(request: Request, session: SessionDep, principal: Staf
     page = await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
                                                              eligible=h.eligible), parse_key=UUID)
-    await record_reads(session, principal, subject_kind="family", subject_ids=[h.id for h in page.items],
+    await record_access(session, principal, families=[h.id for h in page.items],
                        endpoint=f"GET {request.url.path}", purpose="household list")
     return page
 
@@ -109,11 +110,11 @@ async def read_household(household_id: UUID, request: Request, session: SessionD
         service.check_site(principal, household.site_id)
     except (NotFound, Forbidden):
         await session.rollback()
-        await record_read(session, principal, subject_kind="family", subject_id=household_id,
+        await record_access(session, principal, families=[household_id],
                           endpoint=endpoint, purpose="casework", allowed=False)
         raise
     household = await service.read_household(session, household_id=household_id, vault=v)
-    await record_read(session, principal, subject_kind="family", subject_id=household_id,
+    await record_access(session, principal, families=[household_id],
                       endpoint=endpoint, purpose="casework")
     return household
 
@@ -128,11 +129,12 @@ async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v
 
 @router.patch("/households/{household_id}/members/{person_id}", response_model=HouseholdRead,
                summary="Correct a member's unemployment start or address, and screen again")
-async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate, session: SessionDep,
-                        principal: Staff, v: Vault) -> HouseholdRead:
+async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate, request: Request,
+                        session: SessionDep, principal: Staff, v: Vault) -> HouseholdRead:
     await _authorise(session, principal, household_id)
     result = await service.update_member(session, household_id=household_id, person_id=person_id,
                                          changes=body.model_dump(exclude_unset=True), vault=v)
+    await audit_answer(session, principal, request, result)
     await session.commit()
     return result
 
@@ -156,7 +158,7 @@ async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep
             summary="The household's consents with their receipts (append-only history)")
 async def list_consents(household_id: UUID, request: Request, session: SessionDep,
                         principal: Staff) -> list[ConsentRead]:
-    async with audited_read(session, principal, subject_kind="family", subject_id=household_id,
+    async with audited_read(session, principal, families=[household_id],
                             endpoint=f"GET {request.url.path}", purpose="consent record"):
         await _authorise(session, principal, household_id)
         return await service.list_consents(session, household_id=household_id)
