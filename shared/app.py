@@ -75,6 +75,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.consumers = []
     app.state.relay = None
     app.state.policy = definition.policy or default_policy()
+    app.state.personal = definition.personal
     install_error_handlers(app, definition.domain_errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=definition.name)

@@ -113,6 +113,16 @@ class PersonalTables:
         return ordered, holdings
 
 
+async def subject_access_part(session: AsyncSession, personal: PersonalTables, *, service: str,
+                              person_id: UUID) -> SubjectAccessPart:
+    """What ``service`` holds about the person, and every entry naming them or their families."""
+    families, holdings = await personal.collect(session, person_id)
+    ids = [str(person_id), *map(str, families)]
+    reads = [_entry(row) for row in (await session.execute(entries_naming(session, ids))).all()]
+    return SubjectAccessPart(service=service, person_id=person_id, family_ids=families, holdings=holdings,
+                             reads=reads)
+
+
 def _entry(row: Any) -> AuditEntry:
     return AuditEntry.model_validate(dict(row._mapping))
 
@@ -143,12 +153,9 @@ def audit_router(personal: PersonalTables | None, service: str) -> APIRouter:
                 summary="What this service holds about a person, and every recorded access (data protection)")
     async def subject_access(person_id: UUID, request: Request, session: SessionDep,
                              principal: DataProtection) -> SubjectAccessPart:
-        families, holdings = await personal.collect(session, person_id)
-        ids = [str(person_id), *map(str, families)]
-        reads = [_entry(row) for row in (await session.execute(entries_naming(session, ids))).all()]
+        part = await subject_access_part(session, personal, service=service, person_id=person_id)
         await record_access(session, principal, endpoint=f"GET {request.url.path}", purpose="subject access",
                             persons=[person_id])
-        return SubjectAccessPart(service=service, person_id=person_id, family_ids=families,
-                                 holdings=holdings, reads=reads)
+        return part
 
     return router

@@ -7,13 +7,14 @@ for all sites; department staff do not use intake directly. Reads of households 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from services.intake import service
+from services.intake import subject_access as access
 from services.intake.cpr import CprVault
 from services.intake.domain import IMPORT_COLUMNS
 from services.intake.models import Household
@@ -34,11 +35,13 @@ from services.intake.schemas import (
     SiteIn,
     SiteRead,
 )
+from services.intake.subject_access import CSV_COLUMNS, SubjectAccessIn, SubjectAccessReport
 from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotencyDep
+from shared.observability import correlation_id
 from shared.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -47,6 +50,7 @@ Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM
                                                       Role.COORDINATION))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 SystemOnly = Annotated[Principal, Depends(require_roles(Role.SYSTEM))]
+DataProtection = Annotated[Principal, Depends(require_roles(Role.DATA_PROTECTION))]
 Importer = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.TEAM_LEADER))]
 
 
@@ -213,6 +217,27 @@ async def add_member(household_id: UUID, body: MemberIn, idem: IdempotencyDep, p
     await _authorise(idem.session, principal, household_id)
     return await idem.run(lambda: service.add_member(idem.session, household_id=household_id, member=body,
                                                      vault=v))
+
+
+@router.post("/subject-access", response_model=SubjectAccessReport,
+             summary="A person's data and every recorded access, across all four services (data protection; "
+                     "CPR in the body only)",
+             responses={200: {"content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Columns: " + ", ".join(CSV_COLUMNS)}}}}})
+async def subject_access(body: SubjectAccessIn, request: Request, session: SessionDep,
+                         principal: DataProtection, v: Vault,
+                         format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
+    person_ids = await access.person_ids_for(session, vault=v, cpr=body.cpr)
+    report = await access.compose_report(
+        session, person_ids=person_ids, personal=request.app.state.personal,
+        peers=request.app.state.settings.peer_urls, authorization=request.headers["authorization"],
+        correlation_id=correlation_id.get())
+    await record_access(session, principal, endpoint=f"POST {request.url.path}",
+                        purpose="subject access report", persons=person_ids)
+    if format == "csv":
+        return Response(access.report_csv(report), media_type="text/csv",
+                        headers={"content-disposition": "attachment; filename=subject-access.csv"})
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 @router.get("/funnel", response_model=FunnelRead, summary="Funnel counts per site (cumulative)")
