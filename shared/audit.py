@@ -18,7 +18,8 @@ from uuid import UUID
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import Select, Table, exists, func, literal_column, or_, select
+from sqlalchemy import Select, Table, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import observability as obs
@@ -137,7 +138,8 @@ def naming(session: AsyncSession, subject_ids: Collection[str]) -> Any:
     """A condition: the entry names any of ``subject_ids`` (as whatever kind). PostgreSQL answers
     it from the GIN index on the JSONB ``subjects``; SQLite scans (the embedded default is small)."""
     if is_postgres(session):
-        return or_(*(audit_log.c.subjects.contains([{"id": i}]) for i in subject_ids))
+        subjects = type_coerce(audit_log.c.subjects, JSONB)
+        return or_(*(subjects.contains([{"id": i}]) for i in subject_ids))
     each = func.json_each(audit_log.c.subjects).table_valued("value")
     return exists(select(literal_column("1")).select_from(each).where(
         func.json_extract(each.c.value, "$.id").in_(list(subject_ids))))

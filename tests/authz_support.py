@@ -74,6 +74,7 @@ CALLERS: tuple[Caller, ...] = (
     Caller("coo", "coordination"),
     Caller("sys", "system"),
     Caller("adm", "admin"),
+    Caller("dp", "data_protection"),
     Caller("none", None),
 )
 BY_COLUMN = {caller.column: caller for caller in CALLERS}
@@ -293,6 +294,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {h}/exit": Req(json={"reason": "other"}),
         "POST /v1/consents/expire-due": Req(params={"today": "2026-01-01"}),
         "POST /v1/imports": Req(content=csv, content_type="text/csv"),
+        "POST /v1/subject-access": Req(json={"cpr": cpr(99)}),
     }
     return ids, requests
 
@@ -322,7 +324,7 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     opening = created(await http.post("/v1/job-openings", headers=team, json=opening_body))
     match = created(await http.post(f"/v1/job-openings/{opening['id']}/candidates", headers=team,
                                     json={"family_id": family, "person_id": mother}))
-    ids = {"family_id": family, "goal_id": goal, "action_id": str(action["id"]),
+    ids = {"family_id": family, "person_id": mother, "goal_id": goal, "action_id": str(action["id"]),
            "stationing_id": staff[0]["stationing_id"], "staff_id": staff[1]["id"],
            "opening_id": opening["id"], "match_id": str(match["id"])}
     at = "2026-01-10T10:00:00Z"
@@ -393,7 +395,7 @@ async def referrals_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {r}/decline": Req(json={"reason_code": "outside_target_group"}),
         f"POST {r}/cancel": Req(json={"reason_code": "family_request"}),
     }
-    return {"family_id": family, "referral_id": referral["id"]}, requests
+    return {"family_id": family, "referral_id": referral["id"], "person_id": mother}, requests
 
 
 async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
@@ -430,7 +432,7 @@ async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
         "PUT /v1/families/{family_id}/savings": Req(json={"site_id": "gellerup", "baseline_ore": 1000,
                                                           "current_ore": 500}),
     }
-    return {"family_id": family, "entry_id": entry}, requests
+    return {"family_id": family, "entry_id": entry, "person_id": str(uuid.uuid4())}, requests
 
 
 @dataclass(frozen=True)
