@@ -75,7 +75,7 @@ GET  /asyncapi.json                                       pub pub pub pub pub pu
 GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  401
 # What this service holds about a person and who saw it: data protection only.
 GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  401
-"""
+"""  # noqa: E501
 
 INTAKE = HEADER + OPERATIONS + """
 # The family view: the fixture household's only department-visible event is a consent naming
@@ -146,7 +146,7 @@ POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 40
 POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
 POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
 POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-"""
+"""  # noqa: E501
 
 REFERRALS = HEADER + OPERATIONS + """
 # The referral is sent to Sundhed og Omsorg: its inbox, nobody else's.
@@ -167,7 +167,7 @@ POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 40
 POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
 POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
 POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-"""
+"""  # noqa: E501
 
 FINANCE = HEADER + OPERATIONS + """
 # Finance publishes no family events (its events are per site and year), so its family view has
@@ -184,7 +184,7 @@ POST /v1/allocations/preview                              403 403 403 403 403 40
 POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 401
 POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 403 401
 PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-"""
+"""  # noqa: E501
 
 #: Endpoints left out of the guessed-id check, with the reason.
 GUESS_EXEMPT: dict[str, str] = {
