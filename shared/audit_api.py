@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit import SubjectKind, entries_naming, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
+from shared.errors import Unprocessable
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.tables import audit_log
 
@@ -139,7 +140,9 @@ def audit_router(personal: PersonalTables | None, service: str) -> APIRouter:
         query = entries_naming(session, [subject_id])
         if cursor is not None:
             after = decode_cursor(cursor)
-            query = query.where(audit_log.c.id > (int(after) if after.isdigit() else 0))
+            if not after.isdigit():
+                raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
+            query = query.where(audit_log.c.id > int(after))
         rows = (await session.execute(query.limit(limit + 1))).all()
         items = [_entry(row) for row in rows[:limit]]
         more = len(rows) > limit
