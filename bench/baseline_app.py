@@ -26,8 +26,9 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 
 HOUSEHOLD = "SELECT * FROM households WHERE id = $1"
-AUDIT = ("INSERT INTO audit_log (at, actor, role, site_id, subject_kind, subject_id, endpoint, purpose,"
-         " outcome) VALUES ($1, 'baseline', 'team_staff', $2, 'family', $3, $4, 'casework', 'allowed')")
+AUDIT = ("INSERT INTO audit_log (at, actor, role, site_id, subjects, endpoint, purpose, outcome)"
+         " VALUES ($1, 'baseline', 'team_staff', $2, jsonb_build_array(jsonb_build_object('kind', 'family',"
+         " 'id', $3::text)), $4, 'casework', 'allowed')")
 
 
 async def _json_codec(conn: asyncpg.Connection) -> None:

@@ -344,7 +344,7 @@ def statement_counts(service: str, database: Database, requests: Sequence[Target
 # --- where the CPU goes -------------------------------------------------------------------
 
 #: A sample whose stack holds one of these frames belongs to that part, whatever runs at its top.
-PROFILE_BY_FRAME = (("pool pre-ping", "_async_ping"), ("audit write", "record_reads (shared/audit.py"))
+PROFILE_BY_FRAME = (("pool pre-ping", "_async_ping"), ("audit write", "write_entry (shared/audit.py"))
 #: Otherwise the innermost frame from a known package decides.
 PROFILE_BY_PACKAGE = (
     ("database layer (SQLAlchemy, asyncpg)", ("sqlalchemy/", "asyncpg/", "greenlet")),

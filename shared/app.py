@@ -7,21 +7,22 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import migrations
-from shared.auth import CurrentPrincipal, Role, TokenVerifier
+from shared.audit import MEMBERS_INFO_KEY, MemberLookup
+from shared.audit_api import PersonalTables, audit_router
+from shared.auth import TokenVerifier
 from shared.db import make_engine, make_sessionmaker
-from shared.errors import Forbidden, install_error_handlers, problem_response
+from shared.errors import install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
@@ -29,7 +30,6 @@ from shared.outbox import OutboxRelay, relay_wakeup_info
 from shared.settings import Settings
 from shared.slice_view import slice_router
 from shared.slices import SlicePolicy, default_policy
-from shared.tables import audit_log
 
 log = logging.getLogger(__name__)
 #: How long a stopping service waits for its consumers and relay to finish (compose allows more).
@@ -50,6 +50,10 @@ class ServiceDefinition:
     openapi_tags: list[dict[str, Any]] | None = None
     #: The department slice policy; tests may give their own.
     policy: SlicePolicy | None = None
+    #: family id -> its members' person ids, so audit entries name the persons of a family.
+    members: MemberLookup | None = None
+    #: Where the service keeps personal data, for the subject-access report.
+    personal: PersonalTables | None = None
 
 
 def build_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
@@ -71,11 +75,13 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.consumers = []
     app.state.relay = None
     app.state.policy = definition.policy or default_policy()
+    app.state.personal = definition.personal
     install_error_handlers(app, definition.domain_errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=definition.name)
     app.include_router(operations_router())
     app.include_router(slice_router())
+    app.include_router(audit_router(definition.personal, definition.name))
     for router in definition.routers:
         app.include_router(router)
     return app
@@ -88,7 +94,8 @@ async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings
     engine = make_engine(url)
     relay = OutboxRelay(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
                         policy=app.state.policy) if settings.relay_enabled else None
-    sessionmaker = make_sessionmaker(engine, relay_wakeup_info(relay))
+    info = {**relay_wakeup_info(relay), MEMBERS_INFO_KEY: definition.members}
+    sessionmaker = make_sessionmaker(engine, info)
     app.state.engine, app.state.sessionmaker, app.state.relay = engine, sessionmaker, relay
     app.state.head = migrations.head_revision(definition.name)
     if definition.seed is not None:
@@ -148,26 +155,8 @@ class Readiness(BaseModel):
     checks: dict[str, bool]
 
 
-class AuditEntry(BaseModel):
-    """One row of the audit log: who read whose data, through which endpoint, and whether allowed."""
-
-    id: int
-    at: datetime
-    actor: str
-    client: str | None
-    role: str
-    department: str | None
-    site_id: str | None
-    subject_kind: str
-    subject_id: str
-    endpoint: str
-    purpose: str
-    outcome: str
-    correlation_id: str | None
-
-
 def operations_router() -> APIRouter:
-    """Health, readiness, catalogue, metrics and the audit log; their bodies are documented so
+    """Health, readiness, catalogue and metrics; their bodies are documented so
     clients (and the fuzz test) can hold the responses to the OpenAPI document."""
     router = APIRouter(tags=["operations"])
 
@@ -200,18 +189,6 @@ def operations_router() -> APIRouter:
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @router.get("/audit", response_model=list[AuditEntry],
-                summary="Who read a person's or family's data (admin and coordination)")
-    async def audit(request: Request, principal: CurrentPrincipal, subject_id: str,
-                    limit: Annotated[int, Query(ge=1, description="At most 1000 rows are returned.")] = 100,
-                    ) -> list[dict[str, Any]]:
-        if principal.role not in {Role.ADMIN, Role.COORDINATION}:
-            raise Forbidden("Only admin and the coordination group may read the audit log.")
-        async with request.app.state.sessionmaker() as session:
-            rows = await session.execute(select(audit_log).where(
-                audit_log.c.subject_id == subject_id).order_by(audit_log.c.id).limit(min(limit, 1000)))
-            return [dict(row._mapping) for row in rows]
 
     return router
 

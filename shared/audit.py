@@ -1,69 +1,186 @@
-"""The audit log of personal-data reads: who, which system, when, whom, why, and the outcome.
+"""The audit log of personal-data access: who, which system, when, whose data, why, and the outcome.
 
-An entry is written and committed before the data leaves the service; if it cannot be written
-the read fails. Denied reads are logged too.
+One entry per request, naming every subject whose data the answer carried: the families, the
+referrals and — so "who has seen data about this person" is one query — the persons (a family's
+members are named too, through the service's own member lookup). A read's entry is committed
+before the data leaves the service; a write's entry is written in the write's own transaction.
+If the entry cannot be written the request fails. Denied reads are logged too. The table is
+append-only in the database (triggers refuse UPDATE and DELETE).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy import Select, Table, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import observability as obs
 from shared.auth import Principal
+from shared.db import is_postgres
 from shared.errors import Forbidden, NotFound
 from shared.tables import audit_log
 
 SubjectKind = Literal["person", "family", "referral"]
+Subject = tuple[SubjectKind, str]
+Ids = Iterable[UUID | str]
+#: A service's member lookup: family id -> the persons it holds as that family's members.
+MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
+#: Where the session carries its service's member lookup (set by ``shared.app``).
+MEMBERS_INFO_KEY = "audit_members"
+
+#: Response keys naming a subject, wherever they appear in an answer.
+_KEYS: dict[str, SubjectKind] = {
+    "family_id": "family", "household_id": "family", "person_id": "person",
+    "given_by_person_id": "person", "participant_ids": "person", "referral_id": "referral",
+}
 
 
-async def record_read(
-    session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
-    subject_id: UUID | str, endpoint: str, purpose: str, allowed: bool = True,
-) -> None:
-    """Append one entry and commit it (callers read before, return after)."""
-    await record_reads(session, principal, subject_kind=subject_kind, subject_ids=[subject_id],
-                       endpoint=endpoint, purpose=purpose, allowed=allowed)
+def subjects_in(value: Any, *, top_level: SubjectKind | None = None) -> list[Subject]:
+    """The subjects a JSON answer names: its id fields, members' ids, and (when the answer is one
+    object of a subject kind, e.g. a household) its own ``id``. Deriving them from what is really
+    returned keeps the log true to the answer without each route listing them by hand."""
+    found: list[Subject] = []
+
+    def walk(node: Any, kind: SubjectKind | None) -> None:
+        if isinstance(node, dict):
+            if kind is not None and node.get("id") is not None:
+                found.append((kind, str(node["id"])))
+            for key, child in node.items():
+                named = _KEYS.get(key)
+                if named is not None:
+                    for item in child if isinstance(child, list) else [child]:
+                        if item is not None:
+                            found.append((named, str(item)))
+                else:
+                    walk(child, "person" if key == "members" else None)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, kind)
+
+    walk(jsonable_encoder(value), top_level)
+    return found
 
 
-async def record_reads(
-    session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
-    subject_ids: list[UUID] | list[str] | list[UUID | str], endpoint: str, purpose: str,
+def _subjects(families: Ids, persons: Ids, referrals: Ids, more: Iterable[Subject]) -> list[Subject]:
+    named: list[Subject] = [("family", str(i)) for i in families]
+    named += [("person", str(i)) for i in persons] + [("referral", str(i)) for i in referrals]
+    return named + list(more)
+
+
+async def _with_members(session: AsyncSession, subjects: list[Subject]) -> list[dict[str, str]]:
+    """The subjects, each once, with the members of every named family added as persons."""
+    lookup: MemberLookup | None = session.info.get(MEMBERS_INFO_KEY)
+    families = list(dict.fromkeys(i for kind, i in subjects if kind == "family"))
+    if lookup is not None and families:
+        members = await lookup(session, families)
+        subjects = subjects + [("person", p) for family in families for p in members.get(family, ())]
+    return [{"kind": kind, "id": i} for kind, i in dict.fromkeys(subjects)]
+
+
+async def write_entry(
+    session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
+    families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
     allowed: bool = True,
 ) -> None:
-    """One entry per subject read (a list shows many), committed together."""
-    at, correlation = datetime.now(UTC), obs.correlation_id.get()
+    """Add one entry to the caller's transaction (a write commits it with its change); nothing is
+    written when the answer named nobody."""
+    named = await _with_members(session, _subjects(families, persons, referrals, subjects))
+    if not named:
+        return
     department = principal.department.value if principal.department else None
-    rows = [{"at": at, "actor": principal.subject, "client": principal.client, "role": str(principal.role),
-             "department": department, "site_id": principal.site, "subject_kind": subject_kind,
-             "subject_id": str(subject), "endpoint": endpoint, "purpose": purpose,
-             "outcome": "allowed" if allowed else "denied", "correlation_id": correlation}
-            for subject in subject_ids]
+    await session.execute(audit_log.insert().values(
+        at=datetime.now(UTC), actor=principal.subject, client=principal.client, role=str(principal.role),
+        department=department, site_id=principal.site, subjects=named, endpoint=endpoint[:300],
+        purpose=purpose, outcome="allowed" if allowed else "denied",
+        correlation_id=obs.correlation_id.get()))
+
+
+async def record_access(
+    session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
+    families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
+    allowed: bool = True,
+) -> None:
+    """Write one entry for a read and commit it (callers read before, return after)."""
     if session.in_transaction() and (await session.connection()).invalidated:
         # A statement before this one lost the connection (the database went away): the
         # transaction is dead, and writing in it would raise PendingRollbackError (a 500) instead
         # of the database's own error (a 503). Start afresh; the entry is written if it can be.
         await session.rollback()
-    if rows:
-        await session.execute(audit_log.insert(), rows)
+    await write_entry(session, principal, endpoint=endpoint, purpose=purpose, families=families,
+                      persons=persons, referrals=referrals, subjects=subjects, allowed=allowed)
     await session.commit()
 
 
 @asynccontextmanager
-async def audited_read(session: AsyncSession, principal: Principal, *, subject_kind: SubjectKind,
-                       subject_id: UUID | str, endpoint: str, purpose: str) -> AsyncIterator[None]:
+async def audited_read(session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
+                       families: Ids = (), persons: Ids = (), referrals: Ids = ()) -> AsyncIterator[None]:
     """Wrap a read: a refusal inside is logged as denied, a success as allowed (both committed)."""
+    named = _subjects(families, persons, referrals, ())
     try:
         yield
     except (NotFound, Forbidden):
         await session.rollback()
-        await record_read(session, principal, subject_kind=subject_kind, subject_id=subject_id,
-                          endpoint=endpoint, purpose=purpose, allowed=False)
+        await record_access(session, principal, endpoint=endpoint, purpose=purpose, subjects=named,
+                            allowed=False)
         raise
-    await record_read(session, principal, subject_kind=subject_kind, subject_id=subject_id,
-                      endpoint=endpoint, purpose=purpose)
+    await record_access(session, principal, endpoint=endpoint, purpose=purpose, subjects=named)
+
+
+def naming(session: AsyncSession, subject_ids: Collection[str]) -> Any:
+    """A condition: the entry names any of ``subject_ids`` (as whatever kind). PostgreSQL answers
+    it from the GIN index on the JSONB ``subjects``; SQLite scans (the embedded default is small)."""
+    if is_postgres(session):
+        subjects = type_coerce(audit_log.c.subjects, JSONB)
+        return or_(*(subjects.contains([{"id": i}]) for i in subject_ids))
+    each = func.json_each(audit_log.c.subjects).table_valued("value")
+    return exists(select(literal_column("1")).select_from(each).where(
+        func.json_extract(each.c.value, "$.id").in_(list(subject_ids))))
+
+
+def entries_naming(session: AsyncSession, subject_ids: Collection[str]) -> Select[Any]:
+    """Every entry naming one of ``subject_ids``, in the order they were written."""
+    return select(audit_log).where(naming(session, subject_ids)).order_by(audit_log.c.id)
+
+
+async def audit_answer(session: AsyncSession, principal: Principal, request: Request, answer: Any, *,
+                       top_level: SubjectKind | None = None) -> None:
+    """Add the entry for a write's answer to the write's transaction: the subjects named in the
+    path and in the answer itself (nothing when neither names anyone)."""
+    name = getattr(request.scope.get("route"), "name", None) or "change"
+    named = subjects_in(dict(request.path_params)) + subjects_in(answer, top_level=top_level)
+    await write_entry(session, principal, endpoint=f"{request.method} {request.url.path}"[:300],
+                      purpose=name.replace("_", " "), subjects=named)
+
+
+def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
+    """A member lookup over a service's own table linking persons to families, so a family's
+    entry names its members (a family's data is about them) without another service asked."""
+
+    async def lookup(session: AsyncSession, families: list[str]) -> Mapping[str, Collection[str]]:
+        found: dict[str, list[str]] = {}
+        column = table.c[family]
+        keys = [UUID(f) for f in families if _is_uuid(f)]
+        if not keys:
+            return found
+        for family_id, person_id in await session.execute(
+                select(column, table.c[person]).where(column.in_(keys))):
+            found.setdefault(str(family_id), []).append(str(person_id))
+        return found
+
+    return lookup
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -34,6 +34,8 @@ class Role(StrEnum):
     #: Evaluators (e.g. the university evaluating the model) read aggregate outcomes and load a
     #: comparison cohort's figures; never a family's data.
     EVALUATOR = "evaluator"
+    #: The data-protection function: the audit log and subject-access reports, nothing else.
+    DATA_PROTECTION = "data_protection"
 
 
 TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})

@@ -8,6 +8,7 @@ on Ctrl-C (SIGINT) or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -68,10 +69,12 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
         settings = Settings(kafka_bootstrap=broker.bootstrap, kafka_idempotence=False,
                             data_dir=data_dir)
         asyncio.run(ensure_topics(settings, settings.all_topics()))
+        peers: dict[str, str] = {s: f"http://127.0.0.1:{base_port + offset}"
+                                 for offset, s in enumerate(SERVICES)}
         for offset, service in enumerate(SERVICES):
             url = f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}"
             migrations.upgrade_sync(service, url)
-            children.append(_spawn(service, base_port + offset, url, broker.bootstrap, data_dir))
+            children.append(_spawn(service, base_port + offset, url, broker.bootstrap, data_dir, peers))
         _wait_ready(children, ready_timeout)
         if demo and not (data_dir / ".demo-seeded").exists():
             from shared.demo import seed
@@ -99,11 +102,12 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
         console.print("stopped")
 
 
-def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path) -> Running:
+def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path,
+           peer_urls: dict[str, str]) -> Running:
     env = {**os.environ, "OTO_SERVICE": service, "OTO_PORT": str(port), "OTO_HOST": "127.0.0.1",
            "OTO_DATABASE_URL": url, "OTO_KAFKA_BOOTSTRAP": bootstrap,
            "OTO_KAFKA_IDEMPOTENCE": "false", "OTO_MIGRATE_ON_START": "false",
-           "OTO_DATA_DIR": str(data_dir)}
+           "OTO_DATA_DIR": str(data_dir), "OTO_PEER_URLS": json.dumps(peer_urls)}
     log = open(data_dir / f"{service}.log", "ab")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen([sys.executable, "-m", "shared.serve"], env=env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit import SubjectKind, audit_answer
 from shared.auth import CurrentPrincipal, Principal
 from shared.db import SessionDep
 from shared.errors import Conflict
@@ -29,19 +30,29 @@ REPLAY_HEADER = "Idempotent-Replayed"
 
 class Idempotency:
     def __init__(self, session: AsyncSession, principal: Principal, key: str | None,
-                 fingerprint: str) -> None:
+                 fingerprint: str, request: Request) -> None:
         self.session = session
+        self.request = request
         self.principal = principal
         self.key = key
         self.fingerprint = fingerprint
 
-    async def run(self, action: Callable[[], Awaitable[Any]], *, status_code: int = 201) -> JSONResponse:
-        """Replay a stored response, or run ``action``, store its response and commit."""
+    async def run(self, action: Callable[[], Awaitable[Any]], *, status_code: int = 201,
+                  subject: SubjectKind | None = None) -> JSONResponse:
+        """Replay a stored response, or run ``action``, store its response and commit.
+
+        Either way the answer's audit entry (the persons, families and referrals it names, see
+        ``shared.audit.audit_answer``) commits with it; ``subject`` is the kind of the answer's
+        own ``id`` when it is one (a new household is a family)."""
         if self.key is not None:
             stored = await self._stored()
             if stored is not None:
+                await audit_answer(self.session, self.principal, self.request, json.loads(bytes(stored.body)),
+                                   top_level=subject)
+                await self.session.commit()
                 return stored
         body = jsonable_encoder(await action())
+        await audit_answer(self.session, self.principal, self.request, body, top_level=subject)
         if self.key is not None:
             await self.session.execute(idempotency_keys.insert().values(
                 principal=self.principal.subject, key=self.key, fingerprint=self.fingerprint,
@@ -76,7 +87,7 @@ async def get_idempotency(
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
     digest.update(await request.body())
-    return Idempotency(session, principal, idempotency_key, digest.hexdigest())
+    return Idempotency(session, principal, idempotency_key, digest.hexdigest(), request)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     cpr_keys: SecretStr = SecretStr("k1:ZGV2LW9ubHktY3ByLWtleS0zMi1ieXRlcy1sb25nISE=")
     cpr_hash_key: SecretStr = SecretStr("dev-only-cpr-lookup-hash-key")
 
+    #: Where the other services answer over REST (intake asks them for a subject-access report).
+    peer_urls: dict[str, str] = Field(default_factory=lambda: {
+        "casework": "http://127.0.0.1:8002", "referrals": "http://127.0.0.1:8003",
+        "finance": "http://127.0.0.1:8004"})
+
     log_level: str = "INFO"
     log_json: bool = True
     max_page_size: int = 200

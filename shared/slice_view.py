@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from shared.audit import record_read
+from shared.audit import record_access
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
@@ -51,14 +51,14 @@ def slice_router() -> APIRouter:
         endpoint = f"{request.method} {request.url.path}"
         visible = _visible(await _family_events(session, family_id), principal, request.app.state.policy)
         if visible is None:
-            await record_read(session, principal, subject_kind="family", subject_id=family_id,
+            await record_access(session, principal, families=[family_id],
                               endpoint=endpoint, purpose="department view", allowed=False)
             raise Forbidden("This role has no family view.")
         if not visible:
-            await record_read(session, principal, subject_kind="family", subject_id=family_id,
+            await record_access(session, principal, families=[family_id],
                               endpoint=endpoint, purpose="department view", allowed=False)
             raise NotFound("No such family.")
-        await record_read(session, principal, subject_kind="family", subject_id=family_id,
+        await record_access(session, principal, families=[family_id],
                           endpoint=endpoint, purpose="department view")
         department = principal.department.value if principal.department else None
         return FamilySlice(family_id=family_id, department=department, events=[

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import UTCDateTime
 
@@ -26,6 +27,8 @@ plumbing_metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants a BIGINT identity.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
+# JSONB on PostgreSQL (containment queries and a GIN index), JSON text on SQLite.
+_Subjects = JSON().with_variant(JSONB(), "postgresql")
 
 outbox = Table(
     "outbox",
@@ -82,11 +85,13 @@ audit_log = Table(
     Column("role", String(50), nullable=False),
     Column("department", String(100), nullable=True),
     Column("site_id", String(100), nullable=True),
-    Column("subject_kind", String(20), nullable=False),
-    Column("subject_id", String(36), nullable=False),
+    #: ``[{"kind": "person" | "family" | "referral", "id": …}]``: every subject the answer named.
+    Column("subjects", _Subjects, nullable=False),
     Column("endpoint", String(300), nullable=False),
     Column("purpose", String(200), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("correlation_id", String(100), nullable=True),
 )
-Index("ix_audit_subject", audit_log.c.subject_id, audit_log.c.at)
+# "Who has seen data about this person": JSONB containment answered from a GIN index.
+Index("ix_audit_subjects", audit_log.c.subjects, postgresql_using="gin",
+      postgresql_ops={"subjects": "jsonb_path_ops"})

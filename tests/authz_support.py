@@ -74,6 +74,7 @@ CALLERS: tuple[Caller, ...] = (
     Caller("coo", "coordination"),
     Caller("sys", "system"),
     Caller("adm", "admin"),
+    Caller("dp", "data_protection"),
     Caller("none", None),
 )
 BY_COLUMN = {caller.column: caller for caller in CALLERS}
@@ -297,6 +298,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         "PUT /v1/sites/{site_id}/area": Req(json=GELLERUP_AREA),
         "POST /v1/sites/{site_id}/area/import": Req(content=b"street\nGudrunsvej\n", content_type="text/csv"),
         "GET /v1/profile": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
+        "POST /v1/subject-access": Req(json={"cpr": cpr(99)}),
     }
     return ids, requests
 
@@ -333,7 +335,7 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     cohort_body = {"code": "kontrolgruppe", "period_start": "2026-01-01", "period_end": "2026-12-31",
                    "figures": [{"measure": "children_using_fritidspas", "numerator": 1, "denominator": 4}]}
     cohort = created(await http.post("/v1/comparison-cohorts", headers=evaluator, json=cohort_body))
-    ids = {"family_id": family, "goal_id": goal, "action_id": str(action["id"]),
+    ids = {"family_id": family, "person_id": mother, "goal_id": goal, "action_id": str(action["id"]),
            "stationing_id": staff[0]["stationing_id"], "staff_id": staff[1]["id"],
            "opening_id": opening["id"], "match_id": str(match["id"]), "cohort_id": cohort["id"]}
     at = "2026-01-10T10:00:00Z"
@@ -412,7 +414,7 @@ async def referrals_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {r}/decline": Req(json={"reason_code": "outside_target_group"}),
         f"POST {r}/cancel": Req(json={"reason_code": "family_request"}),
     }
-    return {"family_id": family, "referral_id": referral["id"]}, requests
+    return {"family_id": family, "referral_id": referral["id"], "person_id": mother}, requests
 
 
 async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
@@ -455,7 +457,7 @@ async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
                                               f"{family},gellerup,service_act,900,300\n".encode(),
                                       content_type="text/csv"),
     }
-    return {"family_id": family, "entry_id": entry}, requests
+    return {"family_id": family, "entry_id": entry, "person_id": str(uuid.uuid4())}, requests
 
 
 @dataclass(frozen=True)

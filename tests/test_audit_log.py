@@ -3,15 +3,16 @@
 ``PERSONAL_DATA_READS`` lists each service's personal-data read endpoints. For each one the test
 proves, on PostgreSQL:
 
-- an allowed read writes an ``allowed`` entry naming the family (and the referral, for referral
-  reads) with who (the ``sub`` claim), which system (``azp``), role, department, site, when, which
-  endpoint, a purpose and the request's correlation id;
+- an allowed read writes one ``allowed`` entry naming the family, the family's persons (so "who
+  has seen data about this person" is one query) and the referral, for referral reads, with who
+  (the ``sub`` claim), which system (``azp``), role, department, site, when, which endpoint, a
+  purpose and the request's correlation id;
 - a read refused at object level (another site, another department) answers 404 and writes a
   ``denied`` entry naming the same subject; a list cannot be refused that way (it shows only what
   the caller may see), so for lists the test shows another site's or department's caller neither
   sees the family nor leaves an entry naming it;
-- the entries are found per family with ``GET /audit?subject_id=`` as admin and as the
-  coordination group, and that endpoint refuses every other caller;
+- the entries are found per person or family with ``GET /audit?subject_id=`` as admin, the
+  coordination group and data protection, and that endpoint refuses every other caller;
 - when the audit entry cannot be written (a PostgreSQL trigger makes every insert into
   ``audit_log`` fail, as a revoked INSERT privilege would), the read answers 503 problem+json and
   nothing the read would have shown appears in the body.
@@ -20,8 +21,9 @@ A guard test fails when an app serves a personal-data-shaped GET route (an id of
 household, referral or person in the path, or a response naming families or persons) that is not
 in the list, so a new read cannot skip the audit unnoticed.
 
-The project does not enforce the log's append-only nature in the database (the migrations create
-a plain table); the API offers no way to change it, which the guard checks too.
+The API offers no way to change the log, which the guard checks too; the database refuses it as
+well (``test_append_only.py``). Writes that answer with personal data are audited too
+(``test_audit_writes.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ class PersonalRead:
     """One personal-data read endpoint and who to try it with."""
 
     route: str
-    #: The fixture ids an entry must name (every read names the family).
-    subjects: tuple[str, ...] = ("family_id",)
+    #: The fixture ids an entry must name (every read names the family and its persons).
+    subjects: tuple[str, ...] = ("family_id", "person_id")
     #: A caller who may read it; None when nobody ever gets data from it (see the note).
     allowed: str | None = "ts"
     #: Callers refused at object level: 404 and a ``denied`` entry.
@@ -60,6 +62,7 @@ class PersonalRead:
 
 
 SLICE = "GET /v1/families/{family_id}/slice"
+PART = "GET /v1/persons/{person_id}/subject-access"
 
 PERSONAL_DATA_READS: dict[str, list[PersonalRead]] = {
     "intake": [
@@ -67,6 +70,7 @@ PERSONAL_DATA_READS: dict[str, list[PersonalRead]] = {
         PersonalRead("GET /v1/households/{household_id}"),
         PersonalRead("GET /v1/households/{household_id}/consents"),
         PersonalRead(SLICE, denied=("ts-v", "bu")),
+        PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],
     "casework": [
         PersonalRead("GET /v1/families", denied=(), hidden_from=("ts-v",)),
@@ -78,19 +82,24 @@ PERSONAL_DATA_READS: dict[str, list[PersonalRead]] = {
         PersonalRead("GET /v1/families/{family_id}/measurements"),
         PersonalRead("GET /v1/job-matches", denied=(), hidden_from=("ts-v",)),
         PersonalRead(SLICE, denied=("ts-v", "bu")),
+        PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],
     "referrals": [
-        PersonalRead("GET /v1/referrals", subjects=("family_id", "referral_id"), allowed="so", denied=(),
-                     hidden_from=("bu", "ts-v")),
-        PersonalRead("GET /v1/referrals/{referral_id}", subjects=("family_id", "referral_id"), allowed="so",
-                     denied=("bu", "ts-v")),
+        PersonalRead("GET /v1/referrals", subjects=("family_id", "person_id", "referral_id"), allowed="so",
+                     denied=(), hidden_from=("bu", "ts-v")),
+        PersonalRead("GET /v1/referrals/{referral_id}", subjects=("family_id", "person_id", "referral_id"),
+                     allowed="so", denied=("bu", "ts-v")),
         PersonalRead(SLICE, allowed="so", denied=("ts-v", "bu")),
+        PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],
     "finance": [
-        PersonalRead("GET /v1/savings", allowed="fin", denied=(), params={"year": 2026},
-                     note="no object-level refusal: finance and coordination see every site"),
-        PersonalRead(SLICE, allowed=None, denied=("ts", "ts-v", "so"),
+        PersonalRead("GET /v1/savings", subjects=("family_id",), allowed="fin", denied=(),
+                     params={"year": 2026},
+                     note="no object-level refusal: finance and coordination see every site; finance "
+                          "knows the persons of families with adults' statuses only, the fixture has none"),
+        PersonalRead(SLICE, subjects=("family_id",), allowed=None, denied=("ts", "ts-v", "so"),
                      note="finance publishes no family events, so its family view is empty for all"),
+        PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],
 }
 
@@ -135,17 +144,24 @@ def _schema_names(node: Any, components: dict[str, Any], seen: set[str]) -> tupl
 def family_shaped_reads(app: FastAPI) -> set[str]:
     """GET routes that name a family, household, referral or person in the path, or whose answer
     names families or persons: the reads that must be audited unless shown otherwise."""
+    return family_shaped_routes(app, methods={"GET"})
+
+
+def family_shaped_routes(app: FastAPI, *, methods: set[str]) -> set[str]:
+    """Routes of ``methods`` naming a family, household, referral or person in the path, or whose
+    success answer (any 2xx in the OpenAPI document) names families or persons."""
     document = app.openapi()
     components = document.get("components", {}).get("schemas", {})
     found = set()
     for route in served_routes(app):
         method, path = route.split(" ", 1)
-        if method != "GET":
+        if method not in methods:
             continue
         if FAMILY_SHAPED_PARAMS & set(path_params(path)):
             found.add(route)
             continue
-        answer = document["paths"].get(path, {}).get("get", {}).get("responses", {}).get("200", {})
+        responses = document["paths"].get(path, {}).get(method.lower(), {}).get("responses", {})
+        answer = [body for status, body in responses.items() if status.startswith("2")]
         names, properties = _schema_names(answer, components, set())
         if properties & FAMILY_SHAPED_PROPERTIES or any(n.startswith(FAMILY_SHAPED_SCHEMAS) for n in names):
             found.add(route)
@@ -168,10 +184,23 @@ def test_every_personal_data_read_route_is_in_the_audited_list_and_the_log_canno
 
 
 async def _entries(http: httpx.AsyncClient, subject_id: str) -> list[dict[str, Any]]:
+    """Every entry naming the subject, page by page through the cursor."""
     admin = BY_COLUMN["adm"].headers(http.settings)  # type: ignore[attr-defined]
-    response = await http.get("/audit", params={"subject_id": subject_id, "limit": 1000}, headers=admin)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    entries: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"subject_id": subject_id, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = await http.get("/audit", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        entries += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return entries
+
+
+def names(entry: dict[str, Any], subject_id: str) -> bool:
+    return any(s["id"] == subject_id for s in entry["subjects"])
 
 
 @dataclass
@@ -201,8 +230,11 @@ def _entry_problems(read: PersonalRead, caller: Caller, outcome: str, request_id
                 "department": caller.department, "site_id": caller.site, "endpoint": f"GET {path}",
                 "outcome": outcome, "correlation_id": request_id}
     problems = []
+    one = {e["id"] for subject in read.subjects for e in added[subject]}
+    if len(one) > 1:
+        problems.append(f"{read.route} as {caller.column}: {len(one)} entries for one request, expected one")
     for subject in read.subjects:
-        mine = [e for e in added[subject] if e["subject_id"] == ids[subject]]
+        mine = [e for e in added[subject] if names(e, ids[subject])]
         if len(mine) != 1:
             problems.append(f"{read.route} as {caller.column}: {len(mine)} {outcome} entries naming "
                             f"{subject}, expected one: {added[subject]}")
@@ -260,12 +292,12 @@ async def test_each_personal_data_read_is_audited_allowed_or_denied_and_fails_wi
         for caller in CALLERS:
             response = await http.get("/audit", params={"subject_id": ids["family_id"]},
                                       headers=caller.headers(http.settings))  # type: ignore[attr-defined]
-            may = caller.column in {"adm", "coo"}
+            may = caller.column in {"adm", "coo", "dp"}
             expected = 200 if may else 401 if caller.role is None else 403
             if response.status_code != expected:
                 problems.append(f"GET /audit as {caller.column}: expected {expected}, "
                                 f"got {response.status_code}")
-            elif may and not any(e["subject_id"] == ids["family_id"] for e in response.json()):
+            elif may and not any(names(e, ids["family_id"]) for e in response.json()["items"]):
                 problems.append(f"GET /audit as {caller.column}: the family's entries are missing")
 
         async with http.app.state.engine.begin() as connection:  # type: ignore[attr-defined]

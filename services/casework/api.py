@@ -58,7 +58,7 @@ from services.casework.schemas import (
     WishesIn,
     YouthEducationIn,
 )
-from shared.audit import audited_read, record_reads
+from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.codes import CODE_PATTERN
 from shared.db import SessionDep
@@ -122,14 +122,14 @@ async def list_families(request: Request, session: SessionDep, principal: Overvi
                         ) -> Page[FamilySummary]:
     page = await service.list_families(session, principal=principal, site_id=site_id, status=status,
                                        pair_status=pair_status, limit=limit, cursor=cursor)
-    await record_reads(session, principal, subject_kind="family", subject_ids=[f.id for f in page.items],
+    await record_access(session, principal, families=[f.id for f in page.items],
                        endpoint=f"GET {request.url.path}", purpose="family list")
     return page
 
 
 @router.get("/families/{family_id}", response_model=FamilyRead)
 async def read_family(family_id: UUID, request: Request, session: SessionDep, principal: Team) -> FamilyRead:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="casework"):
         return await service.read_family(session, principal=principal, family_id=family_id)
 
@@ -138,7 +138,7 @@ async def read_family(family_id: UUID, request: Request, session: SessionDep, pr
             summary="Who the family calls today: its pair, or the deputy of one who is away")
 async def entry_point(family_id: UUID, request: Request, session: SessionDep,
                       principal: Team) -> EntryPointRead:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="who to call"):
         family = await service.read_family(session, principal=principal, family_id=family_id)
         call = await staffing.entry_point(session, principal=principal, family_id=family_id)
@@ -174,8 +174,10 @@ async def change_goal(family_id: UUID, goal_id: UUID, body: GoalStateIn, idem: I
 
 @router.put("/families/{family_id}/plan/wishes", response_model=PlanRead,
             summary="The family's dreams and wishes in its own words (stays in the team)")
-async def set_wishes(family_id: UUID, body: WishesIn, session: SessionDep, principal: Team) -> PlanRead:
+async def set_wishes(family_id: UUID, body: WishesIn, request: Request, session: SessionDep,
+                     principal: Team) -> PlanRead:
     plan = await service.set_wishes(session, principal=principal, family_id=family_id, wishes=body.wishes)
+    await audit_answer(session, principal, request, plan)
     await session.commit()
     return plan
 
@@ -184,7 +186,7 @@ async def set_wishes(family_id: UUID, body: WishesIn, session: SessionDep, princ
             summary="The plan now, or an earlier version")
 async def read_plan(family_id: UUID, request: Request, session: SessionDep, principal: Team,
                     version: Annotated[int | None, Query(ge=1)] = None) -> PlanRead:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="family plan"):
         return await service.plan_version(session, principal=principal, family_id=family_id,
                                           version=version)
@@ -203,7 +205,7 @@ async def list_escalations(family_id: UUID, request: Request, session: SessionDe
                            limit: Limit = 50, cursor: Cursor = None,
                            task_ref: Annotated[str | None, Query(max_length=100)] = None,
                            ) -> Page[EscalationRead]:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="escalations"):
         return await service.list_escalations(session, principal=principal, family_id=family_id,
                                               task_ref=task_ref, limit=limit, cursor=cursor)
@@ -255,7 +257,7 @@ async def measure_family_answer(family_id: UUID, body: FamilyAnswerIn, idem: Ide
 async def list_measurements(family_id: UUID, request: Request, session: SessionDep, principal: Team,
                             limit: Limit = 50, cursor: Cursor = None,
                             kind: MeasurementKind | None = None) -> Page[MeasurementRead]:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="outcome measurements"):
         return await service.list_measurements(session, principal=principal, family_id=family_id, kind=kind,
                                                limit=limit, cursor=cursor)
@@ -273,7 +275,7 @@ async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep,
             summary="The family's contacts, with the team's notes")
 async def list_contacts(family_id: UUID, request: Request, session: SessionDep, principal: Team,
                         limit: Limit = 50, cursor: Cursor = None) -> Page[ContactRead]:
-    async with audited_read(session, principal, subject_kind="family", subject_id=family_id,
+    async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="contacts"):
         return await work.list_contacts(session, principal=principal, family_id=family_id, limit=limit,
                                         cursor=cursor)
@@ -343,8 +345,7 @@ async def list_matches(request: Request, session: SessionDep, principal: Team, l
                        family_id: UUID | None = None) -> Page[MatchRead]:
     page = await work.list_matches(session, principal=principal, opening_id=opening_id, family_id=family_id,
                                    limit=limit, cursor=cursor)
-    await record_reads(session, principal, subject_kind="family",
-                       subject_ids=list(dict.fromkeys(m.family_id for m in page.items)),
+    await record_access(session, principal, families=list(dict.fromkeys(m.family_id for m in page.items)),
                        endpoint=f"GET {request.url.path}", purpose="job matches")
     return page
 

@@ -7,7 +7,10 @@ from fastapi import FastAPI
 from services.casework.api import router
 from services.casework.domain import CaseworkConflict
 from services.casework.handlers import SUBSCRIPTION
+from services.casework.models import FamilyMember, metadata
 from shared.app import ServiceDefinition, build_app
+from shared.audit import members_from
+from shared.audit_api import PersonalTables
 from shared.settings import Settings
 
 DEFINITION = ServiceDefinition(
@@ -20,6 +23,8 @@ DEFINITION = ServiceDefinition(
     routers=[router],
     subscriptions=[SUBSCRIPTION],
     domain_errors={CaseworkConflict: 409},
+    members=members_from(FamilyMember.__table__, family="family_id", person="person_id"),  # type: ignore[attr-defined]
+    personal=PersonalTables(metadata, ids={"families": "family"}),
 )
 
 

@@ -27,7 +27,7 @@ from services.finance.schemas import (
     SettleIn,
     StatementRead,
 )
-from shared.audit import record_reads
+from shared.audit import audit_answer, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.codes import CODE_PATTERN
 from shared.db import SessionDep
@@ -105,10 +105,11 @@ async def statement_csv(session: SessionDep, principal: Readers, site_id: Site, 
 
 
 @router.put("/families/{family_id}/savings", summary="A family's yearly expenditure before and now")
-async def set_savings(family_id: UUID, body: SavingsIn, session: SessionDep,
+async def set_savings(family_id: UUID, body: SavingsIn, request: Request, session: SessionDep,
                       principal: Finance) -> dict[str, int]:
     result = await service.set_savings(session, family_id=family_id, site_id=body.site_id,
                                        baseline_ore=body.baseline_ore, current_ore=body.current_ore)
+    await audit_answer(session, principal, request, result)
     await session.commit()
     return result
 
@@ -119,8 +120,8 @@ async def savings(request: Request, session: SessionDep, principal: Overview, ye
                   site_id: Annotated[str | None, Query(max_length=50)] = None) -> SavingsRead:
     report = await service.savings(session, site_id=site_id, years=years, year=year)
     # Each family's savings come from its members' employment: personal data, so audited.
-    await record_reads(session, principal, subject_kind="family", endpoint=f"GET {request.url.path}",
-                       purpose="savings report", subject_ids=[f.family_id for f in report.per_family])
+    await record_access(session, principal, endpoint=f"GET {request.url.path}", purpose="savings report",
+                        families=[f.family_id for f in report.per_family])
     return report
 
 

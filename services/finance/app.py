@@ -7,7 +7,10 @@ from fastapi import FastAPI
 from services.finance.api import router
 from services.finance.domain import FinanceConflict
 from services.finance.handlers import SUBSCRIPTION
+from services.finance.models import AdultStatus, metadata
 from shared.app import ServiceDefinition, build_app
+from shared.audit import members_from
+from shared.audit_api import PersonalTables
 from shared.settings import Settings
 
 DEFINITION = ServiceDefinition(
@@ -20,6 +23,8 @@ DEFINITION = ServiceDefinition(
     routers=[router],
     subscriptions=[SUBSCRIPTION],
     domain_errors={FinanceConflict: 409},
+    members=members_from(AdultStatus.__table__, family="family_id", person="person_id"),  # type: ignore[attr-defined]
+    personal=PersonalTables(metadata),
 )
 
 

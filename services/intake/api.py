@@ -7,13 +7,14 @@ for all sites; department staff do not use intake directly. Reads of households 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from services.intake import service
+from services.intake import subject_access as access
 from services.intake.cpr import CprVault
 from services.intake.domain import IMPORT_COLUMNS
 from services.intake.models import Household
@@ -34,11 +35,13 @@ from services.intake.schemas import (
     SiteIn,
     SiteRead,
 )
-from shared.audit import audited_read, record_read, record_reads
+from services.intake.subject_access import CSV_COLUMNS, SubjectAccessIn, SubjectAccessReport
+from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotencyDep
+from shared.observability import correlation_id
 from shared.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -47,6 +50,7 @@ Overview = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM
                                                       Role.COORDINATION))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 SystemOnly = Annotated[Principal, Depends(require_roles(Role.SYSTEM))]
+DataProtection = Annotated[Principal, Depends(require_roles(Role.DATA_PROTECTION))]
 Importer = Annotated[Principal, Depends(require_roles(Role.SYSTEM, Role.TEAM_LEADER))]
 
 
@@ -77,7 +81,8 @@ async def put_site(body: SiteIn, idem: IdempotencyDep, principal: Admin):  # typ
              summary="Register a candidate household (CPR in the body only) and screen it")
 async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
     service.check_site(principal, body.site_id)
-    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body))
+    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body),
+                          subject="family")
 
 
 @router.get("/households", response_model=Page[HouseholdSummary])
@@ -95,7 +100,7 @@ async def list_households(request: Request, session: SessionDep, principal: Staf
     page = await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
                                                              eligible=h.eligible), parse_key=UUID)
-    await record_reads(session, principal, subject_kind="family", subject_ids=[h.id for h in page.items],
+    await record_access(session, principal, families=[h.id for h in page.items],
                        endpoint=f"GET {request.url.path}", purpose="household list")
     return page
 
@@ -109,11 +114,11 @@ async def read_household(household_id: UUID, request: Request, session: SessionD
         service.check_site(principal, household.site_id)
     except (NotFound, Forbidden):
         await session.rollback()
-        await record_read(session, principal, subject_kind="family", subject_id=household_id,
+        await record_access(session, principal, families=[household_id],
                           endpoint=endpoint, purpose="casework", allowed=False)
         raise
     household = await service.read_household(session, household_id=household_id, vault=v)
-    await record_read(session, principal, subject_kind="family", subject_id=household_id,
+    await record_access(session, principal, families=[household_id],
                       endpoint=endpoint, purpose="casework")
     return household
 
@@ -128,11 +133,12 @@ async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v
 
 @router.patch("/households/{household_id}/members/{person_id}", response_model=HouseholdRead,
                summary="Correct a member's unemployment start or address, and screen again")
-async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate, session: SessionDep,
-                        principal: Staff, v: Vault) -> HouseholdRead:
+async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate, request: Request,
+                        session: SessionDep, principal: Staff, v: Vault) -> HouseholdRead:
     await _authorise(session, principal, household_id)
     result = await service.update_member(session, household_id=household_id, person_id=person_id,
                                          changes=body.model_dump(exclude_unset=True), vault=v)
+    await audit_answer(session, principal, request, result)
     await session.commit()
     return result
 
@@ -156,7 +162,7 @@ async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep
             summary="The household's consents with their receipts (append-only history)")
 async def list_consents(household_id: UUID, request: Request, session: SessionDep,
                         principal: Staff) -> list[ConsentRead]:
-    async with audited_read(session, principal, subject_kind="family", subject_id=household_id,
+    async with audited_read(session, principal, families=[household_id],
                             endpoint=f"GET {request.url.path}", purpose="consent record"):
         await _authorise(session, principal, household_id)
         return await service.list_consents(session, household_id=household_id)
@@ -211,6 +217,27 @@ async def add_member(household_id: UUID, body: MemberIn, idem: IdempotencyDep, p
     await _authorise(idem.session, principal, household_id)
     return await idem.run(lambda: service.add_member(idem.session, household_id=household_id, member=body,
                                                      vault=v))
+
+
+@router.post("/subject-access", response_model=SubjectAccessReport,
+             summary="A person's data and every recorded access, across all four services (data protection; "
+                     "CPR in the body only)",
+             responses={200: {"content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Columns: " + ", ".join(CSV_COLUMNS)}}}}})
+async def subject_access(body: SubjectAccessIn, request: Request, session: SessionDep,
+                         principal: DataProtection, v: Vault,
+                         format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
+    person_ids = await access.person_ids_for(session, vault=v, cpr=body.cpr)
+    report = await access.compose_report(
+        session, person_ids=person_ids, personal=request.app.state.personal,
+        peers=request.app.state.settings.peer_urls, authorization=request.headers["authorization"],
+        correlation_id=correlation_id.get())
+    await record_access(session, principal, endpoint=f"POST {request.url.path}",
+                        purpose="subject access report", persons=person_ids)
+    if format == "csv":
+        return Response(access.report_csv(report), media_type="text/csv",
+                        headers={"content-disposition": "attachment; filename=subject-access.csv"})
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 @router.get("/funnel", response_model=FunnelRead, summary="Funnel counts per site (cumulative)")

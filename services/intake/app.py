@@ -8,7 +8,10 @@ from services.intake import areas_api, service
 from services.intake.api import router
 from services.intake.cpr import CprVault, InvalidCpr
 from services.intake.domain import IntakeConflict
+from services.intake.models import Person, metadata
 from shared.app import ServiceDefinition, build_app
+from shared.audit import members_from
+from shared.audit_api import PersonalTables
 from shared.settings import Settings
 
 DEFINITION = ServiceDefinition(
@@ -22,6 +25,8 @@ DEFINITION = ServiceDefinition(
     routers=[router, areas_api.router],
     domain_errors={IntakeConflict: 409, InvalidCpr: 422},
     seed=service.seed_sites,
+    members=members_from(Person.__table__, family="household_id", person="id"),  # type: ignore[attr-defined]
+    personal=PersonalTables(metadata, ids={"persons": "person", "households": "family"}),
 )
 
 

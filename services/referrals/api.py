@@ -23,11 +23,10 @@ from services.referrals.schemas import (
     ReferralRead,
     StatusIn,
 )
-from shared.audit import audited_read, record_read, record_reads
+from shared.audit import audit_answer, audited_read, record_access, subjects_in
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.departments import Department
-from shared.errors import NotFound
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, paginate
 
@@ -59,7 +58,7 @@ async def draft(body: ReferralIn, idem: IdempotencyDep, principal: Team):  # typ
     async def action() -> ReferralRead:
         referral = await service.draft(idem.session, principal=principal, data=body)
         return await service.read(idem.session, principal, referral)
-    return await idem.run(action)
+    return await idem.run(action, subject="referral")
 
 
 @router.get("/referrals", response_model=Page[ReferralRead],
@@ -83,47 +82,33 @@ async def list_referrals(request: Request, session: SessionDep, principal: Casew
     page = await paginate(session, query, key=Referral.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
                           convert=lambda r: r, parse_key=UUID)
     items = [await service.read(session, principal, r) for r in page.items]
-    endpoint = f"GET {request.url.path}"
-    await record_reads(session, principal, subject_kind="referral", subject_ids=[r.id for r in items],
-                       endpoint=endpoint, purpose="referral list")
-    await record_reads(session, principal, subject_kind="family", endpoint=endpoint, purpose="referral list",
-                       subject_ids=list(dict.fromkeys(r.family_id for r in items)))
+    await record_access(session, principal, endpoint=f"GET {request.url.path}", purpose="referral list",
+                        subjects=subjects_in(items, top_level="referral"))
     return Page[ReferralRead](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
 async def read_referral(referral_id: UUID, request: Request, session: SessionDep,
                         principal: Caseworkers) -> ReferralRead:
-    endpoint = f"GET {request.url.path}"
-    try:
-        async with audited_read(session, principal, subject_kind="referral", subject_id=referral_id,
-                                endpoint=endpoint, purpose="referral"):
-            referral = await service.get_referral(session, principal, referral_id)
-            result = await service.read(session, principal, referral)
-    except NotFound:
-        await _audit_family(session, principal, referral_id, endpoint, allowed=False)
-        raise
-    await _audit_family(session, principal, referral_id, endpoint, allowed=True)
-    return result
-
-
-async def _audit_family(session: SessionDep, principal: Principal, referral_id: UUID, endpoint: str,
-                        *, allowed: bool) -> None:
-    """Name the referral's family too, so the audit log answers "who read this family's data"
-    with referral reads included (the family is looked up for the log only, never returned)."""
+    # The family is looked up for the log only (never returned), so a denied read names it too.
     family_id = await service.family_of(session, referral_id)
-    if family_id is not None:
-        await record_read(session, principal, subject_kind="family", subject_id=family_id,
-                          endpoint=endpoint, purpose="referral", allowed=allowed)
+    families = [family_id] if family_id else []
+    async with audited_read(session, principal, referrals=[referral_id], families=families,
+                            endpoint=f"GET {request.url.path}", purpose="referral"):
+        referral = await service.get_referral(session, principal, referral_id)
+        return await service.read(session, principal, referral)
 
 
 @router.put("/referrals/{referral_id}/fields", response_model=ReferralRead,
             summary="Fill in the information the offer needs (drafts only)")
-async def set_fields(referral_id: UUID, body: FieldsIn, session: SessionDep, principal: Team) -> ReferralRead:
+async def set_fields(referral_id: UUID, body: FieldsIn, request: Request, session: SessionDep,
+                     principal: Team) -> ReferralRead:
     referral = await service.set_fields(session, principal=principal, referral_id=referral_id,
                                         fields=body.fields)
+    result = await service.read(session, principal, referral)
+    await audit_answer(session, principal, request, result)
     await session.commit()
-    return await service.read(session, principal, referral)
+    return result
 
 
 async def _move(idem: IdempotencyDep, principal: Principal, referral_id: UUID, target: d.State,

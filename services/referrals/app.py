@@ -8,7 +8,10 @@ from services.referrals import service
 from services.referrals.api import router
 from services.referrals.domain import NotAllowed, ReferralsConflict
 from services.referrals.handlers import SUBSCRIPTION
+from services.referrals.models import FamilyMember, metadata
 from shared.app import ServiceDefinition, build_app
+from shared.audit import members_from
+from shared.audit_api import PersonalTables
 from shared.settings import Settings
 
 DEFINITION = ServiceDefinition(
@@ -22,6 +25,8 @@ DEFINITION = ServiceDefinition(
     subscriptions=[SUBSCRIPTION],
     domain_errors={ReferralsConflict: 409, NotAllowed: 403},
     seed=service.seed_offers,
+    members=members_from(FamilyMember.__table__, family="family_id", person="person_id"),  # type: ignore[attr-defined]
+    personal=PersonalTables(metadata),
 )
 
 

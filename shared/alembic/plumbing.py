@@ -6,6 +6,7 @@ Each function is a frozen snapshot: a later change to ``shared.tables`` gets a n
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 
 def upgrade_v1() -> None:
@@ -81,3 +82,72 @@ def downgrade_v1() -> None:
         batch_op.drop_index('ix_audit_subject')
 
     op.drop_table('audit_log')
+
+
+def upgrade_v2_audit() -> None:
+    """Audit entries per request naming their subjects (a JSON list, JSONB on PostgreSQL) instead
+    of one row per subject; old rows keep their one subject. Then the log becomes append-only."""
+    subjects = sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('subjects', subjects, nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("UPDATE audit_log SET subjects = "
+                   "jsonb_build_array(jsonb_build_object('kind', subject_kind, 'id', subject_id))")
+    else:
+        op.execute("UPDATE audit_log SET subjects = "
+                   "json_array(json_object('kind', subject_kind, 'id', subject_id))")
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.alter_column('subjects', existing_type=subjects, nullable=False)
+        batch_op.drop_index('ix_audit_subject')
+        batch_op.drop_column('subject_kind')
+        batch_op.drop_column('subject_id')
+        batch_op.create_index('ix_audit_subjects', ['subjects'], unique=False, postgresql_using='gin',
+                              postgresql_ops={'subjects': 'jsonb_path_ops'})
+    append_only('audit_log')
+
+
+def downgrade_v2_audit() -> None:
+    """Back to one subject per row (the first subject each entry named)."""
+    drop_append_only('audit_log')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('subject_kind', sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column('subject_id', sa.String(length=36), nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("UPDATE audit_log SET subject_kind = subjects->0->>'kind', subject_id = subjects->0->>'id'")
+    else:
+        op.execute("UPDATE audit_log SET subject_kind = json_extract(subjects, '$[0].kind'), "
+                   "subject_id = json_extract(subjects, '$[0].id')")
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_subjects', postgresql_using='gin',
+                            postgresql_ops={'subjects': 'jsonb_path_ops'})
+        batch_op.alter_column('subject_kind', existing_type=sa.String(length=20), nullable=False)
+        batch_op.alter_column('subject_id', existing_type=sa.String(length=36), nullable=False)
+        batch_op.drop_column('subjects')
+        batch_op.create_index('ix_audit_subject', ['subject_id', 'at'], unique=False)
+
+
+def append_only(table: str) -> None:
+    """Triggers that refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) on ``table``: the
+    database itself keeps the rows, whatever a caller with write access tries."""
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("""CREATE OR REPLACE FUNCTION oto_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+                  USING ERRCODE = '42501'; END $$""")
+        op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                   "FOR EACH ROW EXECUTE FUNCTION oto_refuse_change()")
+        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION oto_refuse_change()")
+        return
+    for operation in ('UPDATE', 'DELETE'):
+        op.execute(f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
+                   f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END")
+
+
+def drop_append_only(table: str) -> None:
+    """Remove ``append_only``'s triggers (downgrade only)."""
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        return
+    for operation in ('update', 'delete'):
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")

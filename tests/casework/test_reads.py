@@ -39,7 +39,7 @@ async def items(cw: Any, path: str, headers: dict[str, str] | None = None, **par
 async def audited(cw: Any, subject: uuid.UUID) -> list[tuple[str, str, str]]:
     entries = await ok(await cw.get("/audit", params={"subject_id": str(subject)},
                                     headers=bearer(cw.settings, "admin")))
-    return [(e["endpoint"], e["site_id"], e["outcome"]) for e in entries]
+    return [(e["endpoint"], e["site_id"], e["outcome"]) for e in entries["items"]]
 
 
 async def test_the_family_list_is_by_site_filtered_paged_and_audited(cw) -> None:

@@ -39,9 +39,10 @@ PHASES = ("examples", "fuzzing", "stateful")
 #: How often a bound field takes a known value rather than a generated one.
 KNOWN_VALUE_PROBABILITY = 0.7
 ROLES = {
-    "intake": [{"role": "team_staff", "site": "gellerup"}, {"role": "admin"}, {"role": "system"}],
+    "intake": [{"role": "team_staff", "site": "gellerup"}, {"role": "admin"}, {"role": "system"},
+               {"role": "data_protection"}],
     "casework": [{"role": "team_leader", "site": "gellerup"}, {"role": "coordination"},
-                 {"role": "evaluator"}],
+                 {"role": "evaluator"}, {"role": "data_protection"}],
     "referrals": [{"role": "team_staff", "site": "gellerup"},
                   {"role": "department_staff", "department": "sundhed-og-omsorg"}, {"role": "admin"}],
     "finance": [{"role": "finance"}, {"role": "department_staff", "department": "boern-og-unge"}],
@@ -50,7 +51,7 @@ ROLES = {
 BINDINGS = {
     "path.family_id": "families", "path.household_id": "families", "query.family_id": "families",
     "body.family_id": "families", "path.referral_id": "referrals",
-    "body.person_id": "persons", "body.given_by_person_id": "persons",
+    "body.person_id": "persons", "body.given_by_person_id": "persons", "path.person_id": "persons",
     "body.staff_id": "staff", "body.deputy_id": "staff", "body.requested_by": "staff",
     "body.staff_ids[*]": "staff", "query.site_id": "sites", "body.site_id": "sites",
     "query.year": "years", "body.year": "years", "body.offer_code": "offers",

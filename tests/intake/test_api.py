@@ -197,7 +197,8 @@ async def test_responses_show_only_masked_cpr_and_reads_are_audited(api) -> None
     assert other_site.status_code == 404
     audit = await api.get("/audit", params={"subject_id": household["id"]},
                           headers=bearer(api.settings, "admin"))
-    entries = [(a["site_id"], a["outcome"]) for a in audit.json()]
+    entries = [(a["site_id"], a["outcome"]) for a in audit.json()["items"]
+               if a["endpoint"].startswith("GET ")]
     assert entries == [("gellerup", "allowed"), ("viby", "denied")]
 
 

@@ -6,13 +6,12 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from shared.app import ServiceDefinition, build_app
+from shared.audit import entries_naming
 from shared.departments import Department
 from shared.outbox import record_event
 from shared.slices.policy import SlicePolicy, SliceRule
-from shared.tables import audit_log
 from tests.shared.plumbing import ThingHappened, thing
 from tests.support import Broker, bearer, envelopes, make_settings, read_topic
 
@@ -53,8 +52,7 @@ async def test_department_view_equals_the_topic_slice_and_guesses_get_404(
             finance = await http.get(f"/v1/families/{family}/slice", headers=bearer(settings, "finance"))
             assert finance.status_code == 403
         async with app.state.sessionmaker() as session:
-            rows = (await session.execute(select(audit_log).where(
-                audit_log.c.subject_id == str(family)).order_by(audit_log.c.id))).all()
+            rows = (await session.execute(entries_naming(session, [str(family)]))).all()
     assert [(r.role, r.department, r.outcome) for r in rows] == [
         ("department_staff", "sundhed-og-omsorg", "allowed"),
         ("department_staff", "boern-og-unge", "denied"),
