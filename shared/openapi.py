@@ -44,6 +44,13 @@ class DocumentedFastAPI(FastAPI):
 
     _documented: dict[str, Any] | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        # FastAPI's own /docs and /redoc load their scripts from a CDN: replace them.
+        super().__init__(**{**kwargs, "docs_url": None, "redoc_url": None})
+        from shared.apidocs import install_offline_docs
+
+        install_offline_docs(self)
+
     def openapi(self) -> dict[str, Any]:
         # FastAPI caches its document and builds a new one when routes change; complete each
         # new one once, in place, so the cache keeps serving the completed document.
