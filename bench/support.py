@@ -316,7 +316,8 @@ async def _statement_counts(service: str, database: Database,
 
     module = importlib.import_module(f"services.{service}.app")
     settings = Settings(service=service, env="dev", database_url=database.sqlalchemy_url,
-                        migrate_on_start=False, relay_enabled=False, consumers_enabled=False, kafka_bootstrap="127.0.0.1:1",
+                        migrate_on_start=False, relay_enabled=False, consumers_enabled=False,
+                        kafka_bootstrap="127.0.0.1:1",
                         log_json=False, log_level="WARNING")
     app = module.create_app(settings)
     counts: list[int] = []
