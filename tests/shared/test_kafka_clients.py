@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +123,13 @@ async def test_aiokafka_consumer_groups_commit_and_resume(broker: Broker) -> Non
     finally:
         await second.stop()
     assert (record.value, resumed.value) == (b"first", b"second")
+
+
+def test_the_dashboard_guide_names_the_tested_clients_and_their_settings() -> None:
+    """docs/dashboards.md's client table is what this module proves; it must not drift from it."""
+    guide = (Path(__file__).resolve().parents[2] / "docs/dashboards.md").read_text()
+    for needle in ("aiokafka", "confluent-kafka", "kcat", "librdkafka 2.0.2", "max.poll.interval.ms",
+                   "tests/shared/test_kafka_clients.py", "localhost:9094"):
+        assert needle in guide, needle
+    source = Path(__file__).read_text()
+    assert '"max.poll.interval.ms": 6000' in source and '"max.poll.interval.ms": 6000' in guide
