@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import migrations
-from shared.auth import CurrentPrincipal, Role, TokenVerifier
+from shared.auth import Role, TokenVerifier, require_roles
 from shared.db import make_engine, make_sessionmaker
-from shared.errors import Forbidden, install_error_handlers, problem_response
+from shared.errors import install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
@@ -203,12 +203,11 @@ def operations_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/audit", response_model=list[AuditEntry],
-                summary="Who read a person's or family's data (admin and coordination)")
-    async def audit(request: Request, principal: CurrentPrincipal, subject_id: str,
+                summary="Who read a person's or family's data (admin and coordination)",
+                dependencies=[Depends(require_roles(Role.ADMIN, Role.COORDINATION))])
+    async def audit(request: Request, subject_id: str,
                     limit: Annotated[int, Query(ge=1, description="At most 1000 rows are returned.")] = 100,
                     ) -> list[dict[str, Any]]:
-        if principal.role not in {Role.ADMIN, Role.COORDINATION}:
-            raise Forbidden("Only admin and the coordination group may read the audit log.")
         async with request.app.state.sessionmaker() as session:
             rows = await session.execute(select(audit_log).where(
                 audit_log.c.subject_id == subject_id).order_by(audit_log.c.id).limit(min(limit, 1000)))
