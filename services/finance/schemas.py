@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -18,21 +18,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TOTAL_ORE = "The site's whole operating budget for the year, in øre (1 krone = 100 øre)."
+POOL_ORE = ("The råderum part, in øre: what the municipality's shared budget room (råderum) pays of "
+            "total_ore. The departments co-finance the rest.")
+
+
 class BudgetIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"site_id": "gellerup", "year": 2026, "total_ore": 680000000, "pool_ore": 350000000}]})
     site_id: Code
     year: int = Field(ge=2019, le=2100)
-    total_ore: Ore
-    pool_ore: Ore | None = None
-    pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4)
+    total_ore: Ore = Field(description=TOTAL_ORE)
+    pool_ore: Ore | None = Field(default=None, description=f"{POOL_ORE} Give it or pool_share, not both.")
+    pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4,
+                                       description="The råderum part as a share of total_ore (0.5 = half), "
+                                                   "instead of pool_ore; rounded half up to whole øre.")
 
 
 class BudgetRead(BaseModel):
     site_id: str
     year: int
-    total_ore: int
-    pool_ore: int
+    total_ore: int = Field(description=TOTAL_ORE)
+    pool_ore: int = Field(description=POOL_ORE)
 
 
 class RosterEntry(Strict):
@@ -50,10 +57,16 @@ class PreviewIn(BudgetIn):
 class AllocationRead(BaseModel):
     site_id: str
     year: int
-    total_ore: int
-    pool_ore: int
-    departments: dict[str, int]
-    fte_days: dict[str, Decimal]
+    total_ore: int = Field(description=TOTAL_ORE)
+    pool_ore: int = Field(description=POOL_ORE)
+    departments: dict[str, int] = Field(description="Each department's co-financing share, in øre.")
+    fte_days: dict[str, Decimal] = Field(description="The stationed FTE-days each share is based on.")
+    roster_as_of: datetime | None = Field(default=None, description=(
+        "When casework made the latest roster change (a stationing started, changed or ended) that "
+        "this allocation includes. A later stationing event from casework makes it stale. Null when "
+        "no stationing is known, and for a preview (its roster is the request's)."))
+    roster_event_id: str | None = Field(default=None, description=(
+        "The CloudEvents id of that roster change, to match it against casework's events."))
 
 
 class SettleIn(Strict):
