@@ -10,6 +10,8 @@ intact) and what it publishes the services' client reads. (Debian 12's ``kcat`` 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -133,3 +135,17 @@ def test_the_dashboard_guide_names_the_tested_clients_and_their_settings() -> No
         assert needle in guide, needle
     source = Path(__file__).read_text()
     assert '"max.poll.interval.ms": 6000' in source and '"max.poll.interval.ms": 6000' in guide
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)")
+def test_debian_12s_kcat_cannot_talk_to_the_embedded_broker_as_the_guide_says(broker: Broker) -> None:
+    """Where kcat is installed, hold docs/dashboards.md to it: if this starts to pass, fix the guide."""
+    if broker.idempotence:
+        pytest.skip("the broker is Apache Kafka, not the embedded tansu")
+    version = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=20).stdout
+    if "librdkafka 2.0.2" not in version:
+        pytest.skip(f"not Debian 12's kcat: {version.splitlines()[0] if version else '?'}")
+    listed = subprocess.run(["kcat", "-b", broker.bootstrap, "-L", "-m", "5"], capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode != 0
+    assert "ApiVersionRequest failed" in listed.stderr
