@@ -81,7 +81,8 @@ class EntryRead(BaseModel):
     department: str
     period_start: date
     period_end: date
-    amount_ore: int
+    amount_ore: int = Field(description="What the department is charged for the period, in øre "
+                                        "(a reversal is negative).")
     kind: str
     reverses: uuid.UUID | None
 
@@ -91,7 +92,7 @@ class StatementRead(BaseModel):
     department: str
     year: int
     entries: list[EntryRead]
-    balance_ore: int
+    balance_ore: int = Field(description="The sum of the entries, in øre: what the department owes.")
 
 
 class CorrectIn(Strict):
@@ -100,23 +101,24 @@ class CorrectIn(Strict):
 
 class SavingsIn(Strict):
     site_id: Code
-    baseline_ore: Ore = Field(description="Yearly public expenditure before enrolment")
-    current_ore: Ore = Field(description="Yearly public expenditure now")
+    baseline_ore: Ore = Field(description="Yearly public expenditure on the family before enrolment, in øre")
+    current_ore: Ore = Field(description="Yearly public expenditure on the family now, in øre")
 
 
 class FamilySavingsRead(BaseModel):
     family_id: uuid.UUID
-    savings_per_year_ore: int
+    savings_per_year_ore: int = Field(description="Baseline minus current yearly expenditure, in øre.")
     derived: bool = Field(description="From outcome events and the rate table, not entered figures")
 
 
 class SavingsRead(BaseModel):
     site_id: str | None
     families: int
-    savings_per_year_ore: int
-    average_per_family_per_year_ore: int
+    savings_per_year_ore: int = Field(description="The families' yearly savings together, in øre.")
+    average_per_family_per_year_ore: int = Field(description="Yearly savings per family, in øre.")
     years: int
-    over_years_ore: int
-    pool_over_years_ore: int
+    over_years_ore: int = Field(description="The yearly savings times `years`, in øre.")
+    pool_over_years_ore: int = Field(description="The year's råderum part (the budgets' pool_ore) times "
+                                                 "`years`, in øre: what savings must reach to break even.")
     break_even: bool
     per_family: list[FamilySavingsRead]

@@ -3,6 +3,7 @@ change it includes, so a client can tell when it is stale. On SQLite and Postgre
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -96,3 +97,7 @@ def test_the_money_fields_say_what_they_are() -> None:
         text = pool.get("description") or next(p.get("description", "") for p in pool.get("anyOf", []))
         assert "råderum" in text and "øre" in text, name
         assert "øre" in document[name]["properties"]["total_ore"]["description"], name
+    for name, schema in document.items():
+        for field, spec in schema.get("properties", {}).items():
+            if field.endswith("_ore"):
+                assert "øre" in json.dumps(spec, ensure_ascii=False), f"{name}.{field} does not say it is øre"
