@@ -114,7 +114,7 @@ def _measure_system(bootstrap: str, work: Path, count: int) -> Measurement:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with postgres_database() as url:
-        env = {"OTO_SERVICE": "intake", "OTO_HOST": "127.0.0.1", "OTO_PORT": str(port),
+        env = {"OTO_ENV": "dev", "OTO_SERVICE": "intake", "OTO_HOST": "127.0.0.1", "OTO_PORT": str(port),
                "OTO_DATABASE_URL": url, "OTO_KAFKA_BOOTSTRAP": bootstrap, "OTO_KAFKA_IDEMPOTENCE": "false",
                "OTO_TOPIC_NAMESPACE": settings.topic_namespace, "OTO_MIGRATE_ON_START": "true"}
         with child(["-m", "shared.serve"], work / "intake.log", env) as intake:

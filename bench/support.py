@@ -114,7 +114,8 @@ class Server:
 def service_env(service: str, database: Database, port: int) -> dict[str, str]:
     """The service as ``shared.serve`` runs it in production, minus the broker: a read or list
     benchmark needs neither the relay nor the consumers (the broker address points nowhere)."""
-    return {**os.environ, "OTO_SERVICE": service, "OTO_HOST": "127.0.0.1", "OTO_PORT": str(port),
+    return {**os.environ, "OTO_ENV": "dev", "OTO_SERVICE": service, "OTO_HOST": "127.0.0.1",
+            "OTO_PORT": str(port),
             "OTO_DATABASE_URL": database.sqlalchemy_url, "OTO_MIGRATE_ON_START": "false",
             "OTO_RELAY_ENABLED": "false", "OTO_CONSUMERS_ENABLED": "false",
             "OTO_KAFKA_BOOTSTRAP": "127.0.0.1:1", "OTO_LOG_JSON": "true", "OTO_LOG_LEVEL": "INFO"}
@@ -314,8 +315,9 @@ async def _statement_counts(service: str, database: Database,
     from sqlalchemy import event
 
     module = importlib.import_module(f"services.{service}.app")
-    settings = Settings(service=service, database_url=database.sqlalchemy_url, migrate_on_start=False,
-                        relay_enabled=False, consumers_enabled=False, kafka_bootstrap="127.0.0.1:1",
+    settings = Settings(service=service, env="dev", database_url=database.sqlalchemy_url,
+                        migrate_on_start=False, relay_enabled=False, consumers_enabled=False,
+                        kafka_bootstrap="127.0.0.1:1",
                         log_json=False, log_level="WARNING")
     app = module.create_app(settings)
     counts: list[int] = []

@@ -88,6 +88,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
 
 
 async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings) -> None:
+    settings.refuse_development_secrets()  # however the app is served (shared.serve says it in one line)
     url = settings.resolved_database_url()
     if settings.migrate_on_start:
         await migrations.upgrade(definition.name, url)

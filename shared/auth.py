@@ -133,6 +133,14 @@ async def get_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+#: The attribute a role-checking dependency carries, so the OpenAPI document can say who may call
+#: an operation from the very check that enforces it (``shared.openapi``).
+ROLES_ATTRIBUTE = "oto_roles"
+#: What a role's token binds it to, as ``principal_from_claims`` demands: the object-level scope.
+ROLE_SCOPE: dict[Role, str] = {Role.TEAM_STAFF: "own site", Role.TEAM_LEADER: "own site",
+                               Role.DEPARTMENT_STAFF: "own department"}
+
+
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Dependency: the caller must have one of ``roles`` (function-level authorisation)."""
     allowed = frozenset(roles)
@@ -142,4 +150,16 @@ def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]
             raise Forbidden(f"The role {principal.role} may not do this.")
         return principal
 
+    setattr(dependency, ROLES_ATTRIBUTE, allowed)
+    return dependency
+
+
+def roles_checked_in_route(roles: frozenset[Role]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """Dependency that checks nothing: for a route that refuses other roles itself (after auditing
+    the refusal), it names the roles the route lets through, for the OpenAPI document."""
+
+    async def dependency() -> None:
+        return None
+
+    setattr(dependency, ROLES_ATTRIBUTE, roles)
     return dependency

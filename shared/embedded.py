@@ -107,7 +107,8 @@ def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path,
     env = {**os.environ, "OTO_SERVICE": service, "OTO_PORT": str(port), "OTO_HOST": "127.0.0.1",
            "OTO_DATABASE_URL": url, "OTO_KAFKA_BOOTSTRAP": bootstrap,
            "OTO_KAFKA_IDEMPOTENCE": "false", "OTO_MIGRATE_ON_START": "false",
-           "OTO_DATA_DIR": str(data_dir), "OTO_PEER_URLS": json.dumps(peer_urls)}
+           "OTO_DATA_DIR": str(data_dir), "OTO_PEER_URLS": json.dumps(peer_urls),
+           "OTO_ENV": "dev"}
     log = open(data_dir / f"{service}.log", "ab")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen([sys.executable, "-m", "shared.serve"], env=env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from shared.auth import get_principal
+from shared.auth import ROLE_SCOPE, ROLES_ATTRIBUTE, Role, get_principal
 from shared.errors import PROBLEM_JSON, TITLES, problem_schemas
 
 BEARER = "bearer"
@@ -37,12 +37,21 @@ REASONS: dict[int, str] = {
 STATE_CHANGING = frozenset({"post", "put", "patch", "delete"})
 #: FastAPI's own validation-error schemas, unused once every 422 is a problem.
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+#: The operation's extension listing the roles that may call it.
+ROLES_EXTENSION = "x-oto-roles"
 
 
 class DocumentedFastAPI(FastAPI):
     """A FastAPI app whose OpenAPI document carries the problem responses and bearer auth."""
 
     _documented: dict[str, Any] | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        # FastAPI's own /docs and /redoc load their scripts from a CDN: replace them.
+        super().__init__(**{**kwargs, "docs_url": None, "redoc_url": None})
+        from shared.apidocs import install_offline_docs
+
+        install_offline_docs(self)
 
     def openapi(self) -> dict[str, Any]:
         # FastAPI caches its document and builds a new one when routes change; complete each
@@ -86,12 +95,13 @@ def document_problems(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
         "description": "An OAuth2 access token (HS256 in development, RS256 from the JWKS in "
                        "production) with the claims sub, role and, as the role needs, site or "
                        "department."}}
-    authenticated = set(_authenticated_operations(app))
+    authenticated = dict(_authenticated_operations(app))
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             needs_token = (path, method) in authenticated
             if needs_token:
                 operation["security"] = [{BEARER: []}]
+                _document_roles(operation, authenticated[path, method])
             responses = operation.setdefault("responses", {})
             for status in problem_statuses(method, operation, needs_token):
                 existing = responses.get(str(status))
@@ -113,16 +123,38 @@ def _problem_response(status: int) -> dict[str, Any]:
     return response
 
 
-def _authenticated_operations(app: FastAPI) -> Iterator[tuple[str, str]]:
-    """(path, method) of every route that reads the bearer token, however deep the dependency."""
+def _authenticated_operations(app: FastAPI) -> Iterator[tuple[tuple[str, str], list[Role]]]:
+    """((path, method), roles allowed) of every route that reads the bearer token."""
     for context in iter_route_contexts(app.routes):  # the walk get_openapi does, into included routers
         if isinstance(context.original_route, APIRoute) and _reads_token(context.dependant):
+            allowed = frozenset(Role)
+            for roles in _role_checks(context.dependant):
+                allowed &= roles
             for method in context.methods or ():
-                yield context.path_format or "", method.lower()
+                yield (context.path_format or "", method.lower()), [r for r in Role if r in allowed]
 
 
 def _reads_token(dependant: Dependant) -> bool:
     return dependant.call is get_principal or any(_reads_token(d) for d in dependant.dependencies)
+
+
+def _role_checks(dependant: Dependant) -> Iterator[frozenset[Role]]:
+    """The role sets of every ``require_roles`` (or ``roles_checked_in_route``) the route depends on."""
+    roles = getattr(dependant.call, ROLES_ATTRIBUTE, None)
+    if roles is not None:
+        yield roles
+    for sub in dependant.dependencies:
+        yield from _role_checks(sub)
+
+
+def _document_roles(operation: dict[str, Any], roles: list[Role]) -> None:
+    """Say who may call the operation, with the scope a team or department token is bound to."""
+    operation[ROLES_EXTENSION] = [role.value for role in roles]
+    described = ", ".join(f"`{role.value}` ({ROLE_SCOPE[role]})" if role in ROLE_SCOPE else f"`{role.value}`"
+                          for role in roles)
+    note = f"**Roles:** {described}."
+    operation["description"] = f"{operation['description']}\n\n{note}" if operation.get("description") \
+        else note
 
 
 def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import uvicorn
 
-from shared.settings import Settings
+from shared.settings import DevelopmentSecrets, Settings
 
 
 def main() -> None:
     settings = Settings()
+    try:
+        settings.refuse_development_secrets()
+    except DevelopmentSecrets as refused:  # one line for the operator, not a traceback
+        sys.exit(str(refused))
     module = importlib.import_module(f"services.{settings.service}.app")
     app = module.create_app(settings)
     uvicorn.run(app, host=os.environ.get("OTO_HOST", "0.0.0.0"),

@@ -13,18 +13,33 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 ServiceName = Literal["intake", "casework", "referrals", "finance"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "casework", "referrals", "finance")
+#: The development secrets: the one place they are written. Only ``OTO_ENV=dev`` may run with them.
 DEV_JWT_SECRET = "dev-only-signing-key-change-me-in-production-0123456789"
+DEV_CPR_KEYS = "k1:ZGV2LW9ubHktY3ByLWtleS0zMi1ieXRlcy1sb25nISE="
+DEV_CPR_HASH_KEY = "dev-only-cpr-lookup-hash-key"
+#: A value an operator was meant to replace (the marker used in templates and examples).
+PLACEHOLDER_MARK = "CHANGE-ME"
+
+
+class DevelopmentSecrets(RuntimeError):
+    """A service outside ``OTO_ENV=dev`` was configured with a development or placeholder secret."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTO_", extra="ignore")
 
     service: ServiceName = "intake"
+    #: ``dev`` allows the development secrets (the embedded runner and the tests set it); any
+    #: other value (the default) makes a service refuse to start with them.
+    env: str = "production"
     data_dir: Path = Path("data")
     database_url: str | None = None
+    #: The database password, kept out of the URL so any character is safe (it is URL-encoded here).
+    database_password: SecretStr | None = None
     migrate_on_start: bool = True
 
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -47,8 +62,8 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
 
     #: CPR encryption keys, ``id:base64key`` comma separated; the first one encrypts.
-    cpr_keys: SecretStr = SecretStr("k1:ZGV2LW9ubHktY3ByLWtleS0zMi1ieXRlcy1sb25nISE=")
-    cpr_hash_key: SecretStr = SecretStr("dev-only-cpr-lookup-hash-key")
+    cpr_keys: SecretStr = SecretStr(DEV_CPR_KEYS)
+    cpr_hash_key: SecretStr = SecretStr(DEV_CPR_HASH_KEY)
 
     #: Where the other services answer over REST (intake asks them for a subject-access report).
     peer_urls: dict[str, str] = Field(default_factory=lambda: {
@@ -61,10 +76,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
 
     def resolved_database_url(self) -> str:
-        """The configured URL, else one SQLite file per service under ``data_dir``."""
+        """The configured URL (with ``database_password`` put in), else one SQLite file per service."""
         if self.database_url:
-            return self.database_url
+            if self.database_password is None:
+                return self.database_url
+            url = make_url(self.database_url).set(password=self.database_password.get_secret_value())
+            return url.render_as_string(hide_password=False)
         return f"sqlite+aiosqlite:///{self.data_dir / f'{self.service}.db'}"
+
+    def development_secrets(self) -> list[str]:
+        """The ``OTO_*`` secrets still set to a development or placeholder value."""
+        secrets = {"OTO_JWT_SECRET": (self.jwt_secret, DEV_JWT_SECRET)} if self.jwks_url is None else {}
+        if self.service == "intake":
+            secrets |= {"OTO_CPR_KEYS": (self.cpr_keys, DEV_CPR_KEYS),
+                        "OTO_CPR_HASH_KEY": (self.cpr_hash_key, DEV_CPR_HASH_KEY)}
+        return [name for name, (value, dev) in secrets.items()
+                if value.get_secret_value() == dev or PLACEHOLDER_MARK in value.get_secret_value()]
+
+    def refuse_development_secrets(self) -> None:
+        """Raise unless this is a development run or every secret is a real one."""
+        if self.env != "dev" and (names := self.development_secrets()):
+            raise DevelopmentSecrets(
+                f"refusing to start {self.service}: {', '.join(names)} still the development value; "
+                "set real secrets, or OTO_ENV=dev on a development machine")
 
     def domain_topic(self, service: str | None = None) -> str:
         return f"{self.topic_namespace}.{service or self.service}.events"

@@ -12,12 +12,12 @@ from datetime import UTC
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from shared.audit import record_access
-from shared.auth import CurrentPrincipal, Principal, Role
+from shared.auth import CurrentPrincipal, Principal, Role, roles_checked_in_route
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.events.envelope import Envelope
@@ -26,6 +26,9 @@ from shared.slices import SlicePolicy
 from shared.tables import outbox
 
 MAX_EVENTS = 1000
+#: Who sees a family's full events (their own site's, for team roles), and who has a view at all.
+FULL_VIEW_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER, Role.COORDINATION, Role.ADMIN})
+FAMILY_VIEW_ROLES = FULL_VIEW_ROLES | {Role.DEPARTMENT_STAFF}
 
 
 class SliceEvent(BaseModel):
@@ -45,6 +48,7 @@ def slice_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["department view"])
 
     @router.get("/families/{family_id}/slice", response_model=FamilySlice,
+                dependencies=[Depends(roles_checked_in_route(FAMILY_VIEW_ROLES))],
                 summary="A family as the caller may see it: a department's slice, or the team's full view")
     async def family_slice(family_id: UUID, request: Request, session: SessionDep,
                            principal: CurrentPrincipal) -> FamilySlice:
@@ -80,6 +84,6 @@ def _visible(envelopes: list[Envelope], principal: Principal,
     if principal.role is Role.DEPARTMENT_STAFF and principal.department is not None:
         return [projected for env in envelopes for dept, projected in policy.project(env)
                 if dept is principal.department]
-    if principal.is_team or principal.role in {Role.COORDINATION, Role.ADMIN}:
+    if principal.role in FULL_VIEW_ROLES:
         return [env for env in envelopes if principal.can_see_site(str(env.data.get("site_id")))]
     return None

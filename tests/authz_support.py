@@ -438,6 +438,7 @@ async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
     statement = {**site_year, "department": SO}
     requests = {
         "GET /audit": Req(params={"subject_id": family}),
+        "GET /v1/budgets": Req(params={"year": site_year["year"]}),
         "GET /v1/allocations": Req(params=site_year),
         "GET /v1/statements": Req(params=statement),
         "GET /v1/statements.csv": Req(params=statement),

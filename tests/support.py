@@ -46,6 +46,7 @@ def make_settings(*, broker: Broker | None = None, database_url: str | None = No
     """Settings isolated per test: a unique topic namespace, the given broker and database."""
     values: dict[str, Any] = {
         "service": service,
+        "env": "dev",
         "topic_namespace": f"t{uuid.uuid4().hex[:10]}",
         "log_json": False,
         "consumer_max_attempts": 2,

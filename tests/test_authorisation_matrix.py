@@ -187,6 +187,7 @@ FINANCE = HEADER + OPERATIONS + """
 # Finance publishes no family events (its events are per site and year), so its family view has
 # nothing to show anyone: an allowed role is told there is no such family.
 GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 403 401
+GET  /v1/budgets                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
 GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
 # A department reads its own statement only (the fixture asks for Sundhed og Omsorg's).
 GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 403 401

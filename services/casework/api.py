@@ -183,9 +183,11 @@ async def set_wishes(family_id: UUID, body: WishesIn, request: Request, session:
 
 
 @router.get("/families/{family_id}/plan", response_model=PlanRead,
-            summary="The plan now, or an earlier version")
+            summary="The plan now, or an earlier version (a new family's plan is the empty version 0)")
 async def read_plan(family_id: UUID, request: Request, session: SessionDep, principal: Team,
-                    version: Annotated[int | None, Query(ge=1)] = None) -> PlanRead:
+                    version: Annotated[int | None, Query(
+                        ge=0, description="Omit for the latest; 0 is the empty plan every family "
+                                          "starts with, 1 the first change")] = None) -> PlanRead:
     async with audited_read(session, principal, families=[family_id],
                             endpoint=f"GET {request.url.path}", purpose="family plan"):
         return await service.plan_version(session, principal=principal, family_id=family_id,

@@ -205,12 +205,19 @@ async def _goal_changed(session: AsyncSession, family: Family, goal: Goal, versi
 
 async def plan_version(session: AsyncSession, *, principal: Principal, family_id: uuid.UUID,
                        version: int | None) -> PlanRead:
+    """The plan as of ``version`` (the latest when None). Every family starts with version 0, the
+    empty plan, so a new family's plan is an empty plan rather than a 404."""
     await family_for(session, principal, family_id)
+    empty = PlanRead(family_id=family_id, version=0, wishes="", goals=[])
+    if version == 0:
+        return empty
     query = select(PlanVersion).where(PlanVersion.family_id == family_id)
     query = query.where(PlanVersion.version == version) if version else query.order_by(
         PlanVersion.version.desc()).limit(1)  # type: ignore[attr-defined]
     found = (await session.execute(query)).scalar()
     if found is None:
+        if version is None:
+            return empty
         raise NotFound("No such plan version.")
     return PlanRead.model_validate(found.snapshot)
 

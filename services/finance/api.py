@@ -34,6 +34,7 @@ from shared.db import SessionDep
 from shared.departments import Department
 from shared.errors import NotFound
 from shared.idempotency import IdempotencyDep
+from shared.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1", tags=["finance"])
 Finance = Annotated[Principal, Depends(require_roles(Role.FINANCE))]
@@ -46,6 +47,13 @@ Site = Annotated[str, Query(max_length=80, pattern=CODE_PATTERN)]
 @router.post("/budgets", response_model=BudgetRead, status_code=201, summary="Set a site's yearly budget")
 async def set_budget(body: BudgetIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
     return await idem.run(lambda: service.set_budget(idem.session, data=body))
+
+
+@router.get("/budgets", response_model=Page[BudgetRead],
+            summary="The year's site budgets (total and råderum part)")
+async def list_budgets(session: SessionDep, principal: Overview, year: Year, site_id: Site | None = None,
+                       limit: Limit = 50, cursor: Cursor = None) -> Page[BudgetRead]:
+    return await service.list_budgets(session, year=year, site_id=site_id, cursor=cursor, limit=limit)
 
 
 @router.get("/allocations", response_model=AllocationRead,

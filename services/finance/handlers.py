@@ -11,21 +11,28 @@ from shared.events.intake import FamilyEnrolled
 from shared.inbox import Subscription
 
 
-async def on_staff_stationed(session: AsyncSession, event: StaffStationed, _: Envelope) -> None:
+async def on_staff_stationed(session: AsyncSession, event: StaffStationed, envelope: Envelope) -> None:
     """Keyed by the stationing id: the same stationing reported twice is counted once."""
     row = await session.get(StationingCopy, event.stationing_id) or StationingCopy(
         id=event.stationing_id, staff_id=event.staff_id, site_id=event.site_id, department=event.department,
         fte=event.fte, starts_on=event.starts_on)
     row.fte, row.starts_on, row.ends_on = event.fte, event.starts_on, event.ends_on
+    _changed_by(row, envelope)
     session.add(row)
     await session.flush()
 
 
-async def on_stationing_ended(session: AsyncSession, event: StationingEnded, _: Envelope) -> None:
+async def on_stationing_ended(session: AsyncSession, event: StationingEnded, envelope: Envelope) -> None:
     row = await session.get(StationingCopy, event.stationing_id)
     if row is not None:
         row.ends_on = event.ends_on
+        _changed_by(row, envelope)
         await session.flush()
+
+
+def _changed_by(row: StationingCopy, envelope: Envelope) -> None:
+    """Remember the roster change (casework's event) so allocations can say what they include."""
+    row.changed_by, row.changed_at = envelope.id, envelope.time
 
 
 async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: Envelope) -> None:

@@ -43,6 +43,10 @@ class StationingCopy(FinanceTable, table=True):
     fte: Decimal = Field(sa_column=Column(Numeric(4, 2), nullable=False))
     starts_on: date
     ends_on: date | None = None
+    #: The casework event that last changed this stationing (CloudEvents id and time), so an
+    #: allocation can say which roster change it includes.
+    changed_by: str | None = Field(default=None, max_length=100)
+    changed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class LedgerEntry(FinanceTable, table=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -18,21 +18,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TOTAL_ORE = "The site's whole operating budget for the year, in øre (1 krone = 100 øre)."
+POOL_ORE = ("The råderum part, in øre: what the municipality's shared budget room (råderum) pays of "
+            "total_ore. The departments co-finance the rest.")
+
+
 class BudgetIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"site_id": "gellerup", "year": 2026, "total_ore": 680000000, "pool_ore": 350000000}]})
     site_id: Code
     year: int = Field(ge=2019, le=2100)
-    total_ore: Ore
-    pool_ore: Ore | None = None
-    pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4)
+    total_ore: Ore = Field(description=TOTAL_ORE)
+    pool_ore: Ore | None = Field(default=None, description=f"{POOL_ORE} Give it or pool_share, not both.")
+    pool_share: Decimal | None = Field(default=None, max_digits=5, decimal_places=4,
+                                       description="The råderum part as a share of total_ore (0.5 = half), "
+                                                   "instead of pool_ore; rounded half up to whole øre.")
 
 
 class BudgetRead(BaseModel):
     site_id: str
     year: int
-    total_ore: int
-    pool_ore: int
+    total_ore: int = Field(description=TOTAL_ORE)
+    pool_ore: int = Field(description=POOL_ORE)
 
 
 class RosterEntry(Strict):
@@ -50,10 +57,16 @@ class PreviewIn(BudgetIn):
 class AllocationRead(BaseModel):
     site_id: str
     year: int
-    total_ore: int
-    pool_ore: int
-    departments: dict[str, int]
-    fte_days: dict[str, Decimal]
+    total_ore: int = Field(description=TOTAL_ORE)
+    pool_ore: int = Field(description=POOL_ORE)
+    departments: dict[str, int] = Field(description="Each department's co-financing share, in øre.")
+    fte_days: dict[str, Decimal] = Field(description="The stationed FTE-days each share is based on.")
+    roster_as_of: datetime | None = Field(default=None, description=(
+        "When casework made the latest roster change (a stationing started, changed or ended) that "
+        "this allocation includes. A later stationing event from casework makes it stale. Null when "
+        "no stationing is known, and for a preview (its roster is the request's)."))
+    roster_event_id: str | None = Field(default=None, description=(
+        "The CloudEvents id of that roster change, to match it against casework's events."))
 
 
 class SettleIn(Strict):
@@ -68,7 +81,8 @@ class EntryRead(BaseModel):
     department: str
     period_start: date
     period_end: date
-    amount_ore: int
+    amount_ore: int = Field(description="What the department is charged for the period, in øre "
+                                        "(a reversal is negative).")
     kind: str
     reverses: uuid.UUID | None
 
@@ -78,7 +92,7 @@ class StatementRead(BaseModel):
     department: str
     year: int
     entries: list[EntryRead]
-    balance_ore: int
+    balance_ore: int = Field(description="The sum of the entries, in øre: what the department owes.")
 
 
 class CorrectIn(Strict):
@@ -87,24 +101,25 @@ class CorrectIn(Strict):
 
 class SavingsIn(Strict):
     site_id: Code
-    baseline_ore: Ore = Field(description="Yearly public expenditure before enrolment")
-    current_ore: Ore = Field(description="Yearly public expenditure now")
+    baseline_ore: Ore = Field(description="Yearly public expenditure on the family before enrolment, in øre")
+    current_ore: Ore = Field(description="Yearly public expenditure on the family now, in øre")
 
 
 class FamilySavingsRead(BaseModel):
     family_id: uuid.UUID
-    savings_per_year_ore: int
+    savings_per_year_ore: int = Field(description="Baseline minus current yearly expenditure, in øre.")
     derived: bool = Field(description="From outcome events and the rate table, not entered figures")
 
 
 class SavingsRead(BaseModel):
     site_id: str | None
     families: int
-    savings_per_year_ore: int
-    average_per_family_per_year_ore: int
+    savings_per_year_ore: int = Field(description="The families' yearly savings together, in øre.")
+    average_per_family_per_year_ore: int = Field(description="Yearly savings per family, in øre.")
     years: int
-    over_years_ore: int
-    pool_over_years_ore: int
+    over_years_ore: int = Field(description="The yearly savings times `years`, in øre.")
+    pool_over_years_ore: int = Field(description="The year's råderum part (the budgets' pool_ore) times "
+                                                 "`years`, in øre: what savings must reach to break even.")
     break_even: bool
     per_family: list[FamilySavingsRead]
 

@@ -26,6 +26,7 @@ from shared.departments import Department
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import finance as ev
 from shared.outbox import record_event
+from shared.pagination import Page, paginate
 
 
 def to_budget(data: BudgetIn) -> f.Budget:
@@ -48,6 +49,16 @@ async def set_budget(session: AsyncSession, *, data: BudgetIn) -> BudgetRead:
     return BudgetRead.model_validate(row, from_attributes=True)
 
 
+async def list_budgets(session: AsyncSession, *, year: int, site_id: str | None, cursor: str | None,
+                       limit: int) -> Page[BudgetRead]:
+    """The year's site budgets, by site, in pages."""
+    query = select(SiteBudget).where(SiteBudget.year == year)
+    if site_id is not None:
+        query = query.where(SiteBudget.site_id == site_id)
+    return await paginate(session, query, key=SiteBudget.site_id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
+                          convert=lambda row: BudgetRead.model_validate(row, from_attributes=True))
+
+
 async def _budget(session: AsyncSession, site_id: str, year: int, *, lock: bool = False) -> f.Budget:
     """The stored budget; ``lock`` serialises settlements of one site and year."""
     row = await session.get(SiteBudget, (site_id, year), with_for_update=lock)
@@ -56,16 +67,33 @@ async def _budget(session: AsyncSession, site_id: str, year: int, *, lock: bool 
     return f.Budget(site_id, year, row.total_ore, pool_ore=row.pool_ore)
 
 
-async def roster(session: AsyncSession, site_id: str) -> list[f.Stationed]:
-    rows = (await session.execute(select(StationingCopy).where(StationingCopy.site_id == site_id))).scalars()
+async def _roster_rows(session: AsyncSession, site_id: str) -> list[StationingCopy]:
+    return list((await session.execute(select(StationingCopy).where(StationingCopy.site_id == site_id)))
+                .scalars())
+
+
+def _stationed(rows: list[StationingCopy]) -> list[f.Stationed]:
     return [f.Stationed(Department(r.department), r.fte, r.starts_on, r.ends_on) for r in rows]
 
 
-def _read(budget: f.Budget, allocation: f.Allocation) -> AllocationRead:
+async def roster(session: AsyncSession, site_id: str) -> list[f.Stationed]:
+    return _stationed(await _roster_rows(session, site_id))
+
+
+def _read(budget: f.Budget, allocation: f.Allocation,
+          latest: StationingCopy | None = None) -> AllocationRead:
     return AllocationRead(site_id=budget.site_id, year=budget.year, total_ore=budget.total_ore,
                           pool_ore=allocation.pool_ore,
                           departments={d.value: a for d, a in allocation.departments.items()},
-                          fte_days={d.value: x for d, x in allocation.fte_days.items()})
+                          fte_days={d.value: x for d, x in allocation.fte_days.items()},
+                          roster_as_of=latest.changed_at if latest else None,
+                          roster_event_id=latest.changed_by if latest else None)
+
+
+def _latest_change(rows: list[StationingCopy]) -> StationingCopy | None:
+    """The stationing changed last: the roster change an allocation over ``rows`` includes."""
+    changed = [r for r in rows if r.changed_at is not None]
+    return max(changed, key=lambda r: (r.changed_at, r.changed_by or "")) if changed else None
 
 
 def _allocate(budget: f.Budget, people: list[f.Stationed]) -> f.Allocation:
@@ -78,13 +106,14 @@ def _allocate(budget: f.Budget, people: list[f.Stationed]) -> f.Allocation:
 async def allocation(session: AsyncSession, *, site_id: str, year: int, publish: bool) -> AllocationRead:
     """The year's split by the stationed FTE-days casework reported; optionally announced."""
     budget = await _budget(session, site_id, year)
-    result = _allocate(budget, await roster(session, site_id))
+    rows = await _roster_rows(session, site_id)
+    result = _allocate(budget, _stationed(rows))
     if publish:
         for department, amount in result.departments.items():
             await record_event(session, ev.AllocationComputed(
                 site_id=site_id, year=year, department=department.value, amount_ore=amount,  # type: ignore[arg-type]
                 fte_days=str(result.fte_days[department])))
-    return _read(budget, result)
+    return _read(budget, result, _latest_change(rows))
 
 
 def preview(data: PreviewIn) -> AllocationRead:

@@ -210,3 +210,16 @@ async def test_job_openings_and_matches_read_back_by_site_opening_and_family(cw)
         assert (await cw.get("/v1/job-matches", params=other_sites, headers=viby)).status_code == 404
     assert await items(cw, "/v1/job-matches", viby) == []
     assert ("GET /v1/job-matches", "gellerup", "allowed") in await audited(cw, family.id)
+
+
+async def test_a_new_familys_plan_is_an_empty_first_version_not_a_404(cw) -> None:
+    await station(cw, "job_consultant")
+    family = await enrol(cw)
+    base = f"/v1/families/{family.id}/plan"
+    assert await ok(await cw.get(base, headers=cw.team)) == {
+        "family_id": str(family.id), "version": 0, "wishes": "", "goals": []}
+    assert (await ok(await cw.get(base, params={"version": 0}, headers=cw.team)))["goals"] == []
+    assert (await cw.get(base, params={"version": 1}, headers=cw.team)).status_code == 404
+    await ok(await cw.put(f"{base}/wishes", headers=cw.team, json={"wishes": "Et hjem med plads"}))
+    assert (await ok(await cw.get(base, headers=cw.team)))["version"] == 1
+    assert (await cw.get(f"/v1/families/{uuid.uuid4()}/plan", headers=cw.team)).status_code == 404

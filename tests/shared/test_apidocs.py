@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import httpx
+import pytest
+
+from services.casework.app import create_app
 from shared.apidocs import openapi_documents
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,3 +39,20 @@ def test_every_error_an_operation_can_answer_is_documented_as_a_problem() -> Non
                     assert list(response["content"]) == ["application/problem+json"], where
                 assert ("401" in errors) == ("security" in operation) == path.startswith(
                     ("/v1/", "/audit")), where
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_api_docs_pages_load_their_assets_from_the_service_not_a_cdn(page: str) -> None:
+    """An offline machine (no CDN) must still see Swagger UI and ReDoc: every asset is local."""
+    app = create_app(Settings(service="casework"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
+        html = (await http.get(page)).text
+        references = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+        assert "http://" not in html and "https://" not in html and "//" not in "".join(references)
+        assert any(ref.endswith(".js") for ref in references), references
+        assert "/openapi.json" in references
+        for reference in references:
+            assert reference.startswith("/"), reference
+            answer = await http.get(reference)
+            assert answer.status_code == 200, reference
+            assert answer.content, reference
