@@ -75,6 +75,7 @@ CALLERS: tuple[Caller, ...] = (
     Caller("sys", "system"),
     Caller("adm", "admin"),
     Caller("dp", "data_protection"),
+    Caller("ev", "evaluator"),
     Caller("none", None),
 )
 BY_COLUMN = {caller.column: caller for caller in CALLERS}
@@ -329,8 +330,7 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     opening = created(await http.post("/v1/job-openings", headers=team, json=opening_body))
     match = created(await http.post(f"/v1/job-openings/{opening['id']}/candidates", headers=team,
                                     json={"family_id": family, "person_id": mother}))
-    # The evaluator (no column of its own: its rights are proven in tests/casework/test_measures.py)
-    # loads a comparison cohort for the coordination group to read.
+    # The evaluator loads a comparison cohort for the coordination group to read.
     evaluator = bearer(http.settings, "evaluator", client=CLIENT)
     cohort_body = {"code": "kontrolgruppe", "period_start": "2026-01-01", "period_end": "2026-12-31",
                    "figures": [{"measure": "children_using_fritidspas", "numerator": 1, "denominator": 4}]}

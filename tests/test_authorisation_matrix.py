@@ -59,149 +59,149 @@ from tests.support import service_api
 
 pytestmark = pytest.mark.postgres
 
-HEADER = "                                                  ts  ts-v tl  tl-v sfb bu  so  kb  fin coo sys adm dp  none"  # noqa: E501
+HEADER = "                                                  ts  ts-v tl  tl-v sfb bu  so  kb  fin coo sys adm dp  ev  none"  # noqa: E501
 
 OPERATIONS = """
 # Documentation and probes: no token needed.
-GET  /openapi.json                                        pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /docs                                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /docs/oauth2-redirect                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /redoc                                               pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /healthz                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /readyz                                              pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /metrics                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /asyncapi.json                                       pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /openapi.json                                        pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs                                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs/oauth2-redirect                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /redoc                                               pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /healthz                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /readyz                                              pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /metrics                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /asyncapi.json                                       pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
 # Who saw a person's or family's data: admin, the coordination group and data protection.
-GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  401
+GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  403 401
 # What this service holds about a person and who saw it: data protection only.
-GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
 """  # noqa: E501
 
 INTAKE = HEADER + OPERATIONS + """
 # The family view: the fixture household's only department-visible event is a consent naming
 # Sundhed og Omsorg, so that department sees it and the others are told there is no such family.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 401
-GET  /v1/sites                                            ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 401
-POST /v1/sites                                            403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 401
+GET  /v1/sites                                            ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
+POST /v1/sites                                            403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
 # Registering in another site names the site in the body; intake answers as for a household it
 # cannot see.
-POST /v1/households                                       ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-GET  /v1/households                                       ok  ok  ok  ok  403 403 403 403 403 403 ok  403 403 401
-GET  /v1/households/{household_id}                        ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-GET  /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/screen                 ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/outreach               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-PATCH /v1/households/{household_id}/members/{person_id}   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 401
-POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 401
+POST /v1/households                                       ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/households                                       ok  ok  ok  ok  403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/households/{household_id}                        ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/screen                 ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/outreach               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+PATCH /v1/households/{household_id}/members/{person_id}   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
 # The subject-access report across the four services: data protection only (the matrix asks for a
 # CPR number nobody has, so the report is empty and no other service needs to run).
-POST /v1/subject-access                                   403 403 403 403 403 403 403 403 403 403 403 403 ok  401
-POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 403 401
+POST /v1/subject-access                                   403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 403 403 401
 # Target areas are reference data (streets): admins keep them, every intake user reads them.
-PUT  /v1/sites/{site_id}/area                             403 403 403 403 403 403 403 403 403 403 403 ok  403 401
-POST /v1/sites/{site_id}/area/import                      403 403 403 403 403 403 403 403 403 403 403 ok  403 401
-GET  /v1/sites/{site_id}/area                             ok  ok  ok  ok  403 403 403 403 403 ok  ok  ok  403 401
+PUT  /v1/sites/{site_id}/area                             403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/sites/{site_id}/area/import                      403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/sites/{site_id}/area                             ok  ok  ok  ok  403 403 403 403 403 ok  ok  ok  403 403 401
 # The cohort profile is aggregates only, read like the funnel (team roles get their own site).
-GET  /v1/profile                                          ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 401
+GET  /v1/profile                                          ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
 """  # noqa: E501
 
 CASEWORK = HEADER + OPERATIONS + """
 # The family's department-visible events are a health goal (Sundhed og Omsorg) and a job match
 # (Sociale Forhold og Beskæftigelse); the other departments are told there is no such family.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 ok  404 ok  404 403 ok  403 ok  403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 ok  404 ok  404 403 ok  403 ok  403 403 401
 # Lists show the caller's own site (Viby's are empty); coordination sees the family overview.
-GET  /v1/families                                         ok  ok  ok  ok  403 403 403 403 403 ok  403 403 403 401
-GET  /v1/job-openings                                     ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 401
-GET  /v1/job-matches                                      ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 401
-GET  /v1/staff                                            ok  ok  ok  ok  403 403 403 403 403 403 403 ok  403 401
-GET  /v1/families/{family_id}                             ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 403 401
+GET  /v1/families                                         ok  ok  ok  ok  403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/job-openings                                     ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/job-matches                                      ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/staff                                            ok  ok  ok  ok  403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/families/{family_id}                             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 403 ok  401
 # Stationing is the leader's (own site) and admin's; another site is named in the body (403).
-POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  403 401
-POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  403 401
-POST /v1/staff/{staff_id}/stationings                     403 403 ok  404 403 403 403 403 403 403 403 ok  403 401
-POST /v1/families/{family_id}/goals                       ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/goals/{goal_id}/state       ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-PUT  /v1/families/{family_id}/plan/wishes                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/goals/{goal_id}/actions     ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/actions/{action_id}/status  ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/employment     ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/school-absence ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-# A comparison cohort is loaded by an evaluator only (a role without a column here: see
-# tests/casework/test_measures.py); the coordination group reads it beside the report.
-GET  /v1/comparison-cohorts/{cohort_id}                   403 403 403 403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/comparison-cohorts/{cohort_id}/report            403 403 403 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/comparison-cohorts                               403 403 403 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
+POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/staff/{staff_id}/stationings                     403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/families/{family_id}/goals                       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/state       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+PUT  /v1/families/{family_id}/plan/wishes                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/actions     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/actions/{action_id}/status  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/employment     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/school-absence ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+# A comparison cohort is loaded by an evaluator only; the evaluator and the coordination group read
+# it beside the report.
+GET  /v1/comparison-cohorts/{cohort_id}                   403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  401
+GET  /v1/comparison-cohorts/{cohort_id}/report            403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  401
+POST /v1/comparison-cohorts                               403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
 # An opening names its site in the body; another site's is a field error (422, nothing to hide).
-POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
 """  # noqa: E501
 
 REFERRALS = HEADER + OPERATIONS + """
 # The referral is sent to Sundhed og Omsorg: its inbox, nobody else's.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 401
-GET  /v1/offers                                           ok  ok  ok  ok  ok  ok  ok  ok  403 ok  ok  ok  403 401
-GET  /v1/referrals                                        ok  ok  ok  ok  ok  ok  ok  ok  403 403 403 403 403 401
-GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 ok  404 403 403 403 403 403 401
-POST /v1/offers                                           403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 401
+GET  /v1/offers                                           ok  ok  ok  ok  ok  ok  ok  ok  403 ok  ok  ok  403 403 401
+GET  /v1/referrals                                        ok  ok  ok  ok  ok  ok  ok  ok  403 403 403 403 403 403 401
+GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/offers                                           403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
 # The family is named in the body; another site's family is an unknown value of the field.
-POST /v1/referrals                                        ok  422 ok  422 403 403 403 403 403 403 403 403 403 401
-PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 ok  404 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 ok  404 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 ok  404 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 ok  404 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 ok  404 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/referrals                                        ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 401
+PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
 """  # noqa: E501
 
 FINANCE = HEADER + OPERATIONS + """
 # Finance publishes no family events (its events are per site and year), so its family view has
 # nothing to show anyone: an allowed role is told there is no such family.
-GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 403 401
-GET  /v1/budgets                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
-GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
+GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 403 403 401
+GET  /v1/budgets                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
+GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
 # A department reads its own statement only (the fixture asks for Sundhed og Omsorg's).
-GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 403 401
-GET  /v1/statements.csv                                   403 403 403 403 404 404 ok  404 ok  ok  403 403 403 401
-GET  /v1/savings                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
-POST /v1/budgets                                          403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-POST /v1/allocations                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-POST /v1/allocations/preview                              403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
-POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-GET  /v1/savings/areas                                    403 403 403 403 403 403 403 403 ok  ok  403 403 403 401
-PUT  /v1/families/{family_id}/costs                       403 403 403 403 403 403 403 403 ok  403 403 403 403 401
-POST /v1/costs/imports                                    403 403 403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 401
+GET  /v1/statements.csv                                   403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 401
+GET  /v1/savings                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
+POST /v1/budgets                                          403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+POST /v1/allocations                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+POST /v1/allocations/preview                              403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
+POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+GET  /v1/savings/areas                                    403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
+PUT  /v1/families/{family_id}/costs                       403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+POST /v1/costs/imports                                    403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
 """  # noqa: E501
 
 #: Endpoints left out of the guessed-id check, with the reason.

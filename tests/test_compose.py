@@ -53,7 +53,8 @@ def test_kafka_runs_kraft_with_scram_and_deny_by_default() -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_each_service_is_built_from_the_one_dockerfile_and_waits_for_healthy_dependencies(app: str) -> None:
+def test_each_service_is_built_from_the_one_dockerfile_and_waits_for_healthy_dependencies(
+        app: str, monkeypatch: pytest.MonkeyPatch) -> None:
     service = COMPOSE["services"][app]
     assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert service["build"]["args"]["SERVICE"] == app
@@ -68,7 +69,9 @@ def test_each_service_is_built_from_the_one_dockerfile_and_waits_for_healthy_dep
     assert env["OTO_DATABASE_URL"] == f"postgresql+asyncpg://{app}@postgres:5432/{app}"
     assert env["OTO_KAFKA_USERNAME"] == f"svc-{app}"
     merged = {**_env_file("common.env"), **env, **service["environment"]}
-    settings = Settings(**{k.removeprefix("OTO_").lower(): v for k, v in merged.items()})
+    for name, value in merged.items():  # as the container sees them: environment variables
+        monkeypatch.setenv(name, str(value))
+    settings = Settings()
     settings.refuse_development_secrets()  # the rendered configuration is a production one
     assert settings.database_password is not None and settings.kafka_password is not None
 

@@ -135,9 +135,10 @@ async def savings(request: Request, session: SessionDep, principal: Overview, ye
 
 @router.put("/families/{family_id}/costs", response_model=FamilyCostsRead,
             summary="A family's yearly expenditure by area, before enrolment and now")
-async def set_family_costs(family_id: UUID, body: FamilyCostsIn, session: SessionDep,
+async def set_family_costs(family_id: UUID, body: FamilyCostsIn, request: Request, session: SessionDep,
                            principal: Finance) -> FamilyCostsRead:
     result = await by_area.set_family_costs(session, family_id=family_id, data=body)
+    await audit_answer(session, principal, request, result.model_dump(mode="json"))
     await session.commit()
     return result
 

@@ -125,8 +125,8 @@ class SavingsRead(BaseModel):
 
 
 class AreaCostIn(Strict):
-    baseline_ore: Ore = Field(description="Yearly expenditure in the area before enrolment")
-    current_ore: Ore = Field(description="Yearly expenditure in the area now")
+    baseline_ore: Ore = Field(description="Yearly expenditure in the area before enrolment, in øre")
+    current_ore: Ore = Field(description="Yearly expenditure in the area now, in øre")
 
 
 class FamilyCostsIn(Strict):
@@ -150,10 +150,10 @@ class CostImportRead(BaseModel):
 class AreaSavingsRead(BaseModel):
     area: str
     families: int
-    baseline_per_year_ore: int
-    current_per_year_ore: int
-    savings_per_year_ore: int
-    average_per_family_per_year_ore: int
+    baseline_per_year_ore: int = Field(description="Yearly expenditure before enrolment, in øre")
+    current_per_year_ore: int = Field(description="The families' yearly expenditure now, in øre")
+    savings_per_year_ore: int = Field(description="Baseline minus current per year, in øre")
+    average_per_family_per_year_ore: int = Field(description="Savings per year per family, in øre")
 
 
 class AreaSavingsReportRead(BaseModel):
@@ -163,8 +163,8 @@ class AreaSavingsReportRead(BaseModel):
     areas: list[AreaSavingsRead]
     total: AreaSavingsRead
     years: int
-    over_years_ore: int
-    pool_per_year_ore: int
-    pool_over_years_ore: int
+    over_years_ore: int = Field(description="The yearly savings times `years`, in øre")
+    pool_per_year_ore: int = Field(description="The year's råderum part, in øre")
+    pool_over_years_ore: int = Field(description="The råderum part times `years`, in øre")
     break_even: bool
     families_to_break_even: int | None

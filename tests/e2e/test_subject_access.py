@@ -33,7 +33,7 @@ from services.finance.app import create_app as finance_app
 from services.intake.app import create_app as intake_app
 from services.referrals.app import create_app as referrals_app
 from shared.broker import free_port
-from tests.intake.factories import household_body
+from tests.intake.factories import define_area, household_body
 from tests.support import Broker, bearer, eventually, make_settings
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -85,6 +85,7 @@ async def test_data_protection_gets_a_persons_data_and_every_access_from_all_fou
             await stack.enter_async_context(served(app, ports[name]))
         http = {name: await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
                 for name, url in urls.items()}
+        await define_area(http["intake"], bearer(settings, "admin"))
         body = household_body()
         mother_cpr = body["members"][0]["cpr"]
         household = (await http["intake"].post("/v1/households", json=body, headers=team)).json()
