@@ -193,8 +193,6 @@ class EmploymentStatus(StrEnum):
 
 
 IN_JOB_OR_EDUCATION = {EmploymentStatus.ORDINARY_JOB, EmploymentStatus.FLEX_JOB, EmploymentStatus.EDUCATION}
-#: The roles (as intake's events give them) that make a member a parent in the report's sense.
-ADULT_ROLES = frozenset({"mother", "father", "other_adult"})
 ONE_DECIMAL = Decimal("0.1")
 
 

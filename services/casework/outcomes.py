@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.casework import domain as d
 from services.casework.models import Family, FamilyMember, Measurement
 from services.casework.schemas import OutcomesRead
+from shared.consent import is_adult
 from shared.errors import Unprocessable
 
 
@@ -62,7 +63,7 @@ async def outcomes(session: AsyncSession, *, site_id: str | None, period_start: 
             pass_users.add(m.person_id)
 
     adults = [d.AdultRecord(family, tuple(statuses.get(person, ())), tuple(network.get(person, ())))
-              for person, (family, role) in members.items() if role in d.ADULT_ROLES]
+              for person, (family, role) in members.items() if is_adult(role)]
     children = {person: family for person, (family, role) in members.items() if role == "child"}
     child_records = [d.ChildRecord(children[person], tuple(terms)) for person, terms in absences.items()
                      if person in children]

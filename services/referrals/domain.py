@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.departments import Department
@@ -99,29 +99,6 @@ def due_at(sent_at: datetime, sla: timedelta, priority: str) -> datetime:
 
 def is_overdue(state: State, due: datetime | None, now: datetime) -> bool:
     return state in OPEN and due is not None and now > due
-
-
-#: Roles whose consent counts for the family (intake's member roles); a child's alone does not.
-ADULT_ROLES = frozenset({"mother", "father", "other_adult"})
-
-
-@dataclass(frozen=True)
-class Cover:
-    """A live (not revoked) consent naming a department, as learnt from intake's events."""
-
-    department: Department
-    person_role: str | None
-    expires_on: date | None
-
-
-def covered_departments(covers: Iterable[Cover], *, today: date) -> set[Department]:
-    """Departments covered for the family: named by an unexpired consent of an adult.
-
-    The expiry day itself still counts (as in intake). Expiry is honoured here and not only when
-    intake's scheduler announces it, so a late scheduler cannot keep a consent alive.
-    """
-    return {c.department for c in covers
-            if c.person_role in ADULT_ROLES and (c.expires_on is None or c.expires_on >= today)}
 
 
 def require_consent(covered: set[Department], target: Department) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -99,12 +99,3 @@ def test_an_exited_family_gets_everything_open_cancelled_and_nothing_new() -> No
         S.ON_HOLD: S.CANCELLED, S.COMPLETED: None, S.DECLINED: None, S.CANCELLED: None}
     with pytest.raises(d.ReferralsConflict, match="left the programme"):
         d.require_family_in_programme(True)
-
-
-def test_only_an_unexpired_consent_of_an_adult_covers() -> None:
-    health, children = Department.HEALTH_AND_CARE, Department.CHILDREN_AND_YOUNG_PEOPLE
-    social, culture = Department.SOCIAL_AND_EMPLOYMENT, Department.CULTURE_AND_CITIZEN_SERVICES
-    today = date(2026, 11, 22)
-    covers = [d.Cover(health, "mother", today), d.Cover(children, "child", None),
-              d.Cover(social, "father", date(2026, 11, 21)), d.Cover(culture, None, None)]
-    assert d.covered_departments(covers, today=today) == {health}
