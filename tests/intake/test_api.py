@@ -39,7 +39,7 @@ async def consent(api, household: dict, team=None) -> str:
     hid, mother = household["id"], household["members"][0]["id"]
     await outreach(api, hid, "agreed", team)
     given = await api.post(f"/v1/households/{hid}/consents", headers=team or api.team, json={
-        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
         "departments": [Department.HEALTH_AND_CARE.value, Department.SOCIAL_AND_EMPLOYMENT.value]})
     assert given.status_code == 201, given.text
     return str(given.json()["id"])

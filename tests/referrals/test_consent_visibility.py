@@ -3,6 +3,8 @@ is revoked nothing new — over REST and on its topic (real broker, PostgreSQL).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.events.intake import ConsentRevoked
@@ -68,3 +70,34 @@ async def test_after_revocation_the_department_gets_nothing_new_and_keeps_what_i
     assert [e["data"] for e in view["events"]] == [e.data for e in topic]
     children = bearer(api.settings, "department_staff", department=CHILDREN)
     assert (await api.get(f"/v1/families/{family_id}/slice", headers=children)).status_code == 404
+
+
+@pytest.mark.parametrize(("offer", "fields", "refused"), [
+    ("physical-rehabilitation", {"health_concern_code": "0101901234"}, "health_concern_code"),
+    ("physical-rehabilitation", {"health_concern_code": "ondt i ryggen, tager ikke sin medicin"},
+     "health_concern_code"),
+    ("health-visitor", {"birth_year": "010190-1234"}, "birth_year"),
+    ("health-visitor", {"birth_year": "1850"}, "birth_year"),
+    ("debt-counselling", {"household_size": "0101901234", "debt_overview": "high"}, "household_size"),
+    ("debt-counselling", {"household_size": "4", "debt_overview": "Fatima skylder 80.000 kr"},
+     "debt_overview"),
+])
+async def test_an_offers_fields_are_typed_and_free_text_or_a_cpr_number_is_refused(
+        api, broker: Broker, offer: str, fields: dict, refused: str) -> None:  # noqa: F811
+    family_id, mother, _ = await family(api, broker, [HEALTH])
+    person = {"person_id": str(mother)} if offer != "debt-counselling" else {}
+    body = {**rehab(family_id, mother), "offer_code": offer, "fields": {**person, **fields}}
+    response = await api.post("/v1/referrals", headers=api.team, json=body)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [f"body.fields.{refused}"]
+    assert "0101901234" not in response.text and "010190-1234" not in response.text
+    # Nor through the draft's fields later: a good draft, then the same value put into it.
+    good = {"physical-rehabilitation": {"health_concern_code": "back_pain"}, "health-visitor": {
+        "birth_year": "2024"}, "debt-counselling": {"household_size": "4", "debt_overview": "high"}}[offer]
+    rid = (await post(api, "/v1/referrals", api.team, {**body, "fields": {**person, **good}}, 201))["id"]
+    put = await api.put(f"/v1/referrals/{rid}/fields", headers=api.team,
+                        json={"fields": {**person, **fields}})
+    assert put.status_code == 422 and [e["field"] for e in put.json()["errors"]] == [f"body.fields.{refused}"]
+    domain = envelopes(await read_topic(broker.bootstrap, api.settings.domain_topic(), expected=1))
+    hostile = [v for v in fields.values() if len(v) >= 10]  # a CPR number or free text
+    assert not [v for e in domain for v in hostile if v in json.dumps(e.data, ensure_ascii=False)]

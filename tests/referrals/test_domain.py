@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -64,16 +64,36 @@ def test_every_seed_offer_is_sound_and_each_department_has_some() -> None:
         assert offer.required_fields and set(offer.required_fields) <= d.KNOWN_FIELDS and offer.sla_days > 0
 
 
+P = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
+
+
 def test_fields_must_be_exactly_what_the_offer_needs() -> None:
     need = ("person_id", "health_concern_code")
-    assert d.validate_fields(need, {"person_id": "p", "health_concern_code": "back"}) == {
-        "person_id": "p", "health_concern_code": "back"}
+    assert d.validate_fields(need, {"person_id": P, "health_concern_code": "back"}) == {
+        "person_id": P, "health_concern_code": "back"}
     with pytest.raises(d.FieldProblem) as missing:
-        d.validate_fields(need, {"person_id": "p"})
+        d.validate_fields(need, {"person_id": P})
     assert missing.value.fields == ["health_concern_code"]
     with pytest.raises(d.FieldProblem) as extra:
-        d.validate_fields(need, {"person_id": "p", "health_concern_code": "b", "diagnosis": "x"})
+        d.validate_fields(need, {"person_id": P, "health_concern_code": "b", "diagnosis": "x"})
     assert extra.value.fields == ["diagnosis"]
+
+
+@pytest.mark.parametrize(("name", "good", "bad"), [
+    ("person_id", P, "Fatima Hassan"),
+    ("birth_year", "2015", "0101901234"),
+    ("birth_year", "1985", "2099"),
+    ("household_size", "5", "010190-1234"),
+    ("household_size", "1", "31"),
+    ("child_school", "gellerup-skole", "Gellerup Skole, 4. b"),
+    ("debt_overview", "over_limit2", "skylder 80000"),
+])
+def test_each_field_is_of_its_kind_and_never_free_text(name: str, good: str, bad: str) -> None:
+    today = date(2026, 11, 29)
+    assert d.validate_fields((name,), {name: good}, today=today) == {name: good}
+    with pytest.raises(d.FieldProblem) as refused:
+        d.validate_fields((name,), {name: bad}, today=today)
+    assert refused.value.fields == [name] and bad not in str(refused.value)
 
 
 def test_a_hold_is_left_only_by_cancelling_or_by_the_team_resuming_with_consent() -> None:
