@@ -143,7 +143,7 @@ async def record_outreach(household_id: UUID, body: OutreachIn, idem: Idempotenc
                           v: Vault):  # type: ignore[no-untyped-def]
     await _authorise(idem.session, principal, household_id)
     return await idem.run(lambda: service.record_outreach(idem.session, household_id=household_id,
-                                                          data=body, vault=v))
+                                                          data=body, vault=v, caller=principal.subject))
 
 
 @router.post("/households/{household_id}/consents", response_model=ConsentRead, status_code=201)

@@ -8,6 +8,7 @@ from services.intake import service
 from services.intake.api import router
 from services.intake.cpr import CprVault, InvalidCpr
 from services.intake.domain import IntakeConflict
+from services.intake.handlers import SUBSCRIPTION
 from shared.app import ServiceDefinition, build_app
 from shared.settings import Settings
 
@@ -21,6 +22,7 @@ DEFINITION = ServiceDefinition(
     routers=[router],
     domain_errors={IntakeConflict: 409, InvalidCpr: 422},
     seed=service.seed_sites,
+    subscriptions=[SUBSCRIPTION],
 )
 
 

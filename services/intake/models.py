@@ -87,6 +87,15 @@ class OutreachAttempt(IntakeTable, table=True):
     outcome: str = Field(max_length=30)
 
 
+class KnownStaff(IntakeTable, table=True):
+    """A staff member of a site's team, learnt from casework's ``staff-stationed`` events: an
+    outreach attempt names one of them (or the caller), so no free text reaches intake's topic."""
+
+    __tablename__ = "known_staff"
+    staff_id: uuid.UUID = Field(primary_key=True)
+    site_id: str = Field(max_length=50)
+
+
 class Consent(IntakeTable, table=True):
     """One consent record; its state changes are appended to ``consent_history``."""
 

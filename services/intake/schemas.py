@@ -98,7 +98,9 @@ class HouseholdSummary(BaseModel):
 
 class OutreachIn(Strict):
     at: datetime
-    staff_id: str = Field(min_length=1, max_length=100)
+    staff_id: str | None = Field(default=None, min_length=1, max_length=100, description=(
+        "Who made the attempt: a staff member of the household's site (casework's staff id) or "
+        "the caller's own subject; absent, the caller"))
     outcome: Literal["not_home", "declined", "wants_to_hear_more", "agreed"]
     channel: Literal["door_knock", "phone", "letter", "meeting"] = "door_knock"
 

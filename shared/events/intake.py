@@ -104,7 +104,8 @@ class ConsentGivenV2(ConsentGivenBase):
                                           "purposes": ["coordinated_help", "health"]},
                                          {"department": "sociale-forhold-og-beskaeftigelse",
                                           "purposes": ["coordinated_help"]}],
-                              "expires_on": "2027-03-01", "covered_after": ["sundhed-og-omsorg"]})
+                              "expires_on": "2027-03-01",
+                              "covered_after": ["sociale-forhold-og-beskaeftigelse", "sundhed-og-omsorg"]})
     purposes: list[PurposeCode]
     grants: list[Grant]
 

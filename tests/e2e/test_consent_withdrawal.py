@@ -39,7 +39,7 @@ async def test_a_withdrawn_department_gets_nothing_new_and_the_other_keeps_its_s
         household = (await http["intake"].post("/v1/households", json=household_body(), headers=team)).json()
         family, mother = household["id"], household["members"][0]["id"]
         await http["intake"].post(f"/v1/households/{family}/outreach", headers=team, json={
-            "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})
+            "at": "2026-03-02T16:30:00Z", "outcome": "agreed"})
         consent = (await http["intake"].post(f"/v1/households/{family}/consents", headers=team, json={
             "person_id": mother, "given_by_person_id": mother, "departments": [HEALTH, SOCIAL],
             "purposes": ["coordinated_help", "health", "employment"]})).json()

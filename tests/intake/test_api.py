@@ -30,7 +30,7 @@ async def create(api, team=None, **overrides) -> dict:
 
 async def outreach(api, hid: str, outcome: str, team=None) -> None:
     response = await api.post(f"/v1/households/{hid}/outreach", headers=team or api.team, json={
-        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": outcome})
+        "at": "2026-03-02T16:30:00Z", "outcome": outcome})
     assert response.status_code == 201, response.text
 
 

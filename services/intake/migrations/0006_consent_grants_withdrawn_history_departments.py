@@ -1,4 +1,5 @@
-"""consents: departments withdrawn one by one; history entries name departments and expiry
+"""consents: departments withdrawn one by one; history entries name departments and expiry;
+staff known from casework (outreach names one of them or the caller)
 
 Revision ID: 0006
 Revises: 0005
@@ -17,6 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('known_staff',
+    sa.Column('staff_id', sa.Uuid(), nullable=False),
+    sa.Column('site_id', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+    sa.PrimaryKeyConstraint('staff_id')
+    )
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('withdrawn', sa.JSON(), server_default='[]', nullable=False))
     with op.batch_alter_table('consent_history', schema=None) as batch_op:
@@ -30,3 +36,4 @@ def downgrade() -> None:
         batch_op.drop_column('departments')
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.drop_column('withdrawn')
+    op.drop_table('known_staff')
