@@ -55,7 +55,7 @@ class ConsentCover(ReferralsTable, table=True):
     """A consent naming a department, from intake's events; inactive once revoked.
 
     Whose consent it is and until when it runs decide whether it covers the family
-    (``domain.covered_departments``); ``person_role`` is empty for events from before intake
+    (``shared.consent.covered_departments``); ``person_role`` is empty for events from before intake
     sent it, and the member's role learnt from enrolment is used instead.
     """
 

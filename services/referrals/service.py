@@ -214,10 +214,12 @@ async def move(session: AsyncSession, *, principal: Principal, referral: Referra
         _check_fields(offer, referral.fields)
         cover = await covered(session, referral.family_id)
         d.require_consent(cover, Department(referral.target_department))
-        referral.sent_at = now()
-        referral.due_at = d.due_at(referral.sent_at, timedelta(days=offer.sla_days), referral.priority)
+        sla = timedelta(days=offer.sla_days)
     actor = actor_of(principal)
     d.transition(current, target, actor=actor, reason_code=reason_code)
+    if target is d.State.SENT and current is d.State.DRAFT:
+        referral.sent_at = now()  # from now on the department has received it
+        referral.due_at = d.due_at(referral.sent_at, sla, referral.priority)
     if target is d.State.ON_HOLD:
         referral.state_before_hold = current.value
     referral.state, referral.reason_code = target.value, reason_code or referral.reason_code
