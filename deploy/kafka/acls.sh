@@ -12,6 +12,10 @@ $ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.depa
 $ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.department.sundhed-og-omsorg --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Read --topic oto.casework.events --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.casework.events --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.casework.events.dlq --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.casework.events.dlq --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Read --group oto.intake --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.casework.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.casework.events --resource-pattern-type literal
