@@ -183,9 +183,9 @@ async def _consented_household(http: httpx.AsyncClient, auth: str, site: str, in
     household = created.json()
     hid, mother = household["id"], household["members"][0]["id"]
     (await http.post(f"/v1/households/{hid}/outreach", headers=headers, json={
-        "at": "2026-03-02T16:30:00Z", "staff_id": "bench", "outcome": "agreed"})).raise_for_status()
+        "at": "2026-03-02T16:30:00Z", "outcome": "agreed"})).raise_for_status()
     (await http.post(f"/v1/households/{hid}/consents", headers=headers, json={
-        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
         "departments": [d.value for d in Department]})).raise_for_status()
     return str(hid)
 

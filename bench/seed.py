@@ -256,11 +256,11 @@ class _Generator:
             expires = self.today + timedelta(days=rng.randint(60, 700))
             consent_id = uuid.uuid4()
             batch.add("consents", (consent_id, household_id, member.id, by.id, json.dumps(departments),
-                                   json.dumps(["coordinated help"]), "given", clock, expires))
+                                   json.dumps(["coordinated_help"]), "given", clock, expires))
             batch.add("consent_history", (consent_id, "given", clock, "bench-team_staff"))
             self._event(batch, clock, ev.ConsentGiven(
                 family_id=household_id, site_id=site, consent_id=consent_id, person_id=member.id,
-                person_role=member.role, departments=departments, purposes=["coordinated help"],
+                person_role=member.role, departments=departments, purposes=["coordinated_help"],
                 expires_on=expires, covered_after=[dep.value for dep in Department if dep.value in covered]))
         return named, covered
 

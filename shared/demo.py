@@ -59,9 +59,9 @@ def _family(http: httpx.Client, intake: str, team: dict[str, str], n: int) -> No
     household = http.post(f"{intake}/v1/households", headers=team, json=body).json()
     hid, mother = household["id"], household["members"][0]["id"]
     http.post(f"{intake}/v1/households/{hid}/outreach", headers=team, json={
-        "at": "2026-02-03T16:00:00Z", "staff_id": "demo", "outcome": "agreed"}).raise_for_status()
+        "at": "2026-02-03T16:00:00Z", "outcome": "agreed"}).raise_for_status()
     http.post(f"{intake}/v1/households/{hid}/consents", headers=team, json={
-        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
         "departments": ["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
                         "kultur-og-borgerservice"]}).raise_for_status()
     time.sleep(0.05)

@@ -26,7 +26,7 @@ from services.referrals import handlers as referrals_handlers
 from services.referrals.app import create_app as referrals_app
 from shared.events.casework import StaffStationed
 from shared.events.envelope import Envelope
-from shared.events.intake import ConsentGiven, FamilyEnrolled, Member
+from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, Member
 from shared.events.registry import DomainEvent
 from shared.outbox import source_for
 from shared.settings import Settings
@@ -275,7 +275,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
     household = created(await http.post("/v1/households", headers=team, json=household_body()))
     mother = household["members"][0]["id"]
     consent_body = {"person_id": mother, "given_by_person_id": mother, "departments": [SO],
-                    "purposes": ["coordinated help"]}
+                    "purposes": ["coordinated_help"]}
     consent = created(await http.post(f"/v1/households/{household['id']}/consents", headers=team,
                                       json=consent_body))
     ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"],
@@ -287,8 +287,7 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         "GET /audit": Req(params={"subject_id": household["id"]}),
         "POST /v1/sites": Req(json={"id": "matrix", "name": "Matrix", "capacity": 5}),
         "POST /v1/households": Req(json=household_body()),
-        f"POST {h}/outreach": Req(json={"at": "2026-03-02T16:30:00Z", "staff_id": "s1",
-                                        "outcome": "agreed"}),
+        f"POST {h}/outreach": Req(json={"at": "2026-03-02T16:30:00Z", "outcome": "agreed"}),
         f"POST {h}/consents": Req(json=consent_body),
         f"POST {h}/consents/{{consent_id}}/renew": Req(json={}),
         f"POST {h}/members": Req(json={"cpr": cpr(95), "role": "other_adult"}),
@@ -395,7 +394,7 @@ async def referrals_fixture(http: Any, app: FastAPI) -> Fixture:
         members=[Member(person_id=mother, role="mother", birth_year=1985)]), "intake")
     await deliver(app, referrals_handlers.on_consent_given, ConsentGiven(
         family_id=family, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother, departments=[SO],
-        purposes=["coordinated help"]), "intake")
+        purposes=["coordinated_help"]), "intake")
     team = BY_COLUMN["ts"].headers(http.settings)
     fields = {"person_id": mother, "health_concern_code": "back_pain"}
     body = {"family_id": family, "offer_code": "physical-rehabilitation", "person_id": mother,
@@ -415,6 +414,46 @@ async def referrals_fixture(http: Any, app: FastAPI) -> Fixture:
         f"POST {r}/cancel": Req(json={"reason_code": "family_request"}),
     }
     return {"family_id": family, "referral_id": referral["id"], "person_id": mother}, requests
+
+
+async def referral_state_fixture(http: Any, app: FastAPI, state: str) -> Fixture:
+    """One referral to Sundhed og Omsorg in ``state``: a draft (consent covers the department);
+    a referral it received and accepted, on hold after the consent was revoked; a draft made
+    after the revocation; a draft cancelled by the revocation."""
+    family, mother, consent = str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4()
+    await deliver(app, referrals_handlers.on_family_enrolled, FamilyEnrolled(
+        family_id=family, site_id="gellerup",
+        members=[Member(person_id=mother, role="mother", birth_year=1985)]), "intake")
+    await deliver(app, referrals_handlers.on_consent_given, ConsentGiven(
+        family_id=family, site_id="gellerup", consent_id=consent, person_id=mother, departments=[SO],
+        purposes=["coordinated_help"]), "intake")
+    team, so = BY_COLUMN["ts"].headers(http.settings), BY_COLUMN["so"].headers(http.settings)
+    fields = {"person_id": mother, "health_concern_code": "back_pain"}
+    body = {"family_id": family, "offer_code": "physical-rehabilitation", "person_id": mother,
+            "reason": "Ondt i ryggen", "fields": fields}
+
+    async def draft() -> str:
+        return str(created(await http.post("/v1/referrals", headers=team, json=body))["id"])
+
+    referral = await draft()
+    if state == "held_after_revocation":
+        created(await http.post(f"/v1/referrals/{referral}/send", headers=team), 200)
+        created(await http.post(f"/v1/referrals/{referral}/accept", headers=so), 200)
+    if state != "draft":
+        await deliver(app, referrals_handlers.on_consent_revoked, ConsentRevoked(
+            family_id=family, site_id="gellerup", consent_id=consent, person_id=mother, departments=[SO]),
+            "intake")
+    if state == "drafted_after_revocation":
+        referral = await draft()
+    r = "/v1/referrals/{referral_id}"
+    requests = {
+        f"PUT {r}/fields": Req(json={"fields": fields}),
+        f"POST {r}/status": Req(json={"business_status": "venter på første aftale"}),
+        f"POST {r}/complete": Req(json={"outcome_code": "goal_met"}),
+        f"POST {r}/decline": Req(json={"reason_code": "outside_target_group"}),
+        f"POST {r}/cancel": Req(json={"reason_code": "family_request"}),
+    }
+    return {"family_id": family, "referral_id": referral}, requests
 
 
 async def finance_fixture(http: Any, app: FastAPI) -> Fixture:

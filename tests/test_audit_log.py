@@ -69,6 +69,7 @@ PERSONAL_DATA_READS: dict[str, list[PersonalRead]] = {
         PersonalRead("GET /v1/households", denied=(), hidden_from=("ts-v",)),
         PersonalRead("GET /v1/households/{household_id}"),
         PersonalRead("GET /v1/households/{household_id}/consents"),
+        PersonalRead("GET /v1/households/{household_id}/consents/{consent_id}"),
         PersonalRead(SLICE, denied=("ts-v", "bu")),
         PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],

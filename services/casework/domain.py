@@ -193,9 +193,6 @@ class EmploymentStatus(StrEnum):
 
 
 IN_JOB_OR_EDUCATION = {EmploymentStatus.ORDINARY_JOB, EmploymentStatus.FLEX_JOB, EmploymentStatus.EDUCATION}
-#: The adults' roles as intake's events give them (parents are mother and father only: see
-#: ``measures.PARENT_ROLES``; a spouse or adult child is ``other_adult``).
-ADULT_ROLES = frozenset({"mother", "father", "other_adult"})
 ONE_DECIMAL = Decimal("0.1")
 
 

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.casework import service, staffing
 from services.casework.models import Family
 from shared.events.envelope import Envelope
-from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, MemberAdded
+from shared.events.intake import (
+    ConsentGiven,
+    ConsentGivenBase,
+    ConsentGivenV2,
+    ConsentRevoked,
+    FamilyEnrolled,
+    FamilyExited,
+    MemberAdded,
+)
 from shared.inbox import Subscription
 
 #: The municipality's calendar: an enrolment at 00:30 Danish time belongs to that Danish day.
@@ -42,7 +50,7 @@ async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope
     _share(family, event.shared_with)
 
 
-async def on_consent_changed(session: AsyncSession, event: ConsentGiven | ConsentRevoked,
+async def on_consent_changed(session: AsyncSession, event: ConsentGivenBase | ConsentRevoked,
                              _: Envelope) -> None:
     """Keep the family's consent cover as intake announces it (a family casework does not
     know yet is registered by its enrolment, which carries the cover too)."""
@@ -73,4 +81,4 @@ async def on_family_exited(session: AsyncSession, event: FamilyExited, envelope:
 
 SUBSCRIPTION = Subscription(name="casework", services=("intake",), handlers={
     FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited,
-    ConsentGiven: on_consent_changed, ConsentRevoked: on_consent_changed})
+    ConsentGiven: on_consent_changed, ConsentGivenV2: on_consent_changed, ConsentRevoked: on_consent_changed})

@@ -16,12 +16,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
 from services.casework.domain import IN_JOB_OR_EDUCATION, EmploymentStatus, Figure, _share, status_on
+from shared.consent import ADULT_ROLES
 
 #: Parents in the report's sense: intake's mother and father. Intake gives a spouse or an adult
 #: child at the address the role ``other_adult`` (added later, or registered with the household);
 #: they are reported as their own group, never mixed into the parents' shares.
 PARENT_ROLES = frozenset({"mother", "father"})
-OTHER_ADULT_ROLES = frozenset({"other_adult"})
+OTHER_ADULT_ROLES = ADULT_ROLES - PARENT_ROLES
 #: Young people for the youth-education measure: aged 15–25 in the year the period ends.
 YOUTH_AGES = range(15, 26)
 #: The family-reported questions and the points on each one's scale (1 = worst). Asked of each

@@ -44,6 +44,7 @@ from services.casework.schemas import (
 )
 from services.casework.sharing import record_family_event
 from shared.auth import Principal
+from shared.consent import is_adult
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events import casework as ev
 from shared.pagination import Page, paginate
@@ -290,7 +291,7 @@ async def record_family_answer(session: AsyncSession, *, principal: Principal, f
     """Record an adult's own answer to one of the family-reported questions."""
     await family_for(session, principal, family_id)
     member = await require_member(session, family_id, data.person_id, "body.person_id")
-    if member.role not in d.ADULT_ROLES:
+    if not is_adult(member.role):
         raise Unprocessable("The family-reported questions are asked of adults.",
                             fields={"body.person_id": "not an adult"})
     if data.answer > measures.QUESTIONS[data.question]:

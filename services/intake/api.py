@@ -34,6 +34,7 @@ from services.intake.schemas import (
     RenewIn,
     SiteIn,
     SiteRead,
+    WithdrawIn,
 )
 from services.intake.subject_access import CSV_COLUMNS, SubjectAccessIn, SubjectAccessReport
 from shared.audit import audit_answer, audited_read, record_access
@@ -148,7 +149,7 @@ async def record_outreach(household_id: UUID, body: OutreachIn, idem: Idempotenc
                           v: Vault):  # type: ignore[no-untyped-def]
     await _authorise(idem.session, principal, household_id)
     return await idem.run(lambda: service.record_outreach(idem.session, household_id=household_id,
-                                                          data=body, vault=v))
+                                                          data=body, vault=v, caller=principal.subject))
 
 
 @router.post("/households/{household_id}/consents", response_model=ConsentRead, status_code=201)
@@ -168,11 +169,25 @@ async def list_consents(household_id: UUID, request: Request, session: SessionDe
         return await service.list_consents(session, household_id=household_id)
 
 
-@router.post("/households/{household_id}/consents/{consent_id}/revoke", response_model=ConsentRead)
-async def revoke_consent(household_id: UUID, consent_id: UUID, idem: IdempotencyDep, principal: Staff):  # type: ignore[no-untyped-def]
+@router.get("/households/{household_id}/consents/{consent_id}", response_model=ConsentRead,
+            summary="One consent: its departments and purposes, its history and the receipt written from it")
+async def read_consent(household_id: UUID, consent_id: UUID, request: Request, session: SessionDep,
+                       principal: Staff) -> ConsentRead:
+    async with audited_read(session, principal, subject_kind="family", subject_id=household_id,
+                            endpoint=f"GET {request.url.path}", purpose="consent record"):
+        await _authorise(session, principal, household_id)
+        return await service.read_consent(session, household_id=household_id, consent_id=consent_id)
+
+
+@router.post("/households/{household_id}/consents/{consent_id}/revoke", response_model=ConsentRead,
+             summary="Withdraw the consent, or with a body only the departments named (the others keep it)")
+async def revoke_consent(household_id: UUID, consent_id: UUID, idem: IdempotencyDep, principal: Staff,  # type: ignore[no-untyped-def]
+                         body: WithdrawIn | None = None):
     await _authorise(idem.session, principal, household_id)
+    departments = body.departments if body else None
     return await idem.run(lambda: service.revoke_consent(idem.session, household_id=household_id,
-                                                         consent_id=consent_id, by=principal.subject),
+                                                         consent_id=consent_id, by=principal.subject,
+                                                         departments=departments),
                           status_code=200)
 
 

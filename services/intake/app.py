@@ -8,6 +8,7 @@ from services.intake import areas_api, service
 from services.intake.api import router
 from services.intake.cpr import CprVault, InvalidCpr
 from services.intake.domain import IntakeConflict
+from services.intake.handlers import SUBSCRIPTION
 from services.intake.models import Person, metadata
 from shared.app import ServiceDefinition, build_app
 from shared.audit import members_from
@@ -27,6 +28,7 @@ DEFINITION = ServiceDefinition(
     seed=service.seed_sites,
     members=members_from(Person.__table__, family="household_id", person="id"),  # type: ignore[attr-defined]
     personal=PersonalTables(metadata, ids={"persons": "person", "households": "family"}),
+    subscriptions=[SUBSCRIPTION],
 )
 
 

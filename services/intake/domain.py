@@ -12,6 +12,8 @@ from uuid import UUID
 
 from services.intake.areas import Area, check_address
 from services.intake.cpr import Cpr, InvalidCpr, parse_cpr
+from shared.consent import Cover, is_adult
+from shared.consent import covered_departments as shared_covered
 from shared.departments import Department
 from shared.statemachine import check_transition
 
@@ -42,7 +44,7 @@ class MemberRole(StrEnum):
 
     @property
     def is_adult(self) -> bool:
-        return self is not MemberRole.CHILD
+        return is_adult(self.value)
 
     @property
     def is_parent(self) -> bool:
@@ -261,25 +263,12 @@ class ConsentFacts:
     expires_on: date | None
 
 
-def is_valid(consent: ConsentFacts, *, today: date) -> bool:
-    live = consent.state in (ConsentState.GIVEN, ConsentState.RENEWED)
-    return live and (consent.expires_on is None or consent.expires_on >= today)
-
-
 def covered_departments(consents: Iterable[ConsentFacts], *, today: date) -> set[Department]:
-    """Departments the family's consent covers: those named by a valid consent of an adult."""
-    return {d for c in consents if c.person_role.is_adult and is_valid(c, today=today)
-            for d in c.departments}
-
-
-def consent_receipt(*, role: str, birth_year: int, departments: Iterable[Department],
-                    purposes: Iterable[str], given_on: date, expires_on: date | None) -> str:
-    """A plain text the family can keep. No CPR number and no names."""
-    names = ", ".join(d.danish_name for d in departments)
-    until = f" until {expires_on}" if expires_on else " until withdrawn"
-    return (f"Samtykke / consent — Opgang til Opgang\nGiven on {given_on} for: {role} born "
-            f"{birth_year}.\nShared with: {names}.\nPurposes: {', '.join(purposes)}.\nValid{until}. "
-            "You can withdraw it at any time by telling your makkerpar.")
+    """Departments the family's consent covers: the shared rule over its valid consents
+    (``departments`` are those not withdrawn)."""
+    return shared_covered((Cover(department, c.person_role.value, c.expires_on) for c in consents
+                           if c.state in (ConsentState.GIVEN, ConsentState.RENEWED)
+                           for department in c.departments), today=today)
 
 
 # --- enrolment ----------------------------------------------------------------------------

@@ -87,6 +87,15 @@ class OutreachAttempt(IntakeTable, table=True):
     outcome: str = Field(max_length=30)
 
 
+class KnownStaff(IntakeTable, table=True):
+    """A staff member of a site's team, learnt from casework's ``staff-stationed`` events: an
+    outreach attempt names one of them (or the caller), so no free text reaches intake's topic."""
+
+    __tablename__ = "known_staff"
+    staff_id: uuid.UUID = Field(primary_key=True)
+    site_id: str = Field(max_length=50)
+
+
 class Consent(IntakeTable, table=True):
     """One consent record; its state changes are appended to ``consent_history``."""
 
@@ -97,18 +106,26 @@ class Consent(IntakeTable, table=True):
     given_by_person_id: uuid.UUID = Field(foreign_key="persons.id")
     departments: list[str] = Field(sa_column=Column(JSON, nullable=False))
     purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    #: Departments the family has withdrawn from this consent (the others keep it).
+    withdrawn: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                        server_default="[]"))
     state: str = Field(max_length=20, default="given")
     given_at: datetime = Field(sa_column=utc_column())
     expires_on: date | None = None
 
 
 class ConsentHistory(IntakeTable, table=True):
+    """Append-only: what happened to a consent, for which departments; the receipt is written
+    from it. ``departments`` and ``expires_on`` are empty on entries from before they were kept."""
+
     __tablename__ = "consent_history"
     id: int | None = Field(default=None, primary_key=True)
     consent_id: uuid.UUID = Field(foreign_key="consents.id", index=True)
     state: str = Field(max_length=20)
     at: datetime = Field(sa_column=utc_column())
     by: str = Field(max_length=200)
+    departments: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    expires_on: date | None = None
 
 
 class ImportRun(IntakeTable, table=True):

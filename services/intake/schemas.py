@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.codes import Code
+from shared.consent import Purpose
 from shared.departments import Department
 
 Role = Literal["mother", "father", "other_adult", "child"]
@@ -100,28 +101,57 @@ class HouseholdSummary(BaseModel):
 
 class OutreachIn(Strict):
     at: datetime
-    staff_id: str = Field(min_length=1, max_length=100)
+    staff_id: str | None = Field(default=None, min_length=1, max_length=100, description=(
+        "Who made the attempt: a staff member of the household's site (casework's staff id) or "
+        "the caller's own subject; absent, the caller"))
     outcome: Literal["not_home", "declined", "wants_to_hear_more", "agreed"]
     channel: Literal["door_knock", "phone", "letter", "meeting"] = "door_knock"
 
 
 class ConsentIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "person_id": "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01",
+        "given_by_person_id": "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01",
+        "departments": ["sundhed-og-omsorg", "boern-og-unge"],
+        "purposes": ["coordinated_help", "health", "school_cooperation"], "expires_on": "2027-03-01"}]})
     person_id: uuid.UUID
     given_by_person_id: uuid.UUID
-    departments: list[Department] = Field(min_length=1)
-    purposes: list[str] = Field(min_length=1, max_length=10)
+    departments: list[Department] = Field(min_length=1, max_length=4)
+    purposes: list[Purpose] = Field(min_length=1, max_length=10, description=(
+        "Codes from the closed list; each department gets the purposes that apply to it"))
     expires_on: date | None = None
+
+
+class WithdrawIn(Strict):
+    """Withdraw only these departments from the consent; without a body the whole consent."""
+
+    departments: list[Department] = Field(min_length=1, max_length=4)
+
+
+class GrantRead(BaseModel):
+    department: str
+    purposes: list[str]
+    withdrawn: bool
+
+
+class ConsentHistoryRead(BaseModel):
+    state: str
+    at: datetime
+    departments: list[str]
+    expires_on: date | None
 
 
 class ConsentRead(BaseModel):
     id: uuid.UUID
     person_id: uuid.UUID
     given_by_person_id: uuid.UUID
-    departments: list[str]
+    departments: list[str] = Field(description="Every department the consent named")
     purposes: list[str]
+    grants: list[GrantRead] = Field(description="Per department: its purposes, and whether withdrawn")
     state: str
     given_at: datetime
     expires_on: date | None
+    history: list[ConsentHistoryRead] = Field(description="Append-only; the receipt is written from it")
     receipt: str
 
 

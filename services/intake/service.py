@@ -7,11 +7,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.intake import consent as rules
 from services.intake import domain as d
 from services.intake.area_service import load_area
 from services.intake.cpr import Cpr, CprVault, InvalidCpr, parse_cpr
@@ -20,14 +21,17 @@ from services.intake.models import (
     ConsentHistory,
     Household,
     ImportRun,
+    KnownStaff,
     OutreachAttempt,
     Person,
     Site,
 )
 from services.intake.schemas import (
+    ConsentHistoryRead,
     ConsentIn,
     ConsentRead,
     CriterionRead,
+    GrantRead,
     HouseholdIn,
     HouseholdRead,
     ImportRejectedRow,
@@ -44,6 +48,7 @@ from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.events import intake as events
 from shared.outbox import record_event
 
+T = TypeVar("T")
 ACTIVE = [s.value for s in d.HouseholdStatus if s is not d.HouseholdStatus.EXITED]
 
 
@@ -252,20 +257,39 @@ def check_site(principal: Principal, site_id: str) -> None:
 # --- outreach -----------------------------------------------------------------------------
 
 async def record_outreach(session: AsyncSession, *, household_id: uuid.UUID, data: OutreachIn,
-                          vault: CprVault) -> HouseholdRead:
+                          vault: CprVault, caller: str) -> HouseholdRead:
     household = await _lock(session, household_id)
     if data.at.tzinfo is None:
         raise Unprocessable("Times must carry a time zone.", fields={"body.at": "no time zone"})
+    staff_id = await _outreach_staff(session, data.staff_id, caller=caller, site_id=household.site_id)
     status = d.status_after_attempt(d.HouseholdStatus(household.status), d.ContactOutcome(data.outcome))
-    attempt = OutreachAttempt(household_id=household.id, at=data.at.astimezone(UTC), staff_id=data.staff_id,
+    attempt = OutreachAttempt(household_id=household.id, at=data.at.astimezone(UTC), staff_id=staff_id,
                               channel=data.channel, outcome=data.outcome)
     session.add(attempt)
     _set_status(household, status)
     await session.flush()
     await record_event(session, events.OutreachAttemptRecorded(
         family_id=household.id, site_id=household.site_id, attempt_id=attempt.id, at=attempt.at,
-        staff_id=data.staff_id, outcome=data.outcome, status=status.value))
+        staff_id=staff_id, outcome=data.outcome, status=status.value))
     return await read_household(session, household_id=household_id, vault=vault)
+
+
+async def _outreach_staff(session: AsyncSession, staff_id: str | None, *, caller: str, site_id: str) -> str:
+    """Who made the attempt: the caller, or a staff member of the site known from casework.
+
+    The id goes on intake's topic, so it must be a known id and never free text (a name, a note
+    or a CPR number typed into the field is refused, and the value is not echoed).
+    """
+    if staff_id is None or staff_id == caller:
+        return caller
+    try:
+        known = await session.get(KnownStaff, uuid.UUID(staff_id))
+    except ValueError:
+        known = None
+    if known is None or known.site_id != site_id:
+        raise Unprocessable("Not a staff member of this site.", fields={
+            "body.staff_id": "not a staff member of the household's site, nor the caller"})
+    return str(known.staff_id)
 
 
 async def funnel(session: AsyncSession, *, site_id: str | None) -> dict[str, int]:
@@ -286,63 +310,97 @@ async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: 
     if subject is None or giver is None:
         field = "body.person_id" if subject is None else "body.given_by_person_id"
         raise Unprocessable("Not a member of this household.", fields={field: "not a member"})
+    _check(lambda: rules.check_grants(data.departments, data.purposes))
     d.check_consent_giver(d.MemberRole(subject.role), d.MemberRole(giver.role), subject.id == giver.id)
     if household.status in ("exited", "not_eligible", "declined"):
         raise Conflict(f"A household that is {household.status} cannot give consent.")
     at = now()
     consent = Consent(household_id=household.id, person_id=subject.id, given_by_person_id=giver.id,
-                      departments=[dep.value for dep in data.departments], purposes=data.purposes,
-                      given_at=at, expires_on=data.expires_on)
+                      departments=[dep.value for dep in data.departments],
+                      purposes=[p.value for p in data.purposes], given_at=at, expires_on=data.expires_on)
     session.add(consent)
     await session.flush()
-    session.add(ConsentHistory(consent_id=consent.id, state="given", at=at, by=by))
+    _log(session, consent, "given", at, by, consent.departments)
     if household.status == "invited":
         _set_status(household, d.transition(d.HouseholdStatus.INVITED, d.HouseholdStatus.CONSENTED))
     await session.flush()
-    await record_event(session, events.ConsentGiven(
-        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=subject.id,
-        person_role=subject.role, departments=consent.departments,  # type: ignore[arg-type]
-        purposes=consent.purposes, expires_on=consent.expires_on,
+    await _announce_given(session, household, consent, subject)
+    return await _consent_read(session, consent, subject)
+
+
+def _check(rule: Callable[[], T]) -> T:
+    """Run a consent rule; a mismatch of departments and purposes is the caller's (422)."""
+    try:
+        return rule()
+    except rules.GrantProblem as exc:
+        raise Unprocessable(str(exc), fields=exc.fields) from None
+
+
+def _log(session: AsyncSession, consent: Consent, state: str, at: datetime, by: str,
+         departments: list[str]) -> None:
+    """Append to the consent's history: the team reads it, and the receipt is written from it."""
+    session.add(ConsentHistory(consent_id=consent.id, state=state, at=at, by=by, departments=departments,
+                               expires_on=consent.expires_on if state in ("given", "renewed") else None))
+
+
+async def _announce_given(session: AsyncSession, household: Household, consent: Consent,
+                          person: Person) -> None:
+    """``consent-given`` (v2: purpose codes per department) for the departments still covered."""
+    live = rules.live_departments(consent.departments, consent.withdrawn)
+    grants = [events.Grant(department=g.department.value, purposes=[p.value for p in g.purposes])  # type: ignore[arg-type]
+              for g in rules.grants(consent.departments, consent.purposes, consent.withdrawn)
+              if not g.withdrawn]
+    await record_event(session, events.ConsentGivenV2(
+        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=person.id,
+        person_role=person.role, departments=live, purposes=consent.purposes,  # type: ignore[arg-type]
+        grants=grants, expires_on=consent.expires_on,
         covered_after=await _shared_with(session, household.id)))
-    return _consent_read(consent, subject)
 
 
-async def revoke_consent(session: AsyncSession, *, household_id: uuid.UUID, consent_id: uuid.UUID,
-                         by: str) -> ConsentRead:
-    household = await _lock(session, household_id)
+async def _locked_consent(session: AsyncSession, household: Household, consent_id: uuid.UUID) -> Consent:
     consent = await session.get(Consent, consent_id, with_for_update=True)
     if consent is None or consent.household_id != household.id:
         raise NotFound("No such consent.")
-    consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.WITHDRAWN).value
-    session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+    return consent
+
+
+async def revoke_consent(session: AsyncSession, *, household_id: uuid.UUID, consent_id: uuid.UUID,
+                         by: str, departments: list[Department] | None = None) -> ConsentRead:
+    """Withdraw the consent, or only some of its departments (the others keep it); withdrawing
+    the last one withdraws the consent. The other services are told at once."""
+    household = await _lock(session, household_id)
+    consent = await _locked_consent(session, household, consent_id)
+    if d.ConsentState(consent.state) not in (d.ConsentState.GIVEN, d.ConsentState.RENEWED):
+        raise Conflict(f"The consent is {consent.state}: nothing is left to withdraw.")
+    if departments is None:
+        departments = [Department(x) for x in rules.live_departments(consent.departments, consent.withdrawn)]
+    withdrawn = _check(lambda: rules.withdraw(consent.departments, consent.withdrawn, departments))
+    if set(withdrawn) >= set(consent.departments):
+        consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.WITHDRAWN).value
+    consent.withdrawn = withdrawn
+    gone = [x.value for x in departments]
+    _log(session, consent, "withdrawn", now(), by, gone)
     await session.flush()
     await record_event(session, events.ConsentRevoked(
         family_id=household.id, site_id=household.site_id, consent_id=consent.id,
-        person_id=consent.person_id, departments=consent.departments,
+        person_id=consent.person_id, departments=gone,  # type: ignore[arg-type]
         covered_after=await _shared_with(session, household.id)))
-    person = await session.get(Person, consent.person_id)
-    assert person is not None
-    return _consent_read(consent, person)
+    return await _consent_read(session, consent)
 
 
 async def renew_consent(session: AsyncSession, *, household_id: uuid.UUID, consent_id: uuid.UUID,
                         expires_on: date | None, by: str) -> ConsentRead:
     household = await _lock(session, household_id)
-    consent = await session.get(Consent, consent_id, with_for_update=True)
-    if consent is None or consent.household_id != household.id:
-        raise NotFound("No such consent.")
+    consent = await _locked_consent(session, household, consent_id)
     consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.RENEWED).value
     consent.expires_on = expires_on
-    session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+    live = rules.live_departments(consent.departments, consent.withdrawn)
+    _log(session, consent, "renewed", now(), by, live)
     await session.flush()
     person = await session.get(Person, consent.person_id)
     assert person is not None
-    await record_event(session, events.ConsentGiven(
-        family_id=household.id, site_id=household.site_id, consent_id=consent.id, person_id=consent.person_id,
-        person_role=person.role, departments=consent.departments,  # type: ignore[arg-type]
-        purposes=consent.purposes, expires_on=consent.expires_on,
-        covered_after=await _shared_with(session, household.id)))
-    return _consent_read(consent, person)
+    await _announce_given(session, household, consent, person)
+    return await _consent_read(session, consent, person)
 
 
 async def expire_consents(session: AsyncSession, *, today: date, by: str) -> int:
@@ -353,11 +411,12 @@ async def expire_consents(session: AsyncSession, *, today: date, by: str) -> int
     for consent in due:
         household = await _lock(session, consent.household_id)
         consent.state = d.transition_consent(d.ConsentState(consent.state), d.ConsentState.EXPIRED).value
-        session.add(ConsentHistory(consent_id=consent.id, state=consent.state, at=now(), by=by))
+        live = rules.live_departments(consent.departments, consent.withdrawn)
+        _log(session, consent, "expired", now(), by, live)
         await session.flush()
         await record_event(session, events.ConsentRevoked(
             family_id=household.id, site_id=household.site_id, consent_id=consent.id,
-            person_id=consent.person_id, departments=consent.departments, state="expired",
+            person_id=consent.person_id, departments=live, state="expired",  # type: ignore[arg-type]
             covered_after=await _shared_with(session, household.id)))
     return len(due)
 
@@ -365,25 +424,46 @@ async def expire_consents(session: AsyncSession, *, today: date, by: str) -> int
 async def list_consents(session: AsyncSession, *, household_id: uuid.UUID) -> list[ConsentRead]:
     rows = await session.execute(select(Consent, Person).join(Person, Person.id == Consent.person_id)
                                  .where(Consent.household_id == household_id).order_by(Consent.given_at))
-    return [_consent_read(consent, person) for consent, person in rows.all()]
+    return [await _consent_read(session, consent, person) for consent, person in rows.all()]
 
 
-def _consent_read(consent: Consent, person: Person) -> ConsentRead:
-    receipt = d.consent_receipt(role=person.role, birth_year=person.birth_date.year,
-                                departments=[Department(x) for x in consent.departments],
-                                purposes=consent.purposes, given_on=consent.given_at.date(),
-                                expires_on=consent.expires_on)
-    return ConsentRead(id=consent.id, person_id=consent.person_id,
-                       given_by_person_id=consent.given_by_person_id, departments=consent.departments,
-                       purposes=consent.purposes, state=consent.state, given_at=consent.given_at,
-                       expires_on=consent.expires_on, receipt=receipt)
+async def read_consent(session: AsyncSession, *, household_id: uuid.UUID,
+                       consent_id: uuid.UUID) -> ConsentRead:
+    """One consent with its history and receipt; another household's consent is absent."""
+    consent = await session.get(Consent, consent_id)
+    if consent is None or consent.household_id != household_id:
+        raise NotFound("No such consent.")
+    return await _consent_read(session, consent)
+
+
+async def _consent_read(session: AsyncSession, consent: Consent,
+                        person: Person | None = None) -> ConsentRead:
+    person = person or await session.get(Person, consent.person_id)
+    assert person is not None
+    rows = (await session.execute(select(ConsentHistory).where(ConsentHistory.consent_id == consent.id)
+                                  .order_by(ConsentHistory.id))).scalars().all()
+    history = [rules.Entry(h.state, h.at, tuple(h.departments if h.departments is not None
+                                                 else consent.departments), h.expires_on) for h in rows]
+    receipt = rules.receipt(role=person.role, birth_year=person.birth_date.year, purposes=consent.purposes,
+                            history=history)
+    return ConsentRead(
+        id=consent.id, person_id=consent.person_id, given_by_person_id=consent.given_by_person_id,
+        departments=consent.departments, purposes=consent.purposes,
+        grants=[GrantRead(department=g.department.value, purposes=[p.value for p in g.purposes],
+                          withdrawn=g.withdrawn)
+                for g in rules.grants(consent.departments, consent.purposes, consent.withdrawn)],
+        state=consent.state, given_at=consent.given_at, expires_on=consent.expires_on,
+        history=[ConsentHistoryRead(state=h.state, at=h.at, departments=list(h.departments),
+                                    expires_on=h.expires_on) for h in history],
+        receipt=receipt)
 
 
 async def _covered(session: AsyncSession, household_id: uuid.UUID, today: date) -> set[Department]:
     rows = await session.execute(select(Consent, Person.role).join(Person, Person.id == Consent.person_id)
                                  .where(Consent.household_id == household_id))
     return d.covered_departments((d.ConsentFacts(d.MemberRole(role), frozenset(
-        Department(x) for x in c.departments), d.ConsentState(c.state), c.expires_on)
+        Department(x) for x in rules.live_departments(c.departments, c.withdrawn)), d.ConsentState(c.state),
+        c.expires_on)
         for c, role in rows.all()), today=today)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from uuid import UUID
 
+from shared.codes import CODE_PATTERN
 from shared.departments import Department
 from shared.statemachine import check_transition
 
@@ -101,29 +104,6 @@ def is_overdue(state: State, due: datetime | None, now: datetime) -> bool:
     return state in OPEN and due is not None and now > due
 
 
-#: Roles whose consent counts for the family (intake's member roles); a child's alone does not.
-ADULT_ROLES = frozenset({"mother", "father", "other_adult"})
-
-
-@dataclass(frozen=True)
-class Cover:
-    """A live (not revoked) consent naming a department, as learnt from intake's events."""
-
-    department: Department
-    person_role: str | None
-    expires_on: date | None
-
-
-def covered_departments(covers: Iterable[Cover], *, today: date) -> set[Department]:
-    """Departments covered for the family: named by an unexpired consent of an adult.
-
-    The expiry day itself still counts (as in intake). Expiry is honoured here and not only when
-    intake's scheduler announces it, so a late scheduler cannot keep a consent alive.
-    """
-    return {c.department for c in covers
-            if c.person_role in ADULT_ROLES and (c.expires_on is None or c.expires_on >= today)}
-
-
 def require_consent(covered: set[Department], target: Department) -> None:
     if target not in covered:
         raise ReferralsConflict(
@@ -154,9 +134,40 @@ def require_family_in_programme(exited: bool) -> None:
 
 # --- the catalogue ------------------------------------------------------------------------
 
-KNOWN_FIELDS = frozenset({"person_id", "birth_year", "health_concern_code", "child_school",
-                          "household_size", "employment_status", "debt_overview", "housing_situation",
-                          "leisure_interest", "preferred_language"})
+class FieldKind(StrEnum):
+    """What an offer's information field holds. Never free text: the fields go to the department,
+    and a note, a name or a CPR number typed into one must not."""
+
+    PERSON = "person"  # a member's id
+    YEAR = "year"  # a year of birth
+    COUNT = "count"  # a small whole number
+    CODE = "code"  # a code (``shared.codes``): lower-case words, at most four digits in a row
+
+
+FIELD_KINDS: dict[str, FieldKind] = {
+    "person_id": FieldKind.PERSON, "birth_year": FieldKind.YEAR, "health_concern_code": FieldKind.CODE,
+    "child_school": FieldKind.CODE, "household_size": FieldKind.COUNT, "employment_status": FieldKind.CODE,
+    "debt_overview": FieldKind.CODE, "housing_situation": FieldKind.CODE, "leisure_interest": FieldKind.CODE,
+    "preferred_language": FieldKind.CODE}
+KNOWN_FIELDS = frozenset(FIELD_KINDS)
+
+
+def check_field_value(name: str, value: str, *, today: date) -> str | None:
+    """Why ``value`` does not fit the field's kind, or None when it does."""
+    kind = FIELD_KINDS[name]
+    if kind is FieldKind.PERSON:
+        try:
+            UUID(value)
+        except ValueError:
+            return "must be a person id"
+        return None
+    if kind is FieldKind.CODE:
+        return None if re.fullmatch(CODE_PATTERN, value) and 2 <= len(value) <= 80 else \
+            "must be a code (lower-case words, at most four digits in a row), not free text"
+    low, high = (1900, today.year) if kind is FieldKind.YEAR else (1, 30)
+    if not re.fullmatch(r"\d{1,4}", value) or not low <= int(value) <= high:
+        return f"must be a whole number from {low} to {high}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -209,12 +220,19 @@ class FieldProblem(ValueError):
         self.fields = fields
 
 
-def validate_fields(required: tuple[str, ...], provided: Mapping[str, str]) -> dict[str, str]:
-    """Exactly the information the offer needs: nothing missing, nothing more."""
+def validate_fields(required: tuple[str, ...], provided: Mapping[str, str], *,
+                    today: date | None = None) -> dict[str, str]:
+    """Exactly the information the offer needs, each of its kind: nothing missing, nothing more,
+    no free text."""
     missing = [f for f in required if not str(provided.get(f, "")).strip()]
     extra = [f for f in provided if f not in required]
     if missing:
         raise FieldProblem(f"The offer needs: {', '.join(missing)}", missing)
     if extra:
         raise FieldProblem(f"The offer does not need: {', '.join(extra)}", extra)
-    return {f: str(provided[f]) for f in required}
+    values = {f: str(provided[f]).strip() for f in required}
+    wrong = {f: why for f in required if f in FIELD_KINDS
+             and (why := check_field_value(f, values[f], today=today or date.today()))}
+    if wrong:
+        raise FieldProblem("; ".join(f"{f} {why}" for f, why in wrong.items()), list(wrong))
+    return values

@@ -16,6 +16,8 @@ from shared.events.casework import EscalationRaised
 from shared.events.envelope import Envelope
 from shared.events.intake import (
     ConsentGiven,
+    ConsentGivenBase,
+    ConsentGivenV2,
     ConsentRevoked,
     FamilyEnrolled,
     FamilyExited,
@@ -46,7 +48,7 @@ async def _add_member(session: AsyncSession, family_id: UUID, member: Member) ->
         session.add(FamilyMember(person_id=member.person_id, family_id=family_id, role=member.role))
 
 
-async def on_consent_given(session: AsyncSession, event: ConsentGiven, _: Envelope) -> None:
+async def on_consent_given(session: AsyncSession, event: ConsentGivenBase, _: Envelope) -> None:
     """A new consent, or a renewal (same id, new expiry): record whose it is and until when."""
     if await session.get(FamilySite, event.family_id) is None:
         session.add(FamilySite(family_id=event.family_id, site_id=event.site_id))
@@ -129,5 +131,5 @@ async def on_escalation_raised(session: AsyncSession, event: EscalationRaised, _
 
 SUBSCRIPTION = Subscription(name="referrals", services=("intake", "casework"), handlers={
     FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited,
-    ConsentGiven: on_consent_given, ConsentRevoked: on_consent_revoked,
+    ConsentGiven: on_consent_given, ConsentGivenV2: on_consent_given, ConsentRevoked: on_consent_revoked,
     EscalationRaised: on_escalation_raised})

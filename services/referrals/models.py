@@ -55,7 +55,7 @@ class ConsentCover(ReferralsTable, table=True):
     """A consent naming a department, from intake's events; inactive once revoked.
 
     Whose consent it is and until when it runs decide whether it covers the family
-    (``domain.covered_departments``); ``person_role`` is empty for events from before intake
+    (``shared.consent.covered_departments``); ``person_role`` is empty for events from before intake
     sent it, and the member's role learnt from enrolment is used instead.
     """
 
@@ -88,6 +88,8 @@ class Referral(ReferralsTable, table=True):
     reason_code: str | None = Field(default=None, max_length=60)
     escalation_id: uuid.UUID | None = Field(default=None, unique=True)
     due_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    #: When the team sent it: from then on (and only then) the department has received it.
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     overdue_notified: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 

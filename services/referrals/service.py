@@ -20,6 +20,7 @@ from services.referrals.models import (
 )
 from services.referrals.schemas import HistoryRead, OfferIn, OfferRead, ReferralIn, ReferralRead
 from shared.auth import Principal, Role
+from shared.consent import Cover, covered_departments
 from shared.departments import Department
 from shared.errors import NotFound, Unprocessable
 from shared.events import referrals as ev
@@ -76,9 +77,16 @@ async def upsert_offer(session: AsyncSession, *, data: OfferIn) -> OfferRead:
 # --- visibility ---------------------------------------------------------------------------
 
 def visible(query: Select[Any], principal: Principal) -> Select[Any]:
-    """Departments see referrals addressed to them; team staff their site's; others all."""
+    """Departments see the referrals they have received; team staff their site's; others all.
+
+    A department receives a referral when the team sends it: a draft is the team's working note,
+    so it is absent for the department even when addressed to it (and stays absent if it is
+    cancelled unsent, e.g. when the family's consent for the department is revoked). What the
+    department received stays readable after a revocation: it is its own case record.
+    """
     if principal.role is Role.DEPARTMENT_STAFF and principal.department is not None:
-        return query.where(Referral.target_department == principal.department.value)
+        return query.where(Referral.target_department == principal.department.value,
+                           Referral.sent_at.is_not(None))  # type: ignore[union-attr]
     if principal.is_team:
         return query.where(Referral.site_id == principal.site)
     return query
@@ -191,9 +199,9 @@ async def covered(session: AsyncSession, family_id: uuid.UUID, today: date | Non
         select(ConsentCover.department, ConsentCover.person_role, FamilyMember.role, ConsentCover.expires_on)
         .outerjoin(FamilyMember, FamilyMember.person_id == ConsentCover.person_id)  # type: ignore[arg-type]
         .where(ConsentCover.family_id == family_id, ConsentCover.active))
-    return d.covered_departments((d.Cover(Department(department), role or member_role, expires_on)
-                                  for department, role, member_role, expires_on in rows.all()),
-                                 today=today or date.today())
+    return covered_departments((Cover(Department(department), role or member_role, expires_on)
+                                for department, role, member_role, expires_on in rows.all()),
+                               today=today or date.today())
 
 
 async def move(session: AsyncSession, *, principal: Principal, referral: Referral, target: d.State,
@@ -206,9 +214,12 @@ async def move(session: AsyncSession, *, principal: Principal, referral: Referra
         _check_fields(offer, referral.fields)
         cover = await covered(session, referral.family_id)
         d.require_consent(cover, Department(referral.target_department))
-        referral.due_at = d.due_at(now(), timedelta(days=offer.sla_days), referral.priority)
+        sla = timedelta(days=offer.sla_days)
     actor = actor_of(principal)
     d.transition(current, target, actor=actor, reason_code=reason_code)
+    if target is d.State.SENT and current is d.State.DRAFT:
+        referral.sent_at = now()  # from now on the department has received it
+        referral.due_at = d.due_at(referral.sent_at, sla, referral.priority)
     if target is d.State.ON_HOLD:
         referral.state_before_hold = current.value
     referral.state, referral.reason_code = target.value, reason_code or referral.reason_code
@@ -242,7 +253,8 @@ async def _log_and_publish(session: AsyncSession, referral: Referral, before: d.
         family_id=referral.family_id, site_id=referral.site_id, referral_id=referral.id,
         offer_code=referral.offer_code, target_department=referral.target_department,
         person_id=referral.person_id, priority=referral.priority, state=referral.state, at=now(),
-        due_at=referral.due_at, reason_code=reason_code, outcome_code=referral.outcome_code))
+        due_at=referral.due_at, reason_code=reason_code, outcome_code=referral.outcome_code,
+        received_by=referral.target_department if referral.sent_at else None))
 
 
 async def note_status(session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID,

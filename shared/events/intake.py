@@ -9,13 +9,14 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared.codes import Code
+from shared.consent import MemberRole, PurposeCode
 from shared.departments import DepartmentSlug
 from shared.events.registry import FamilyEvent, event, examples
 
 F = "0b6f7c2e-8a51-4f0e-9a43-3f1d2c9b7a10"
 P1 = "5d0c3e1a-77b2-4c8e-a1f4-2e9b6d3c8a01"
 P2 = "9a7e2b44-1c3d-4e5f-8a6b-7c8d9e0f1a22"
-Role = Literal["mother", "father", "other_adult", "child"]
+Role = MemberRole
 
 
 
@@ -55,18 +56,12 @@ class OutreachAttemptRecorded(FamilyEvent):
     status: str
 
 
-@event("intake", "consent-given")
-class ConsentGiven(FamilyEvent):
-    """A family member's consent to share information with the named departments."""
+class ConsentGivenBase(FamilyEvent):
+    """What every version of ``consent-given`` carries; consumers handle the versions alike."""
 
-    model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
-                              "person_role": "mother",
-                              "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
-                              "purposes": ["coordinated help"], "expires_on": "2027-03-01"})
     consent_id: UUID
     person_id: UUID
     departments: list[DepartmentSlug]
-    purposes: list[str]
     expires_on: date | None = None
     #: Whose consent it is: only an adult's covers the family. Optional because it was added
     #: later; a consumer without it falls back on the role from ``family-enrolled``.
@@ -74,6 +69,45 @@ class ConsentGiven(FamilyEvent):
     #: The departments the family's consent covers after this change (services that stamp
     #: ``shared_with`` on their own family events keep their copy from it).
     covered_after: list[DepartmentSlug] | None = None
+
+
+@event("intake", "consent-given")
+class ConsentGiven(ConsentGivenBase):
+    """A family member's consent to share information with the named departments (version 1:
+    no longer produced; its purposes were free text. Consumers still accept it for replays)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+                              "person_role": "mother",
+                              "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
+                              "purposes": ["coordinated_help"], "expires_on": "2027-03-01"})
+    purposes: list[str]
+
+
+class Grant(BaseModel):
+    """One department of a consent and the purpose codes it is given for."""
+
+    department: DepartmentSlug
+    purposes: list[PurposeCode]
+
+
+@event("intake", "consent-given", version=2)
+class ConsentGivenV2(ConsentGivenBase):
+    """A family member's consent (or its renewal) to share with the named departments, each for
+    purposes from the closed list of codes. ``departments`` are those it covers now (a department
+    withdrawn from the consent is no longer named)."""
+
+    model_config = examples({"family_id": F, "site_id": "gellerup", "consent_id": P2, "person_id": P1,
+                              "person_role": "mother",
+                              "departments": ["sundhed-og-omsorg", "sociale-forhold-og-beskaeftigelse"],
+                              "purposes": ["coordinated_help", "health"],
+                              "grants": [{"department": "sundhed-og-omsorg",
+                                          "purposes": ["coordinated_help", "health"]},
+                                         {"department": "sociale-forhold-og-beskaeftigelse",
+                                          "purposes": ["coordinated_help"]}],
+                              "expires_on": "2027-03-01",
+                              "covered_after": ["sociale-forhold-og-beskaeftigelse", "sundhed-og-omsorg"]})
+    purposes: list[PurposeCode]
+    grants: list[Grant]
 
 
 @event("intake", "consent-revoked")

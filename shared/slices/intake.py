@@ -5,7 +5,14 @@ so the policy sends them only to the departments the family's consent covers."""
 from __future__ import annotations
 
 from shared.departments import Department
-from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, MemberAdded
+from shared.events.intake import (
+    ConsentGiven,
+    ConsentGivenV2,
+    ConsentRevoked,
+    FamilyEnrolled,
+    FamilyExited,
+    MemberAdded,
+)
 from shared.slices.policy import OWN_DEPARTMENT, SliceRule, when
 
 RULES: list[SliceRule] = []
@@ -22,6 +29,11 @@ for _department in Department:
         SliceRule(_department, ConsentGiven, ("consent_id", "person_id", "departments", "expires_on"),
                   when=when(departments=OWN_DEPARTMENT),
                   reason="the legal basis for sharing with this department; only consents naming it"),
+        SliceRule(_department, ConsentGivenV2, ("consent_id", "person_id", "departments", "expires_on"),
+                  when=when(departments=OWN_DEPARTMENT),
+                  reason="the legal basis for sharing with this department; only consents naming it "
+                         "(the purposes per department stay in the domain topic: a department is not "
+                         "told what the others were given)"),
         SliceRule(_department, ConsentRevoked, ("consent_id", "person_id", "departments", "state"),
                   when=when(departments=OWN_DEPARTMENT),
                   reason="the department must stop using the family's data at once"),

@@ -12,7 +12,8 @@ EVENTS = (ev.ReferralSent, ev.ReferralAccepted, ev.ReferralDeclined, ev.Referral
           ev.ReferralCancelled, ev.ReferralPutOnHold, ev.ReferralResumed, ev.ReferralOverdue,
           ev.ReferralStatusNoted)
 
-RULES = [SliceRule(department, model, FIELDS, when=when(target_department=OWN_DEPARTMENT),
-                   reason="referrals addressed to the department: its inbox and its own work")
+RULES = [SliceRule(department, model, FIELDS, when=when(received_by=OWN_DEPARTMENT),
+                   reason="referrals the department has received: its inbox and its own work. A "
+                          "draft, and a draft cancelled unsent, stay with the team")
          for department in Department for model in EVENTS]
 # Drafts stay in the team until they are sent: no rule for ReferralDrafted.

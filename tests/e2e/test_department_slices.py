@@ -49,9 +49,9 @@ async def test_each_department_topic_carries_only_its_slice_in_family_order(brok
         household = (await http["intake"].post("/v1/households", json=household_body(), headers=team)).json()
         family, mother, child = household["id"], household["members"][0]["id"], household["members"][1]["id"]
         await http["intake"].post(f"/v1/households/{family}/outreach", headers=team, json={
-            "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})
+            "at": "2026-03-02T16:30:00Z", "outcome": "agreed"})
         await http["intake"].post(f"/v1/households/{family}/consents", headers=team, json={
-            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
             "departments": [HEALTH, CHILDREN]})
         assert (await http["intake"].post(f"/v1/households/{family}/enrol", headers=team)).status_code == 200
 

@@ -135,9 +135,9 @@ class Burst:
         self.family_ids.append(hid)
         base = f"/v1/households/{hid}"
         await self._call("outreach", f"{base}/outreach", 201,
-                         {"at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})
+                         {"at": "2026-03-02T16:30:00Z", "outcome": "agreed"})
         await self._call("consent", f"{base}/consents", 201, {
-            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
             "departments": [Department.HEALTH_AND_CARE.value]})
         await self._call("enrol", f"{base}/enrol", 200)
         await self._call("member", f"{base}/members", 201,

@@ -70,7 +70,7 @@ def intake_events() -> list[Envelope]:
                                         criteria=[CriterionOutcome(code="target_area", met=True)]))
         events.append(ConsentGiven(family_id=family, site_id=site, consent_id=uuid.uuid4(),
                                    person_id=uuid.uuid4(), departments=["sundhed-og-omsorg"],
-                                   purposes=["coordinated help"]))
+                                   purposes=["coordinated_help"]))
         events.append(FamilyEnrolled(family_id=family, site_id=site, members=[
             Member(person_id=uuid.uuid4(), role="mother", birth_year=1985),
             Member(person_id=uuid.uuid4(), role="child", birth_year=2015)]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import uuid
 from typing import Any
+from uuid import UUID
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -75,9 +76,19 @@ def valid_event(spec: EventSpec) -> Envelope:
     never heard of may rightly fail its handler)."""
     required = {name for name, info in spec.model.model_fields.items() if info.is_required()}
     data: dict[str, Any] = {k: v for k, v in spec.examples()[0].items() if k in required}
-    data["family_id"] = str(uuid.uuid4())
-    REGISTRY.parse(spec.type, data)  # the example must be valid, or the case proves nothing
-    return Envelope(type=spec.type, source=source_for(spec.service), key=data["family_id"], data=data)
+    data[id_field(spec)] = str(uuid.uuid4())
+    event = REGISTRY.parse(spec.type, data)  # the example must be valid, or the case proves nothing
+    return Envelope(type=spec.type, source=source_for(spec.service), key=event.partition_key(), data=data)
+
+
+def id_field(spec: EventSpec) -> str:
+    """The id a case varies and the invalid copy breaks: the family's, or for an event about
+    something else (a stationing) its first required id."""
+    fields = spec.model.model_fields
+    if "family_id" in fields:
+        return "family_id"
+    return next(name for name, info in fields.items()
+                if info.is_required() and info.annotation in (UUID, "UUID"))
 
 
 def metric(text: str, name: str, labels: dict[str, str]) -> float:
@@ -107,8 +118,9 @@ async def test_bad_messages_on_a_consumed_topic_are_dead_lettered_and_the_next_o
         settings = api.settings  # type: ignore[attr-defined]
         topic, consumer = settings.domain_topic(producer), f"{settings.topic_namespace}.{subscription.name}"
         good = valid_event(handled_spec(subscription, producer))
+        broken = id_field(handled_spec(subscription, producer))
         invalid = Envelope(type=good.type, source=good.source, key=good.key,
-                           data={**good.data, "family_id": CPR})
+                           data={**good.data, broken: CPR})
         headers = good.headers()
         bad = [
             (f'{{"family_id": "{CPR}", '.encode(), headers),
@@ -148,5 +160,5 @@ async def test_bad_messages_on_a_consumed_topic_are_dead_lettered_and_the_next_o
         errors.append(found["dlq_error"])
     assert errors[0].startswith("EnvelopeError")
     assert errors[1].startswith("EnvelopeError") and "ce_type" in errors[1] and "ce_id" in errors[1]
-    assert errors[2].startswith("InvalidPayload") and "family_id" in errors[2]
+    assert errors[2].startswith("InvalidPayload") and broken in errors[2]
     assert metric(metrics, "oto_dlq_messages_total", {"consumer": consumer, "topic": topic}) == 3

@@ -31,7 +31,7 @@ async def create(api, team=None, **overrides) -> dict:
 
 async def outreach(api, hid: str, outcome: str, team=None) -> None:
     response = await api.post(f"/v1/households/{hid}/outreach", headers=team or api.team, json={
-        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": outcome})
+        "at": "2026-03-02T16:30:00Z", "outcome": outcome})
     assert response.status_code == 201, response.text
 
 
@@ -40,7 +40,7 @@ async def consent(api, household: dict, team=None) -> str:
     hid, mother = household["id"], household["members"][0]["id"]
     await outreach(api, hid, "agreed", team)
     given = await api.post(f"/v1/households/{hid}/consents", headers=team or api.team, json={
-        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+        "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
         "departments": [Department.HEALTH_AND_CARE.value, Department.SOCIAL_AND_EMPLOYMENT.value]})
     assert given.status_code == 201, given.text
     return str(given.json()["id"])

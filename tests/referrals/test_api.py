@@ -40,7 +40,7 @@ async def family(api, broker, departments: list[str]) -> tuple[uuid.UUID, uuid.U
                              members=[Member(person_id=mother, role="mother", birth_year=1985)])]
     if departments:
         events.append(ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=consent,
-                                   person_id=mother, departments=departments, purposes=["coordinated help"]))
+                                   person_id=mother, departments=departments, purposes=["coordinated_help"]))
     await publish(api.settings, broker.bootstrap, events)
     consumer = api._transport.app.state.consumers[0]
     await eventually(lambda: _done(consumer, len(events)), timeout=30)
@@ -212,7 +212,7 @@ async def test_resuming_a_held_referral_needs_consent_again_and_returns_it_where
 
     await publish(api.settings, broker.bootstrap, [ConsentGiven(
         family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
-        person_role="mother", departments=[HEALTH], purposes=["coordinated help"])])
+        person_role="mother", departments=[HEALTH], purposes=["coordinated_help"])])
     await handled(api, 4)
     resumed = await post(api, f"/v1/referrals/{rid}/resume", api.team)
     assert resumed["state"] == "accepted" and resumed["reason_code"] is None
@@ -282,9 +282,9 @@ async def test_only_an_unexpired_consent_of_an_adult_covers_the_department(api, 
             Member(person_id=mother, role="mother", birth_year=1985),
             Member(person_id=child, role="child", birth_year=2012)]),
         ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=child,
-                     person_role="child", departments=[HEALTH], purposes=["coordinated help"]),
+                     person_role="child", departments=[HEALTH], purposes=["coordinated_help"]),
         ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
-                     person_role="mother", departments=[HEALTH], purposes=["coordinated help"],
+                     person_role="mother", departments=[HEALTH], purposes=["coordinated_help"],
                      expires_on=yesterday)])
     await handled(api, 3)
     rid = (await post(api, "/v1/referrals", api.team, rehab(family_id, mother), 201))["id"]
@@ -293,7 +293,7 @@ async def test_only_an_unexpired_consent_of_an_adult_covers_the_department(api, 
     # A consent event from before intake sent the role: the member's role from enrolment counts.
     await publish(api.settings, broker.bootstrap, [ConsentGiven(
         family_id=family_id, site_id="gellerup", consent_id=uuid.uuid4(), person_id=mother,
-        departments=[HEALTH], purposes=["coordinated help"], expires_on=date.today())])
+        departments=[HEALTH], purposes=["coordinated_help"], expires_on=date.today())])
     await handled(api, 4)
     await post(api, f"/v1/referrals/{rid}/send", api.team)
 

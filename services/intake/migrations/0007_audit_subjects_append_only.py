@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from shared.alembic import plumbing
 
 revision: str = '0007'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from shared.alembic import plumbing
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
