@@ -197,7 +197,7 @@ POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 40
 POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
 POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
 POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-"""
+"""  # noqa: E501
 #: Sundhed og Omsorg's column per state. A draft addressed to it is the team's working note:
 #: absent for it (404), like another department's referral, and so is a draft made after its
 #: consent was revoked. A referral it received stays its case record after the revocation (it
