@@ -38,8 +38,35 @@ DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["con
 CPR_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{6}-?\d{4}(?![0-9A-Za-z])")
 
 
+#: What a correlation id may look like: it is copied into log lines, the audit log, the outbox
+#: and the headers of every event (department topics included), so only a short token of safe
+#: characters is taken from a caller or a message ...
+SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: ... holding no ten digits in a row (a dash allowed after the sixth), anywhere in it: unlike a
+#: log line, an id is not text a CPR number could only sit in by accident.
+DIGIT_RUN = re.compile(r"\d{6}-?\d{4}")
+
+
 def redact(text: str) -> str:
     return CPR_SHAPE.sub("[redacted]", text)
+
+
+def is_safe_id(value: str | None) -> bool:
+    """Whether ``value`` may travel as a correlation id (see ``SAFE_ID`` and ``DIGIT_RUN``)."""
+    return value is not None and SAFE_ID.fullmatch(value) is not None and DIGIT_RUN.search(value) is None
+
+
+def new_id() -> str:
+    """A fresh correlation id that passes ``is_safe_id`` (a random UUID can hold ten digits in a
+    row; such a one is drawn again, so a service never hands on an id the next one would drop)."""
+    while not is_safe_id(candidate := str(uuid.uuid4())):
+        pass
+    return candidate
+
+
+def accept_id(value: str | None) -> str:
+    """The caller's or message's correlation id if it is safe to copy everywhere, else a new one."""
+    return value if value is not None and is_safe_id(value) else new_id()
 
 
 class JsonFormatter(logging.Formatter):
@@ -73,7 +100,8 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 class RequestContextMiddleware:
-    """Sets the correlation id (from ``X-Request-ID`` or new), counts and times requests."""
+    """Sets the correlation id (from ``X-Request-ID`` when it is safe to copy, else new), counts
+    and times requests."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -83,8 +111,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode()
-        request_id = incoming if 0 < len(incoming) <= 100 else str(uuid.uuid4())
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = accept_id(incoming)
         token = correlation_id.set(request_id)
         started = time.perf_counter()
         status = 500
