@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -96,12 +97,28 @@ def unsafe_url_fields(scope: Scope) -> list[str]:
     return found[:MAX_ERRORS]
 
 
-def _is_json(scope: Scope) -> bool:
+def _media_type(scope: Scope) -> str:
+    content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
     """FastAPI parses a body as JSON when its type is JSON (``application/json``,
     ``application/…+json``) or when no type is given, so those are the bodies screened."""
-    content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-    media = content_type.split(";", 1)[0].strip().lower()
     return media in {"", "application/json"} or (media.startswith("application/") and media.endswith("+json"))
+
+
+def unsafe_text_body(body: bytes) -> list[str]:
+    """A text body (a CSV import) is decoded by its route, which refuses what is not UTF-8; a
+    NUL is valid UTF-8, so it is refused here, naming the body."""
+    return ["body"] if b"\x00" in body else []
+
+
+def _screen_for(media: str) -> Callable[[bytes], list[str]] | None:
+    """How a body of this type is screened; other bodies (none today) are passed on unread."""
+    if _is_json(media):
+        return unsafe_body_fields
+    return unsafe_text_body if media.startswith("text/") else None
 
 
 def _unsafe_text_response(fields: list[str]) -> Any:
@@ -129,12 +146,13 @@ class RequestScreening:
         if fields := unsafe_url_fields(scope):
             await _unsafe_text_response(fields)(scope, receive, send)
             return
-        if not _is_json(scope):
+        screen = _screen_for(_media_type(scope))
+        if screen is None:
             await self.app(scope, receive, send)
             return
         messages = await _read_body(receive)
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if fields := unsafe_body_fields(body):
+        if fields := screen(body):
             await _unsafe_text_response(fields)(scope, receive, send)
             return
         await self.app(scope, _replay(messages, body, receive), send)

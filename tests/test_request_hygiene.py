@@ -28,6 +28,7 @@ from shared.observability import DIGIT_RUN, accept_id, is_safe_id
 from shared.screening import UNSAFE_TYPE
 from shared.settings import SERVICES
 from shared.tables import audit_log, outbox
+from tests.intake.factories import cpr as make_cpr
 from tests.intake.factories import household_body
 from tests.openapi_support import (
     METHODS,
@@ -238,6 +239,23 @@ async def test_unsafe_consent_purposes_are_refused_before_anything_is_written(
         assert [e["field"] for e in response.json()["errors"]] == ["body.purposes.1"]
         consents = await api.get(f"/v1/households/{hid}/consents", headers=api.team)
         assert consents.status_code == 200 and consents.json() == []
+
+
+async def test_a_nul_in_a_csv_import_is_refused_before_anything_is_imported(database_url: str) -> None:
+    """A NUL is valid UTF-8, so the import's own decoding let it through: SQLite stored it,
+    PostgreSQL could not."""
+    from services.intake.app import create_app
+
+    header = "household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
+    row = f"nul-1,gellerup,Gade\x001,{make_cpr(80)},mother,2015-01-01,yes\n"
+    async with service_api(create_app, service="intake", broker=None, database_url=database_url) as api:
+        leader = bearer(api.settings, "team_leader", site="gellerup")
+        response = await api.post("/v1/imports", content=(header + row).encode(), headers={
+            **leader, "content-type": "text/csv"})
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["body"]
+        households = await api.get("/v1/households", headers=leader)
+    assert households.json()["items"] == []
 
 
 # --- token claims --------------------------------------------------------------------------------
