@@ -76,7 +76,10 @@ def unsafe_body_fields(body: bytes) -> list[str]:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         return []
-    return unsafe_fields(parsed)
+    try:
+        return unsafe_fields(parsed)
+    except RecursionError:
+        return ["body"]  # nested too deep to say where, and it did look suspect: refuse it whole
 
 
 def carries_cpr(scope: Scope) -> bool:

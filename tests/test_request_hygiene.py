@@ -218,6 +218,10 @@ async def test_unsafe_text_in_a_query_is_422_naming_the_parameter(apps) -> None:
     response = await api.get("/v1/households", params={"site_id": "gell\x00erup"}, headers=api.team)  # type: ignore[attr-defined]
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["query.site_id"]
+    in_path = await api.get("/v1/households/a%00b", headers=api.team)  # type: ignore[attr-defined]
+    assert in_path.status_code == 422
+    assert [e["field"] for e in in_path.json()["errors"]] == ["path"]
+
 
 
 @pytest.mark.parametrize("bad", list(BAD_TEXT))
