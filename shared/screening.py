@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import problem_response
@@ -100,9 +101,15 @@ def unsafe_url_fields(scope: Scope) -> list[str]:
     return found[:MAX_ERRORS]
 
 
-def _media_type(scope: Scope) -> str:
-    content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-    return content_type.split(";", 1)[0].strip().lower()
+def _body_screen(headers: dict[bytes, bytes]) -> Callable[[bytes], list[str]] | None:
+    """How the request's body is screened: not at all when there is none (most GETs) or when it
+    is neither JSON nor text (none today)."""
+    if headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers:
+        return None
+    media = headers.get(b"content-type", b"").decode("latin-1").split(";", 1)[0].strip().lower()
+    if _is_json(media):
+        return unsafe_body_fields
+    return unsafe_text_body if media.startswith("text/") else None
 
 
 def _is_json(media: str) -> bool:
@@ -117,14 +124,7 @@ def unsafe_text_body(body: bytes) -> list[str]:
     return ["body"] if b"\x00" in body else []
 
 
-def _screen_for(media: str) -> Callable[[bytes], list[str]] | None:
-    """How a body of this type is screened; other bodies (none today) are passed on unread."""
-    if _is_json(media):
-        return unsafe_body_fields
-    return unsafe_text_body if media.startswith("text/") else None
-
-
-def _unsafe_text_response(fields: list[str]) -> Any:
+def _unsafe_text_response(fields: list[str]) -> JSONResponse:
     errors = [{"field": field, "message": UNSAFE_MESSAGE, "type": UNSAFE_TYPE} for field in fields]
     return problem_response(422, "Unprocessable content", f"Invalid fields: {', '.join(fields)}",
                             errors=errors)
@@ -149,7 +149,7 @@ class RequestScreening:
         if fields := unsafe_url_fields(scope):
             await _unsafe_text_response(fields)(scope, receive, send)
             return
-        screen = _screen_for(_media_type(scope))
+        screen = _body_screen(dict(scope["headers"]))
         if screen is None:
             await self.app(scope, receive, send)
             return
