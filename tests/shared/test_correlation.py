@@ -7,18 +7,23 @@ CPR-shaped one is replaced by a fresh id; a safe one travels on unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 from sqlalchemy import select
 
-from shared.events.envelope import Envelope
+from shared import observability as obs
+from shared.departments import Department
+from shared.events.envelope import CORRELATION_HEADER, Envelope
 from shared.observability import is_safe_id
 from shared.outbox import record_event
+from shared.slices.policy import SlicePolicy, SliceRule
 from shared.tables import outbox
-from tests.shared.plumbing import ThingHappened, thing
+from tests.shared.plumbing import ThingHappened, thing, write_thing
 from tests.shared.test_inbox import Harness, envelope_for, run_until
-from tests.support import Broker
+from tests.shared.test_outbox import _no_pending, _setup
+from tests.support import Broker, eventually, make_settings, read_topic
 
 pytestmark = pytest.mark.broker
 
@@ -42,3 +47,33 @@ async def test_a_consumed_correlation_id_is_passed_on_only_when_safe(
     assert len(passed_on) == 1
     assert (passed_on[0] == incoming) is kept
     assert is_safe_id(passed_on[0])
+
+
+async def test_an_unsafe_correlation_id_already_in_the_outbox_is_left_off_the_published_event(
+        broker: Broker, sqlite_url: str) -> None:
+    """Rows written before the ids were screened still hold whatever callers sent."""
+    policy = SlicePolicy([SliceRule(Department.HEALTH_AND_CARE, ThingHappened, ("seq",),
+                                    reason="test: health sees the sequence number")])
+    settings = make_settings(broker=broker, database_url=sqlite_url)
+    engine, relay, sessionmaker = await _setup(settings, policy)
+    token = obs.correlation_id.set("010190-1234")  # as the middleware used to let through
+    try:
+        async with sessionmaker() as session:
+            await write_thing(session, uuid.uuid4(), 1)
+            await session.commit()
+    finally:
+        obs.correlation_id.reset(token)
+    task = asyncio.create_task(relay.run())
+    try:
+        assert await eventually(lambda: _no_pending(sessionmaker))
+        records = [*await read_topic(broker.bootstrap, settings.domain_topic(), expected=1),
+                   *await read_topic(broker.bootstrap, settings.department_topic(Department.HEALTH_AND_CARE),
+                                     expected=1)]
+    finally:
+        await relay.stop()
+        await task
+        await engine.dispose()
+    assert len(records) == 2
+    for record in records:
+        assert CORRELATION_HEADER not in dict(record.headers)
+        assert not obs.DIGIT_RUN.search(repr(record.headers))
