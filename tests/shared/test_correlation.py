@@ -18,9 +18,8 @@ from shared.departments import Department
 from shared.events.envelope import CORRELATION_HEADER, Envelope
 from shared.observability import is_safe_id
 from shared.outbox import record_event
-from shared.slices.policy import SlicePolicy, SliceRule
 from shared.tables import outbox
-from tests.shared.plumbing import ThingHappened, thing, write_thing
+from tests.shared.plumbing import ThingHappened, health_sees_seq, thing, write_thing
 from tests.shared.test_inbox import Harness, envelope_for, run_until
 from tests.shared.test_outbox import _no_pending, _setup
 from tests.support import Broker, eventually, make_settings, read_topic
@@ -52,10 +51,8 @@ async def test_a_consumed_correlation_id_is_passed_on_only_when_safe(
 async def test_an_unsafe_correlation_id_already_in_the_outbox_is_left_off_the_published_event(
         broker: Broker, sqlite_url: str) -> None:
     """Rows written before the ids were screened still hold whatever callers sent."""
-    policy = SlicePolicy([SliceRule(Department.HEALTH_AND_CARE, ThingHappened, ("seq",),
-                                    reason="test: health sees the sequence number")])
     settings = make_settings(broker=broker, database_url=sqlite_url)
-    engine, relay, sessionmaker = await _setup(settings, policy)
+    engine, relay, sessionmaker = await _setup(settings, health_sees_seq())
     token = obs.correlation_id.set("010190-1234")  # as the middleware used to let through
     try:
         async with sessionmaker() as session:
