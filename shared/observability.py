@@ -40,11 +40,9 @@ CPR_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{6}-?\d{4}(?![0-9A-Za-z])")
 
 #: What a correlation id may look like: it is copied into log lines, the audit log, the outbox
 #: and the headers of every event (department topics included), so only a short token of safe
-#: characters is taken from a caller or a message ...
+#: characters that is not CPR-shaped (``CPR_SHAPE``) is taken from a caller or a message. Hex ids
+#: (UUIDs, trace ids) hold ten digits in a row now and then, inside a longer token, and are kept.
 SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-#: ... holding no ten digits in a row (a dash allowed after the sixth), anywhere in it: unlike a
-#: log line, an id is not text a CPR number could only sit in by accident.
-DIGIT_RUN = re.compile(r"\d{6}-?\d{4}")
 
 
 def redact(text: str) -> str:
@@ -52,21 +50,14 @@ def redact(text: str) -> str:
 
 
 def is_safe_id(value: str | None) -> bool:
-    """Whether ``value`` may travel as a correlation id (see ``SAFE_ID`` and ``DIGIT_RUN``)."""
-    return value is not None and SAFE_ID.fullmatch(value) is not None and DIGIT_RUN.search(value) is None
-
-
-def new_id() -> str:
-    """A fresh correlation id that passes ``is_safe_id`` (a random UUID can hold ten digits in a
-    row; such a one is drawn again, so a service never hands on an id the next one would drop)."""
-    while not is_safe_id(candidate := str(uuid.uuid4())):
-        pass
-    return candidate
+    """Whether ``value`` may travel as a correlation id (see ``SAFE_ID``)."""
+    return value is not None and SAFE_ID.fullmatch(value) is not None and CPR_SHAPE.search(value) is None
 
 
 def accept_id(value: str | None) -> str:
-    """The caller's or message's correlation id if it is safe to copy everywhere, else a new one."""
-    return value if value is not None and is_safe_id(value) else new_id()
+    """The caller's or message's correlation id if it is safe to copy everywhere, else a new one
+    (a UUID is never CPR-shaped: its groups have 8, 4 and 12 characters)."""
+    return value if value is not None and is_safe_id(value) else str(uuid.uuid4())
 
 
 class JsonFormatter(logging.Formatter):

@@ -78,4 +78,4 @@ async def test_an_unsafe_correlation_id_already_in_the_outbox_is_left_off_the_pu
     assert len(records) == 2
     for record in records:
         assert CORRELATION_HEADER not in dict(record.headers)
-        assert not obs.DIGIT_RUN.search(repr(record.headers))
+        assert not obs.CPR_SHAPE.search(repr(record.headers))
