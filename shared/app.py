@@ -27,6 +27,7 @@ from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
 from shared.outbox import OutboxRelay, relay_wakeup_info
+from shared.screening import RequestScreening
 from shared.settings import Settings
 from shared.slice_view import slice_router
 from shared.slices import SlicePolicy, default_policy
@@ -71,6 +72,8 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app = DocumentedFastAPI(title=definition.title, description=definition.description, version="1.0.0",
                             lifespan=lifespan, openapi_tags=definition.openapi_tags)
     app.state.settings = settings
+    # Added first, so it runs inside the body limit and before the routes and error handlers.
+    app.add_middleware(RequestScreening)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.consumers = []
     app.state.relay = None

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 
 from shared.departments import Department
 from shared.errors import Forbidden, Unauthorized
+from shared.screening import UNSAFE_TEXT
 from shared.settings import Settings
 
 
@@ -89,18 +90,42 @@ class TokenVerifier:
         return _principal_from(claims)
 
 
+#: The longest value each text claim may have: they are written into the audit log's columns.
+CLAIM_LENGTHS = {"sub": 200, "role": 50, "department": 100, "site": 100, "azp": 200}
+
+
+def _text_claim(claims: dict[str, Any], name: str) -> str | None:
+    """A claim that must be text if present; an empty one counts as absent.
+
+    The issuer signs what it is configured to put in: a list or an object where a string belongs
+    is a broken or hostile token (401), not something to pass on to the database (where it
+    turned into a 503), the audit log or a comparison that is silently false.
+    """
+    value = claims.get(name)
+    if value is None or value == "":
+        return None
+    if (not isinstance(value, str) or len(value) > CLAIM_LENGTHS[name]
+            or UNSAFE_TEXT.search(value) or not value.strip()):
+        raise Unauthorized(f"The token's {name} claim is not a valid string.")
+    return value
+
+
 def _principal_from(claims: dict[str, Any]) -> Principal:
+    subject = _text_claim(claims, "sub")
+    if subject is None:
+        raise Unauthorized("The token's sub claim is empty.")
+    role_name, department_name = _text_claim(claims, "role"), _text_claim(claims, "department")
+    site, client = _text_claim(claims, "site"), _text_claim(claims, "azp")
     try:
-        role = Role(str(claims.get("role")))
-        department = Department(claims["department"]) if claims.get("department") else None
+        role = Role(role_name or "")
+        department = Department(department_name) if department_name else None
     except ValueError:
         raise Unauthorized("The token carries an unknown role or department.") from None
     if role is Role.DEPARTMENT_STAFF and department is None:
         raise Unauthorized("A department token must name its department.")
-    if role in TEAM_ROLES and not claims.get("site"):
+    if role in TEAM_ROLES and not site:
         raise Unauthorized("A team token must name its site.")
-    return Principal(subject=str(claims["sub"]), role=role, department=department,
-                     site=claims.get("site"), client=claims.get("azp"))
+    return Principal(subject=subject, role=role, department=department, site=site, client=client)
 
 
 def mint_token(

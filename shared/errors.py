@@ -7,6 +7,7 @@ response), and an unreachable database is a 503, not a 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from asyncpg.exceptions import (
@@ -17,8 +18,12 @@ from asyncpg.exceptions import (
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path, get_route_path
+
+from shared.observability import redact
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -113,17 +118,35 @@ def problem_schemas() -> dict[str, dict[str, Any]]:
 
 
 def problem_response(status: int, title: str, detail: str, request: Request | None = None,
-                     **extra: Any) -> JSONResponse:
+                     headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """The problem+json answer. ``instance`` is the path with any CPR-shaped part redacted (such
+    a request is refused before routing, see ``shared.screening``; this holds if that changes)."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if request is not None:
-        body["instance"] = request.url.path
+        body["instance"] = redact(request.url.path)
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers or None)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    """Where, never what: a key the caller made up is part of the location, so a CPR-shaped one
+    is redacted."""
+    return redact(".".join(str(part) for part in loc))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method any route of the path answers. Starlette's own ``Allow`` names only the first
+    route matching the path, though GET and POST of one path are often two routes."""
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):  # into included routers, as routing does
+        regex, _format, _convertors = compile_path(route.path_format or "")
+        if route.path_format and regex.match(path):
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | None = None) -> None:
@@ -144,7 +167,10 @@ def install_error_handlers(app: FastAPI, extra: dict[type[Exception], int] | Non
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = TITLES.get(exc.status_code, "Error")
-        return problem_response(exc.status_code, title, str(exc.detail), request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(exc.status_code, title, str(exc.detail), request, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

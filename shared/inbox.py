@@ -201,7 +201,7 @@ class EventConsumer:
                     outcomes.append("duplicate")
                     continue
                 claimed.discard(key)  # the same id twice in one batch runs once
-                token = obs.correlation_id.set(item.envelope.correlation_id or item.envelope.id)
+                token = obs.correlation_id.set(_correlation(item.envelope))
                 try:
                     await item.handler(session, item.payload, item.envelope)
                 finally:
@@ -240,7 +240,7 @@ class EventConsumer:
         await self._dead_letter(record, error)
 
     async def _apply(self, handler: Handler, payload: DomainEvent, envelope: Envelope) -> str:
-        token = obs.correlation_id.set(envelope.correlation_id or envelope.id)
+        token = obs.correlation_id.set(_correlation(envelope))
         try:
             async with self.sessionmaker() as session:
                 if not await self._claim(session, [envelope]):
@@ -288,3 +288,9 @@ def _describe(error: Exception) -> str:
     if isinstance(error, EnvelopeError | UnknownEventType | InvalidPayload):
         return obs.redact(f"{type(error).__name__}: {error}")[:500]
     return type(error).__name__
+
+
+def _correlation(envelope: Envelope) -> str:
+    """The correlation id a handler's own events and audit entries carry: the message's, when it
+    is safe to copy on (any producer can write a Kafka header), else a fresh one."""
+    return obs.accept_id(envelope.correlation_id or envelope.id)

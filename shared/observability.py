@@ -38,8 +38,26 @@ DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["con
 CPR_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{6}-?\d{4}(?![0-9A-Za-z])")
 
 
+#: What a correlation id may look like: it is copied into log lines, the audit log, the outbox
+#: and the headers of every event (department topics included), so only a short token of safe
+#: characters that is not CPR-shaped (``CPR_SHAPE``) is taken from a caller or a message. Hex ids
+#: (UUIDs, trace ids) hold ten digits in a row now and then, inside a longer token, and are kept.
+SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def redact(text: str) -> str:
     return CPR_SHAPE.sub("[redacted]", text)
+
+
+def is_safe_id(value: str | None) -> bool:
+    """Whether ``value`` may travel as a correlation id (see ``SAFE_ID``)."""
+    return value is not None and SAFE_ID.fullmatch(value) is not None and CPR_SHAPE.search(value) is None
+
+
+def accept_id(value: str | None) -> str:
+    """The caller's or message's correlation id if it is safe to copy everywhere, else a new one
+    (a UUID is never CPR-shaped: its groups have 8, 4 and 12 characters)."""
+    return value if value is not None and is_safe_id(value) else str(uuid.uuid4())
 
 
 class JsonFormatter(logging.Formatter):
@@ -73,7 +91,8 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 class RequestContextMiddleware:
-    """Sets the correlation id (from ``X-Request-ID`` or new), counts and times requests."""
+    """Sets the correlation id (from ``X-Request-ID`` when it is safe to copy, else new), counts
+    and times requests."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -83,8 +102,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode()
-        request_id = incoming if 0 < len(incoming) <= 100 else str(uuid.uuid4())
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = accept_id(incoming)
         token = correlation_id.set(request_id)
         started = time.perf_counter()
         status = 500

@@ -24,7 +24,8 @@ from shared.errors import PROBLEM_JSON, TITLES, problem_schemas
 BEARER = "bearer"
 #: Why each status happens, per the handlers in ``shared.errors`` and the body limit.
 REASONS: dict[int, str] = {
-    400: "The body could not be parsed.",
+    400: "The body could not be parsed, or the path or the query holds a CPR number (which may be "
+         "sent only in a body).",
     401: "No valid bearer token: missing, expired, forged or without the claims the role needs.",
     403: "The caller's role, site or department may not do this.",
     404: "No such resource, or none the caller may see.",
@@ -74,6 +75,8 @@ def problem_statuses(method: str, operation: dict[str, Any], authenticated: bool
     statuses = {503}
     if has_body:
         statuses |= {400, 413}
+    if parameters & {"path", "query"}:
+        statuses.add(400)  # a CPR-shaped value in the URL (shared.screening)
     if has_body or parameters:
         statuses.add(422)
     if authenticated:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.errors import Unprocessable
+from shared.screening import UNSAFE_TEXT
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 200
@@ -31,14 +32,20 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(str(value)).encode()).decode().rstrip("=")
 
 
+def _invalid_cursor() -> Unprocessable:
+    return Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
+
+
 def decode_cursor(cursor: str) -> str:
+    """The position a cursor holds. A cursor is opaque but comes from the caller, so anything
+    else (another JSON value, text the database cannot store) is 422, never a 500."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"}) from None
-    if not isinstance(value, str):
-        raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _invalid_cursor() from None
+    if not isinstance(value, str) or UNSAFE_TEXT.search(value):
+        raise _invalid_cursor()
     return value
 
 
@@ -49,7 +56,11 @@ async def paginate(
 ) -> Page[T]:
     """Order by the unique ``key`` column and start after the cursor's key."""
     if cursor is not None:
-        query = query.where(key > parse_key(decode_cursor(cursor)))
+        try:
+            after = parse_key(decode_cursor(cursor))
+        except (ValueError, TypeError, ArithmeticError):
+            raise _invalid_cursor() from None  # valid base64 of a string that is no key
+        query = query.where(key > after)
     rows: Sequence[Any] = (await session.execute(query.order_by(key).limit(limit + 1))).scalars().all()
     items = list(rows[:limit])
     next_cursor = encode_cursor(getattr(items[-1], key.key)) if len(rows) > limit else None

@@ -10,7 +10,9 @@ from pydantic import ConfigDict
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.departments import Department
 from shared.events import FamilyEvent, event
+from shared.slices.policy import SlicePolicy, SliceRule
 from shared.tables import plumbing_metadata
 
 test_metadata = MetaData()
@@ -52,3 +54,9 @@ async def write_thing(session: AsyncSession, family_id: UUID, seq: int) -> None:
 
 async def count(session: AsyncSession, table: Table) -> int:
     return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+def health_sees_seq() -> SlicePolicy:
+    """A policy that sends every thing to Sundhed og Omsorg with its sequence number only."""
+    return SlicePolicy([SliceRule(Department.HEALTH_AND_CARE, ThingHappened, ("seq",),
+                                  reason="test: health sees the sequence number")])
