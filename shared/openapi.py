@@ -31,6 +31,7 @@ REASONS: dict[int, str] = {
     409: "A broken rule, an illegal transition, conflicting data, or an Idempotency-Key reused "
          "with another request.",
     413: "The body is larger than the service accepts.",
+    415: "The body's content type is not one the operation accepts.",
     422: "The input is not valid; validation errors name the fields and never echo the values.",
     503: "A dependency (the database or the broker) is unavailable; try again shortly.",
 }
@@ -65,6 +66,8 @@ def problem_statuses(method: str, operation: dict[str, Any], authenticated: bool
     statuses = {503}
     if has_body:
         statuses |= {400, 413}
+        if "application/json" not in operation["requestBody"].get("content", {}):
+            statuses.add(415)  # a non-JSON body (the register import) checks its content type
     if has_body or parameters:
         statuses.add(422)
     if authenticated:

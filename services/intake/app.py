@@ -21,6 +21,7 @@ DEFINITION = ServiceDefinition(
     routers=[router],
     domain_errors={IntakeConflict: 409, InvalidCpr: 422},
     seed=service.seed_sites,
+    body_limits=lambda settings: {"/v1/imports": settings.max_import_bytes},
 )
 
 
