@@ -62,8 +62,9 @@ async def watch(settings: Settings, department: str, *, from_beginning: bool, gr
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise SubscriberError(f"cannot reach the broker at {settings.kafka_bootstrap} ({exc}); "
-                              "start it (./run.sh) or set OTO_KAFKA_BOOTSTRAP") from None
+        raise SubscriberError(f"cannot reach the broker at {settings.kafka_bootstrap} "
+                              f"({type(exc).__name__}); start it (./run.sh) or set OTO_KAFKA_BOOTSTRAP",
+                              ) from None
     shown, last_seen = 0, time.monotonic()
     try:
         while limit is None or shown < limit:

@@ -73,7 +73,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield running
 
 
-def _post(server: Server, path: str, content: object, content_type: str, role: str = "system") -> httpx.Response:
+def _post(server: Server, path: str, content: object, content_type: str,
+          role: str = "system") -> httpx.Response:
     headers = {**bearer(server.settings, role, site="gellerup"), "content-type": content_type}
     with httpx.Client(timeout=60) as http:
         return http.post(f"{server.url}{path}", content=content, headers=headers)  # type: ignore[arg-type]
