@@ -106,7 +106,7 @@ def token(
     typer.echo(issued)
 
 
-@app.command(epilog="Example: OTO_DATABASE_URL=sqlite+aiosqlite:///data/intake.db oto migrate intake")
+@app.command(epilog="Example: oto migrate intake (OTO_DATABASE_URL names its database)")
 def migrate(service: Annotated[Literal["all", "intake", "casework", "referrals", "finance"],
                               typer.Argument(help="A service, or 'all'.")] = "all") -> None:
     """Upgrade a service's database (OTO_DATABASE_URL) to the newest migration."""
@@ -136,7 +136,7 @@ def revision(service: Annotated[ServiceName, typer.Argument(help="The service.")
                          autogenerate=True, rev_id=f"{len(existing) + 1:04d}")
 
 
-@topics_app.command("create")
+@topics_app.command("create", epilog="Example: oto topics create (OTO_KAFKA_BOOTSTRAP names the broker)")
 def create_topics() -> None:
     """Create every domain, department and dead-letter topic that does not exist yet."""
     from shared.kafka import ensure_topics
