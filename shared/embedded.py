@@ -31,8 +31,12 @@ from shared.settings import SERVICES, Settings
 from shared.supervisor import Backoff, Supervised, spawn, stop_all
 
 console = Console(highlight=False)
-#: How long the services get to finish their work after SIGTERM before they are killed.
-STOP_GRACE = 20.0
+#: How long the services get to finish their work after SIGTERM before they are killed: on
+#: Ctrl-C the whole system is down within 5 s (a service rejoining its consumer group right after
+#: a broker restart can take longer to leave it; killing it then is safe, as the outbox keeps
+#: unpublished events and the inbox makes redelivered ones harmless), and when the services are
+#: restarted for a moved broker.
+STOP_GRACE, RESTART_GRACE = 4.0, 20.0
 #: How long the runner waits for a restarted broker's port to be released before moving.
 PORT_RELEASE_WAIT = 5.0
 
@@ -162,7 +166,7 @@ class System:
         create_topics(self.settings())
         say(f"broker restarted on {self.broker.bootstrap}", style="bold")
         if self.broker.port != old:
-            stop_all([r.child.process for r in self.services if r.child.process is not None], STOP_GRACE)
+            stop_all([r.child.process for r in self.services if r.child.process is not None], RESTART_GRACE)
             for running in self.services:
                 running.child.launch()
                 running.ready = False
