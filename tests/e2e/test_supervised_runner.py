@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.broker import TansuBroker, free_port
 from shared.embedded import System
 from shared.settings import SERVICES
+from tests.support import ready_services
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +47,6 @@ def _broker_pid(runner: int) -> int:
             return False
 
     return next((c for c in _children(runner) if is_tansu(c)), 0)
-
-
-def _ready(base: int) -> set[str]:
-    ready = set()
-    for offset, service in enumerate(SERVICES):
-        try:
-            if httpx.get(f"http://127.0.0.1:{base + offset}/readyz", timeout=2).status_code == 200:
-                ready.add(service)
-        except httpx.HTTPError:
-            pass
-    return ready
 
 
 def _until(condition, what: str, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
@@ -97,16 +86,16 @@ def test_killed_services_and_the_broker_come_back_the_broker_on_the_same_port(tm
     base, broker_port = _free_base(), free_port()
     runner = _start_runner(tmp_path, base, broker_port, "--no-demo")
     try:
-        _until(lambda: _ready(base) == set(SERVICES), "every service ready")
+        _until(lambda: ready_services(base) == set(SERVICES), "every service ready")
         for service, pid in _service_pids(runner.pid).items():
             os.kill(pid, signal.SIGKILL)
-            _until(lambda s=service, p=pid: _service_pids(runner.pid).get(s, p) != p and s in _ready(base),
-                   f"{service} restarted and ready")
+            _until(lambda s=service, p=pid: _service_pids(runner.pid).get(s, p) != p
+                   and s in ready_services(base), f"{service} restarted and ready")
         broker = _broker_pid(runner.pid)
         os.kill(broker, signal.SIGKILL)
         _until(lambda: _broker_pid(runner.pid) not in (0, broker), "a new broker process")
         _until(lambda: socket.socket().connect_ex(("127.0.0.1", broker_port)) == 0, "broker on its port")
-        _until(lambda: _ready(base) == set(SERVICES), "every service ready with the new broker")
+        _until(lambda: ready_services(base) == set(SERVICES), "every service ready with the new broker")
         assert runner.poll() is None
         children = _children(runner.pid)
         os.killpg(runner.pid, signal.SIGINT)
@@ -126,7 +115,7 @@ def test_ctrl_c_stops_everything_within_5_s_services_first_without_errors(tmp_pa
     runner = _start_runner(tmp_path, base, free_port())
     try:
         _until(lambda: (tmp_path / ".demo-seeded").exists(), "the demo seeded")
-        _until(lambda: _ready(base) == set(SERVICES), "every service ready")
+        _until(lambda: ready_services(base) == set(SERVICES), "every service ready")
         children = _children(runner.pid)
         sizes = {log: log.stat().st_size for log in tmp_path.glob("*.log")}
         started = time.monotonic()
