@@ -237,8 +237,9 @@ def _seed_demo(system: System, data_dir: Path) -> str | None:
     try:
         with phase("seeding the demo"):
             counts = seed({r.service: r.url for r in system.services}, system.settings())
-    except httpx.HTTPError as exc:
-        say(f"the demo data could not be seeded: {exc}", style="bold red")
+    except (httpx.HTTPError, KeyError, ValueError) as exc:  # a refused or unreadable answer
+        say(f"the demo data could not be seeded ({type(exc).__name__}: {exc}); the system runs without it",
+            style="bold red")
         return None
     (data_dir / ".demo-seeded").touch()
     return ", ".join(f"{n} {what}" for what, n in counts.items())
