@@ -199,5 +199,7 @@ def register_service_commands(target: typer.Typer) -> None:
 
 register_service_commands(app)
 
-if __name__ == "__main__":
-    app()
+if __name__ == "__main__":  # run the imported module, so services raise this module's CliProblem
+    import shared.cli
+
+    shared.cli.app()

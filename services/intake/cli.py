@@ -21,7 +21,14 @@ def register(app: typer.Typer) -> None:
 def import_register(path: Annotated[Path, typer.Argument(
         help="The register extract (CSV, UTF-8).", exists=True, dir_okay=False, readable=True)]) -> None:
     """Import a register extract into intake's database (OTO_DATABASE_URL), showing progress."""
-    raise typer.Exit(asyncio.run(run_import(Settings(service="intake"), path)))
+    from shared.cli import CliProblem
+    from shared.errors import Unprocessable
+
+    try:
+        raise typer.Exit(asyncio.run(run_import(Settings(service="intake"), path)))
+    except Unprocessable as exc:  # empty, not UTF-8, not CSV: the user's file to fix
+        reasons = "; ".join(e["message"] for e in exc.extra.get("errors", []))
+        raise CliProblem(f"{path}: {exc.detail} ({reasons})") from None
 
 
 async def run_import(settings: Settings, path: Path) -> int:
@@ -39,7 +46,7 @@ async def run_import(settings: Settings, path: Path) -> int:
     content = path.read_bytes()
     url = settings.resolved_database_url()
     await migrations.upgrade("intake", url)
-    households = len(group_households(read_import(content.decode("utf-8-sig")))[0])
+    households = len(group_households(read_import(content.decode("utf-8-sig", errors="replace")))[0])
     vault = CprVault.from_settings(settings.cpr_keys.get_secret_value(),
                                    settings.cpr_hash_key.get_secret_value())
     engine = make_engine(url)

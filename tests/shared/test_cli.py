@@ -39,6 +39,15 @@ def test_a_user_mistake_is_one_line_naming_the_choices_with_exit_code_2(args, na
     assert all(name in lines[0] for name in names), lines[0]
 
 
+def test_a_file_that_is_not_a_register_extract_is_one_line_with_exit_code_2(tmp_path) -> None:
+    extract = tmp_path / "extract.csv"
+    for content, reason in ((b"", "empty"), (b'{"not": "csv"}', "missing columns")):
+        extract.write_bytes(content)
+        result = oto("import-register", str(extract), OTO_DATA_DIR=str(tmp_path))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and reason in result.stderr
+
+
 def test_an_unreachable_broker_is_one_line_with_exit_code_2() -> None:
     nobody = f"127.0.0.1:{free_port()}"
     for args in (("subscribe", "sundhed-og-omsorg"), ("topics", "create")):
