@@ -81,7 +81,11 @@ class Running:
 
 
 def _broker_port(preferred: int) -> int:
-    return preferred if port_is_free(preferred) else free_port()
+    if port_is_free(preferred):
+        return preferred
+    port = free_port()
+    say(f"port {preferred} is taken by another program; the broker listens on {port} instead", style="bold")
+    return port
 
 
 class System:
