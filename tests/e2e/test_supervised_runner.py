@@ -157,3 +157,20 @@ def test_a_broker_whose_port_is_taken_moves_loudly_and_the_runner_follows(tmp_pa
         assert f"port {old} is taken" in out and f"now listens on 127.0.0.1:{broker.port}" in out
     finally:
         system.stop()
+
+
+def test_a_blocked_service_is_only_not_ready_and_the_runner_goes_on(tmp_path) -> None:
+    """A service that accepts connections but never answers (its event loop blocked, as a 60 MB
+    upload once did) makes the readiness poll time out: that is "not ready", not a crash."""
+    with socket.socket() as blocked:
+        blocked.bind(("127.0.0.1", 0))
+        blocked.listen()
+        system = System(tmp_path, blocked.getsockname()[1], TansuBroker())
+        try:
+            intake = system.services[0]
+            intake.child.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            system.check()  # polls the blocked port; the broker's absence is reported, not raised
+            assert not intake.ready and intake.child.restart_at is None
+        finally:
+            intake.child.process.kill()
+            system.http.close()
