@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import migrations
 from shared.audit import MEMBERS_INFO_KEY, MemberLookup
@@ -55,6 +56,8 @@ class ServiceDefinition:
     members: MemberLookup | None = None
     #: Where the service keeps personal data, for the subject-access report.
     personal: PersonalTables | None = None
+    #: Paths with their own body limit, from the settings (e.g. the register import).
+    body_limits: Callable[[Settings], Mapping[str, int]] | None = None
 
 
 def build_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
@@ -80,7 +83,8 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.policy = definition.policy or default_policy()
     app.state.personal = definition.personal
     install_error_handlers(app, definition.domain_errors)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       limits=definition.body_limits(settings) if definition.body_limits else None)
     app.add_middleware(RequestContextMiddleware, service=definition.name)
     app.include_router(operations_router())
     app.include_router(slice_router())
@@ -133,21 +137,66 @@ async def _stop(app: FastAPI) -> None:
     await app.state.engine.dispose()
 
 
-class BodySizeLimit:
-    """Refuses bodies larger than the limit with 413 before they are read."""
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a body passes its limit, so the app stops reading it. An
+    HTTP exception, because FastAPI turns any other error while reading a body into a 400."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body is larger than {limit} bytes.")
+
+
+class BodySizeLimit:
+    """Refuses bodies larger than the limit with 413: before reading when Content-Length says so,
+    and for chunked bodies (no Content-Length) as soon as the bytes received pass the limit; the
+    rest is never parsed and the connection is closed, so the client stops sending.
+
+    ``limits`` gives some paths their own limit (the register import is larger than any JSON body).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, limits: Mapping[str, int] | None = None) -> None:
+        self.app, self.max_bytes, self.limits = app, max_bytes, dict(limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                response = problem_response(413, "Content too large",
-                                            f"The body is larger than {self.max_bytes} bytes.")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.max_bytes)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        received, exceeded, started = 0, False, False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's own answer to BodyTooLarge: ours (with Connection: close) goes instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyTooLarge:
+            if started:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem_response(413, "Content too large", f"The body is larger than {limit} bytes.")
+        response.headers["connection"] = "close"  # uvicorn then closes instead of reading the rest
+        await response(scope, receive, send)
 
 
 class Liveness(BaseModel):

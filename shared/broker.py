@@ -25,6 +25,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a listener could bind the loopback port now (as tansu does: SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -40,12 +51,15 @@ class TansuBroker:
     """Start, stop and restart a tansu broker on a loopback port."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 advertised: str | None = None) -> None:
+                 advertised: str | None = None, supervised: bool = False) -> None:
         """``advertised`` (host:port) is the address given to clients in metadata, when they must
-        reach the broker through something else (a proxy); by default its own address."""
+        reach the broker through something else (a proxy); by default its own address.
+        ``supervised``: the embedded runner's broker, in its own process group (see
+        ``shared.supervisor``)."""
         self.port = port or free_port()
         self.log_path = log_path
         self.advertised = advertised
+        self.supervised = supervised
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,15 +68,21 @@ class TansuBroker:
 
     def start(self) -> TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
-             f"tcp://{self.advertised}" if self.advertised else url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"},
-        )
+        args = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
+                f"tcp://{self.advertised}" if self.advertised else url, "--storage-engine", "memory://tansu/"]
+        env = {**os.environ, "RUST_LOG": "warn"}
+        if self.supervised:
+            from shared.supervisor import spawn
+
+            self.process = spawn(args, env=env, log_path=self.log_path)
+        else:
+            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         wait_for_port("127.0.0.1", self.port)
         return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

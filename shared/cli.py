@@ -1,21 +1,78 @@
-"""The ``oto`` command: run the system, mint dev tokens, manage topics and migrations, subscribe."""
+"""The ``oto`` command: run the system, mint dev tokens, manage topics and migrations, subscribe.
+
+Every failure a user can cause (an unknown name, a missing file, a bad option, a broker that
+does not answer) is one line on stderr naming what was wrong and the valid choices, exit code 2,
+no traceback. Services add their own commands: a ``services/<name>/cli.py`` with
+``register(app)`` is found and called here, so this module imports no service.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
+import logging
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import click
 import typer
 
-from shared.settings import SERVICES, Settings
+from shared.settings import SERVICES, ServiceName, Settings
 
-app = typer.Typer(help="Opgang til Opgang operations.", no_args_is_help=True)
-topics_app = typer.Typer(help="Kafka topics.")
+#: The choices, as Literals so a wrong one is refused naming the valid ones (a test keeps them
+#: equal to ``shared.auth.Role`` and ``shared.departments.Department``).
+RoleName = Literal["team_staff", "team_leader", "department_staff", "finance", "coordination", "system",
+                   "admin"]
+DepartmentName = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
+                         "kultur-og-borgerservice"]
+
+
+class CliProblem(Exception):
+    """A failure the user caused and can fix; shown as one line, exit code 2."""
+
+
+#: The command-line framework's own usage errors (Typer ≥ 0.20 carries its own copy of click).
+USAGE_ERRORS: tuple[type[Exception], ...] = (CliProblem, click.ClickException,
+                                             getattr(typer, "TyperException", CliProblem))
+ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+
+
+class OtoTyper(typer.Typer):
+    """A Typer app whose user errors are one line and exit 2 (Typer would draw a box, and an
+    exception inside a command would print a traceback)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if not args else args[0])
+        try:
+            code = super().__call__(argv or ["--help"], standalone_mode=False, prog_name="oto")
+        except ABORTS:
+            sys.exit(130)
+        except USAGE_ERRORS as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "oto"
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            if message.startswith("No such command"):
+                message += f" Commands: {', '.join(self.command_names())}."
+            typer.echo(f"{where}: error: {' '.join(message.split())}", err=True)
+            sys.exit(2)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def command_names(self) -> list[str]:
+        names = [c.name or c.callback.__name__.replace("_", "-") for c in self.registered_commands
+                 if c.callback is not None]
+        return sorted(names + [g.name for g in self.registered_groups if g.name])
+
+
+app = OtoTyper(help="Opgang til Opgang operations.", pretty_exceptions_enable=False,
+               epilog="Examples: oto run · oto token --role team_staff --site gellerup · "
+                      "oto subscribe sundhed-og-omsorg --from-beginning")
+topics_app = typer.Typer(help="Kafka topics.", epilog="Example: oto topics create")
 app.add_typer(topics_app, name="topics")
 
 
-@app.command()
+@app.command(epilog="Example: oto run --data-dir data --no-demo")
 def run(
     data_dir: Annotated[Path, typer.Option(help="Where the SQLite files and logs go.")] = Path("data"),
     base_port: Annotated[int, typer.Option(help="intake on this port, then +1 each.")] = 8001,
@@ -28,12 +85,11 @@ def run(
     raise typer.Exit(run_embedded(data_dir, base_port, broker_port, demo=demo))
 
 
-@app.command()
+@app.command(epilog="Example: oto token --role department_staff --department boern-og-unge")
 def token(
-    role: Annotated[str, typer.Option(help="team_staff, team_leader, department_staff, finance, "
-                                           "coordination, system, admin")],
+    role: Annotated[RoleName, typer.Option(help="The role.")],
     site: Annotated[str | None, typer.Option(help="For team roles: the site id.")] = None,
-    department: Annotated[str | None, typer.Option(help="For department staff.")] = None,
+    department: Annotated[DepartmentName | None, typer.Option(help="For department staff.")] = None,
     subject: Annotated[str, typer.Option(help="The user's id.")] = "dev-user",
     hours: Annotated[int, typer.Option(help="Validity.")] = 8,
 ) -> None:
@@ -42,12 +98,17 @@ def token(
 
     from shared.auth import mint_token
 
-    typer.echo(mint_token(Settings(), subject=subject, role=role, site=site,
-                          department=department, ttl=timedelta(hours=hours)))
+    try:
+        issued = mint_token(Settings(), subject=subject, role=role, site=site, department=department,
+                            ttl=timedelta(hours=hours))
+    except ValueError as exc:  # a claim the role needs is missing
+        raise CliProblem(str(exc)) from None
+    typer.echo(issued)
 
 
-@app.command()
-def migrate(service: Annotated[str, typer.Argument(help="A service, or 'all'.")] = "all") -> None:
+@app.command(epilog="Example: oto migrate intake (OTO_DATABASE_URL names its database)")
+def migrate(service: Annotated[Literal["all", "intake", "casework", "referrals", "finance"],
+                              typer.Argument(help="A service, or 'all'.")] = "all") -> None:
     """Upgrade a service's database (OTO_DATABASE_URL) to the newest migration."""
     from shared import migrations
 
@@ -57,8 +118,9 @@ def migrate(service: Annotated[str, typer.Argument(help="A service, or 'all'.")]
         typer.echo(f"{name}: at head")
 
 
-@app.command()
-def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
+@app.command(epilog='Example: oto revision casework -m "add the plan goals table"')
+def revision(service: Annotated[ServiceName, typer.Argument(help="The service.")],
+             message: Annotated[str, typer.Option("-m")]) -> None:
     """Autogenerate a migration for a service from its models (developers)."""
     import tempfile
 
@@ -74,19 +136,24 @@ def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
                          autogenerate=True, rev_id=f"{len(existing) + 1:04d}")
 
 
-@topics_app.command("create")
+@topics_app.command("create", epilog="Example: oto topics create (OTO_KAFKA_BOOTSTRAP names the broker)")
 def create_topics() -> None:
     """Create every domain, department and dead-letter topic that does not exist yet."""
     from shared.kafka import ensure_topics
 
     settings = Settings()
-    asyncio.run(ensure_topics(settings, settings.all_topics()))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        asyncio.run(asyncio.wait_for(ensure_topics(settings, settings.all_topics()), timeout=30))
+    except Exception as exc:  # the broker does not answer: the user's to fix
+        raise CliProblem(f"cannot reach the broker at {settings.kafka_bootstrap} ({type(exc).__name__}); "
+                         "start it (./run.sh) or set OTO_KAFKA_BOOTSTRAP") from None
     typer.echo("\n".join(settings.all_topics()))
 
 
-@app.command()
+@app.command(epilog="Example: oto subscribe sundhed-og-omsorg --from-beginning --limit 10")
 def subscribe(
-    department: Annotated[str, typer.Argument(help="e.g. sundhed-og-omsorg")],
+    department: Annotated[DepartmentName, typer.Argument(help="The department's topic to follow.")],
     from_beginning: Annotated[bool, typer.Option(
         help="Replay the topic from offset 0 (in a fresh group named after --group).")] = False,
     group: Annotated[str | None, typer.Option(help="Consumer group (default oto.dashboard.<dept>).")] = None,
@@ -94,21 +161,17 @@ def subscribe(
     idle_timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds.")] = None,
 ) -> None:
     """Show a department topic's events live in the terminal (the subscriber kit)."""
-    from shared.subscriber import watch
+    from shared.subscriber import SubscriberError, watch
 
-    asyncio.run(watch(Settings(), department, from_beginning=from_beginning, group=group,
-                      limit=limit, idle_timeout=idle_timeout))
-
-
-@app.command("import-register")
-def import_register(path: Annotated[Path, typer.Argument(help="The register extract (CSV, UTF-8).")]) -> None:
-    """Import a register extract into intake's database (OTO_DATABASE_URL), showing progress."""
-    from services.intake.cli import run_import
-
-    raise typer.Exit(asyncio.run(run_import(Settings(service="intake"), path)))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors repeat ours
+    try:
+        asyncio.run(watch(Settings(), department, from_beginning=from_beginning, group=group,
+                          limit=limit, idle_timeout=idle_timeout))
+    except SubscriberError as exc:
+        raise CliProblem(str(exc)) from None
 
 
-@app.command()
+@app.command(epilog="Example: oto openapi --docs-dir docs")
 def openapi(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
     """Write every service's OpenAPI document to docs/api/."""
     from shared.apidocs import write_openapi
@@ -117,7 +180,7 @@ def openapi(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = P
         typer.echo(path)
 
 
-@app.command()
+@app.command(epilog="Example: oto catalogue --docs-dir docs")
 def catalogue(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
     """Write the AsyncAPI document and the catalogue page from the registry and the slice policy."""
     from shared.catalogue import write_catalogue
@@ -126,5 +189,17 @@ def catalogue(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] =
         typer.echo(path)
 
 
-if __name__ == "__main__":
-    app()
+def register_service_commands(target: typer.Typer) -> None:
+    """Let each service add its commands (``services/<name>/cli.py`` with ``register(app)``)."""
+    for service in SERVICES:
+        name = f"services.{service}.cli"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(target)
+
+
+register_service_commands(app)
+
+if __name__ == "__main__":  # run the imported module, so services raise this module's CliProblem
+    import shared.cli
+
+    shared.cli.app()

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 TITLES: dict[int, str] = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Content too large",
-    422: "Unprocessable content", 500: "Internal server error", 503: "Service unavailable",
+    415: "Unsupported media type", 422: "Unprocessable content", 500: "Internal server error",
+    503: "Service unavailable",
 }
 
 
@@ -74,6 +75,10 @@ class Unprocessable(Problem):
 
     def __init__(self, detail: str, *, fields: dict[str, str]) -> None:
         super().__init__(detail, errors=[{"field": f, "message": m} for f, m in fields.items()])
+
+
+class UnsupportedMediaType(Problem):
+    status, title = 415, "Unsupported media type"
 
 
 class ServiceUnavailable(Problem):

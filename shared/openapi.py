@@ -32,6 +32,7 @@ REASONS: dict[int, str] = {
     409: "A broken rule, an illegal transition, conflicting data, or an Idempotency-Key reused "
          "with another request.",
     413: "The body is larger than the service accepts.",
+    415: "The body's content type is not one the operation accepts.",
     422: "The input is not valid; validation errors name the fields and never echo the values.",
     503: "A dependency (the database or the broker) is unavailable; try again shortly.",
 }
@@ -75,6 +76,8 @@ def problem_statuses(method: str, operation: dict[str, Any], authenticated: bool
     statuses = {503}
     if has_body:
         statuses |= {400, 413}
+        if "application/json" not in operation["requestBody"].get("content", {}):
+            statuses.add(415)  # a non-JSON body (the register import) checks its content type
     if parameters & {"path", "query"}:
         statuses.add(400)  # a CPR-shaped value in the URL (shared.screening)
     if has_body or parameters:

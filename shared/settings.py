@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     max_page_size: int = 200
     max_body_bytes: int = 1_000_000
+    #: The register import's own body limit (a CSV extract; about 100 bytes a person).
+    max_import_bytes: int = 10_000_000
 
     def resolved_database_url(self) -> str:
         """The configured URL (with ``database_password`` put in), else one SQLite file per service."""

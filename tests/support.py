@@ -148,3 +148,17 @@ async def service_api(create_app: Any, *, service: str, broker: Broker | None, d
         http.app = app  # type: ignore[attr-defined]
         http.team = bearer(settings, "team_staff", site="gellerup")  # type: ignore[attr-defined]
         yield http
+
+
+def ready_services(base_port: int) -> set[str]:
+    """Which services of an embedded system (intake on ``base_port``, then +1 each) are ready."""
+    from shared.settings import SERVICES
+
+    ready = set()
+    for offset, service in enumerate(SERVICES):
+        try:
+            if httpx.get(f"http://127.0.0.1:{base_port + offset}/readyz", timeout=2).status_code == 200:
+                ready.add(service)
+        except httpx.HTTPError:
+            pass
+    return ready

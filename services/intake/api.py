@@ -40,7 +40,7 @@ from services.intake.subject_access import CSV_COLUMNS, SubjectAccessIn, Subject
 from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, UnsupportedMediaType
 from shared.idempotency import IdempotencyDep
 from shared.observability import correlation_id
 from shared.pagination import Cursor, Limit, Page, paginate
@@ -262,12 +262,25 @@ async def funnel(session: SessionDep, principal: Overview,
     return FunnelRead(site_id=site_id, counts=await service.funnel(session, site_id=site_id))
 
 
+def _require_csv(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "text/csv":
+        raise UnsupportedMediaType("The register extract is sent as text/csv, "
+                                   f"not {media_type or 'without a content type'}.")
+
+
+CsvOnly = Annotated[None, Depends(_require_csv)]
+
+
 @router.post("/imports", response_model=ImportReport, status_code=201,
              summary="Import a register extract (CSV body, text/csv); idempotent per file; a team "
                      "leader imports its own site's rows only",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "Columns: " + ", ".join(IMPORT_COLUMNS)}}}}})
-async def import_register(request: Request, idem: IdempotencyDep, v: Vault, principal: Importer):  # type: ignore[no-untyped-def]
+async def import_register(request: Request, principal: Importer, _csv: CsvOnly, idem: IdempotencyDep,  # type: ignore[no-untyped-def]
+                          v: Vault):
+    # Parameters in this order: who, then the content type, and only then is the body read (the
+    # idempotency key's digest reads it, in chunks, stopped at OTO_MAX_IMPORT_BYTES by the limit).
     content = await request.body()
     site = service.import_scope(principal)
     return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content, site=site))

@@ -29,6 +29,7 @@ DEFINITION = ServiceDefinition(
     members=members_from(Person.__table__, family="household_id", person="id"),  # type: ignore[attr-defined]
     personal=PersonalTables(metadata, ids={"persons": "person", "households": "family"}),
     subscriptions=[SUBSCRIPTION],
+    body_limits=lambda settings: {"/v1/imports": settings.max_import_bytes},
 )
 
 

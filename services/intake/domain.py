@@ -320,6 +320,15 @@ class ImportRowError(ValueError):
         self.line, self.reason, self.household_ref = line, reason, household_ref
 
 
+def missing_import_columns(text: str) -> list[str]:
+    """The required columns the file's first line does not name (all of them for JSON, say)."""
+    try:
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        header = []
+    return [c for c in IMPORT_COLUMNS if c not in header]  # as exact as ``read_import`` is
+
+
 def read_import(text: str, *, site: str | None = None) -> Iterator[ImportRow | ImportRowError]:
     """Parse the register extract row by row; a bad row yields its error and parsing goes on.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections import defaultdict
@@ -585,16 +586,14 @@ async def import_register(session: AsyncSession, *, vault: CprVault, content: by
 
     ``site`` restricts the rows to one site (see ``import_scope``); ``None`` takes every site.
     """
-    digest = hashlib.sha256(content).hexdigest()
+    # Hashing and parsing a file of megabytes take CPU time: in a thread, so the service keeps
+    # answering (/healthz included) while an import runs.
+    digest, text = await asyncio.to_thread(_decode_import, content)
     previous = (await session.execute(select(ImportRun).where(ImportRun.file_sha256 == digest))).scalar()
     if previous is not None:
         return ImportReport(already_imported=True, households=0, persons=0,
                             rejected=[ImportRejectedRow(**r) for r in previous.rejected])  # type: ignore[arg-type]
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
-    groups, errors = d.group_households(d.read_import(text, site=site))
+    groups, errors = await asyncio.to_thread(lambda: d.group_households(d.read_import(text, site=site)))
     rejected = [ImportRejectedRow(line=e.line, reason=e.reason) for e in errors]
     households = persons = 0
     for done, (ref, rows) in enumerate(groups.items(), start=1):
@@ -610,6 +609,22 @@ async def import_register(session: AsyncSession, *, vault: CprVault, content: by
                           rejected=[r.model_dump() for r in rejected]))
     await session.flush()
     return ImportReport(already_imported=False, households=households, persons=persons, rejected=rejected)
+
+
+def _decode_import(content: bytes) -> tuple[str, str]:
+    """The file's digest and text; an empty, non-UTF-8 or header-less file is refused before
+    anything is recorded (it is not a register extract, so it is no import run either)."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Unprocessable("The file is not UTF-8 text.", fields={"body": "not UTF-8"}) from None
+    if not text.strip():
+        raise Unprocessable("The file is empty.", fields={"body": "empty"})
+    missing = d.missing_import_columns(text)
+    if missing:
+        raise Unprocessable("The file is not a register extract in CSV.",
+                            fields={"body": f"missing columns: {', '.join(missing)}"})
+    return hashlib.sha256(content).hexdigest(), text
 
 
 async def _import_household(session: AsyncSession, vault: CprVault, ref: str,

@@ -13,6 +13,7 @@ import pytest
 
 from shared.broker import free_port
 from shared.settings import SERVICES
+from tests.support import ready_services
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +54,7 @@ def _wait_all_ready(base: int, timeout: float) -> set[str]:
     ready: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and len(ready) < 4:
-        for offset, service in enumerate(SERVICES):
-            try:
-                if httpx.get(f"http://127.0.0.1:{base + offset}/readyz", timeout=2).status_code == 200:
-                    ready.add(service)
-            except httpx.HTTPError:
-                pass
+        ready |= ready_services(base)
         time.sleep(0.5)
     return ready
 

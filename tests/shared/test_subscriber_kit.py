@@ -87,3 +87,37 @@ async def test_replaying_a_department_topic_rebuilds_the_same_dashboard_state(br
     assert first.families == second.families == live.families
     assert {k: v.events for k, v in first.families.items()} == {str(f): 3 for f in families}
     assert first.families[str(families[0])].latest["dk.aarhus.oto.casework.example-1.v1"]["n"] == 3
+
+
+async def _publish_one_batch(broker: Broker, topic: str, envelopes: list[Envelope]) -> None:
+    """All in one record batch: the embedded broker reports the end offset of such a topic one
+    batch short, which made "from now" show the batch."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=200)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, env.value(), key=env.key_bytes(), headers=env.headers())
+                for env in envelopes]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def test_watch_from_now_skips_a_backlog_written_in_one_batch(broker: Broker, capsys) -> None:
+    settings = make_settings(broker=broker)
+    department = Department.CULTURE_AND_CITIZEN_SERVICES.value
+    topic = settings.department_topic(department)
+    await ensure_topics(settings, [topic])
+    await _publish_one_batch(broker, topic, _events([uuid.uuid4(), uuid.uuid4()]))  # n = 0 … 5
+    live = asyncio.create_task(watch(settings, department, from_beginning=False, group=None, limit=1,
+                                     idle_timeout=30))
+    n = 100
+    while not live.done() and n < 200:
+        await _publish_one_batch(broker, topic, [Envelope(
+            type="dk.aarhus.oto.casework.example-0.v1", source="/oto/casework", key="k",
+            data={"family_id": "f", "site_id": "tilst", "n": n})])
+        n += 1
+        await asyncio.sleep(0.3)
+    assert await live == 1
+    out = capsys.readouterr().out
+    assert re.search(r'"n": 1\d\d\b', out)
+    assert not re.search(r'"n": [0-5]\b', out)
