@@ -25,7 +25,8 @@ from shared.errors import Forbidden, install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
-from shared.outbox import OutboxRelay, relay_wakeup_info
+from shared.outbox import OutboxRelay, outbox_backlog, relay_wakeup_info
+from shared.outbox_admin import outbox_router
 from shared.settings import Settings
 from shared.slice_view import slice_router
 from shared.slices import SlicePolicy, default_policy
@@ -76,6 +77,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.add_middleware(RequestContextMiddleware, service=definition.name)
     app.include_router(operations_router())
     app.include_router(slice_router())
+    app.include_router(outbox_router())
     for router in definition.routers:
         app.include_router(router)
     return app
@@ -144,8 +146,11 @@ class Liveness(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"]
+    """``degraded``: ready, but some events are parked (they need an operator: see /v1/outbox)."""
+
+    status: Literal["ready", "degraded"]
     checks: dict[str, bool]
+    parked_events: int = 0
 
 
 class AuditEntry(BaseModel):
@@ -181,14 +186,18 @@ def operations_router() -> APIRouter:
         return JSONResponse({"status": "alive"})
 
     @router.get("/readyz", response_model=Readiness,
-                summary="Ready: database reachable and at head, broker reachable")
+                summary="Ready: database reachable and at head, broker reachable, outbox moving")
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
         checks = {"database": await _database_ready(state),
                   "broker": await _broker_ready(state.settings)}
+        outbox_ok, parked, reason = await _outbox_moving(state) if checks["database"] else (False, 0, "")
+        checks["outbox"] = outbox_ok
         if all(checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        return problem_response(503, "Not ready", f"checks: {checks}", request, checks=checks)
+            return JSONResponse({"status": "degraded" if parked else "ready", "checks": checks,
+                                 "parked_events": parked})
+        detail = "; ".join([f"checks: {checks}", *([reason] if reason else [])])
+        return problem_response(503, "Not ready", detail, request, checks=checks)
 
     @router.get("/asyncapi.json", response_model=dict[str, Any], summary="The event catalogue (AsyncAPI 3.0)")
     async def asyncapi(request: Request) -> JSONResponse:
@@ -214,6 +223,22 @@ def operations_router() -> APIRouter:
             return [dict(row._mapping) for row in rows]
 
     return router
+
+
+async def _outbox_moving(state: Any) -> tuple[bool, int, str]:
+    """Whether the oldest publishable event is younger than the stall threshold; the number of
+    parked events; and, when stalled, the reason in words."""
+    threshold = state.settings.outbox_stall_seconds
+    try:
+        async with state.sessionmaker() as session:
+            backlog = await asyncio.wait_for(outbox_backlog(session), timeout=2)
+    except Exception:
+        return False, 0, "outbox: could not be read"
+    if backlog.oldest_age > threshold:
+        return False, backlog.parked, (
+            f"outbox stalled: the oldest of {backlog.pending} pending events has waited "
+            f"{backlog.oldest_age:.0f} s (threshold {threshold:.0f} s)")
+    return True, backlog.parked, ""
 
 
 async def _database_ready(state: Any) -> bool:

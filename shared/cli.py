@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from shared.outbox_cli import register as register_outbox_commands
 from shared.settings import SERVICES, Settings
 
 app = typer.Typer(help="Opgang til Opgang operations.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.")
 app.add_typer(topics_app, name="topics")
+register_outbox_commands(app)
 
 
 @app.command()

@@ -81,3 +81,33 @@ def downgrade_v1() -> None:
         batch_op.drop_index('ix_audit_subject')
 
     op.drop_table('audit_log')
+
+
+def upgrade_v2() -> None:
+    """Version 2: outbox rows can be parked, discarded and requeued; the relay keeps its state."""
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('requeued_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('parked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('parked_reason', sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column('discarded_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_outbox_parked', ['partition_key'], unique=False,
+                              postgresql_where=sa.text('parked_at IS NOT NULL'),
+                              sqlite_where=sa.text('parked_at IS NOT NULL'))
+    op.create_table('relay_state',
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+
+
+def downgrade_v2() -> None:
+    """Back to version 1."""
+    op.drop_table('relay_state')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_parked', postgresql_where=sa.text('parked_at IS NOT NULL'),
+                            sqlite_where=sa.text('parked_at IS NOT NULL'))
+        batch_op.drop_column('discarded_at')
+        batch_op.drop_column('parked_reason')
+        batch_op.drop_column('parked_at')
+        batch_op.drop_column('requeued_at')
