@@ -29,7 +29,7 @@ OUTBOX_OLDEST_AGE = Gauge(
     "oto_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
 )
 OUTBOX_PUBLISHED = Counter("oto_outbox_published_total", "Outbox rows published", ["service"])
-OUTBOX_PARKED = Gauge("oto_outbox_parked", "Outbox rows parked: they cannot be published", ["service"])
+OUTBOX_PARKED = Gauge("oto_outbox_parked_events", "Outbox rows parked: they cannot be published", ["service"])
 OUTBOX_PARKED_TOTAL = Counter("oto_outbox_parked_total", "Outbox rows ever parked", ["service"])
 OUTBOX_HELD = Gauge("oto_outbox_held", "Outbox rows waiting behind a parked row of their key",
                     ["service"])

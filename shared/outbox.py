@@ -319,13 +319,13 @@ class OutboxRelay:
                     parked.append((row, exc))
                     held.add(row.partition_key)
             errors = await send_all(self._producer, [group for _, group in sendable]) if sendable else []
-            done = []
+            done, failed_keys = [], set()
             for (row, _), error in zip(sendable, errors, strict=True):
-                if row.partition_key in held:
+                if row.partition_key in failed_keys:
                     continue  # sent, but behind a row of its key that failed: sent again later
                 if error is not None:
                     parked.append((row, error))
-                    held.add(row.partition_key)
+                    failed_keys.add(row.partition_key)
                 else:
                     done.append(row.id)
             if done:
