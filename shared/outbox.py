@@ -390,7 +390,7 @@ class OutboxRelay:
             log.warning("the broker lost the events it had acknowledged: re-publishing the outbox",
                         extra={"requeued": requeued, "marker_topic": marker_topic})
         marker = f"{self.settings.service}:{uuid.uuid4()}"
-        await self._producer.send_and_wait(marker_topic, marker.encode(), key=b"marker")
+        await self._producer.send_and_wait(marker_topic, marker.encode(), key=b"marker", partition=0)
         async with self.sessionmaker() as session, session.begin():
             await session.execute(delete(relay_state).where(relay_state.c.name == MARKER_STATE))
             await session.execute(relay_state.insert().values(
@@ -450,8 +450,7 @@ class OutboxRelay:
         from shared.departments import Department
 
         topics = [self.settings.domain_topic()]
-        topics += [self.settings.department_topic(d.value) for d in Department]
-        return topics + [f"{topic}.dlq" for topic in topics]
+        return topics + [self.settings.department_topic(d.value) for d in Department]
 
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None

@@ -89,4 +89,4 @@ class Settings(BaseSettings):
 
         main = [self.domain_topic(s) for s in SERVICES]
         main += [self.department_topic(d.value) for d in Department]
-        return main + [f"{t}.dlq" for t in main]
+        return main + [f"{t}.dlq" for t in main] + [self.marker_topic(s) for s in SERVICES]

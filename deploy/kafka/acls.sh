@@ -12,6 +12,9 @@ $ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.depa
 $ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.department.sundhed-og-omsorg --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Write --topic oto.intake.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Read --topic oto.intake.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-intake --operation Describe --topic oto.intake.relay-marker --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-intake --operation Read --group oto.intake --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.casework.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.casework.events --resource-pattern-type literal
@@ -23,6 +26,9 @@ $ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.de
 $ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.department.sundhed-og-omsorg --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.casework.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-casework --operation Read --topic oto.casework.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.casework.relay-marker --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Read --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Describe --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-casework --operation Write --topic oto.intake.events.dlq --resource-pattern-type literal
@@ -38,6 +44,9 @@ $ACLS --add --allow-principal User:svc-referrals --operation Write --topic oto.d
 $ACLS --add --allow-principal User:svc-referrals --operation Describe --topic oto.department.sundhed-og-omsorg --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-referrals --operation Write --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-referrals --operation Describe --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-referrals --operation Write --topic oto.referrals.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-referrals --operation Read --topic oto.referrals.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-referrals --operation Describe --topic oto.referrals.relay-marker --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-referrals --operation Read --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-referrals --operation Describe --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-referrals --operation Write --topic oto.intake.events.dlq --resource-pattern-type literal
@@ -57,6 +66,9 @@ $ACLS --add --allow-principal User:svc-finance --operation Write --topic oto.dep
 $ACLS --add --allow-principal User:svc-finance --operation Describe --topic oto.department.sundhed-og-omsorg --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-finance --operation Write --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-finance --operation Describe --topic oto.department.kultur-og-borgerservice --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-finance --operation Write --topic oto.finance.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-finance --operation Read --topic oto.finance.relay-marker --resource-pattern-type literal
+$ACLS --add --allow-principal User:svc-finance --operation Describe --topic oto.finance.relay-marker --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-finance --operation Read --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-finance --operation Describe --topic oto.intake.events --resource-pattern-type literal
 $ACLS --add --allow-principal User:svc-finance --operation Write --topic oto.intake.events.dlq --resource-pattern-type literal

@@ -9,6 +9,11 @@ for topic in oto.intake.events oto.casework.events oto.referrals.events oto.fina
   $TOPICS --create --if-not-exists --topic "$topic" --partitions 3 --replication-factor 1
   $TOPICS --create --if-not-exists --topic "$topic.dlq" --partitions 1 --replication-factor 1
 done
+# Each relay's broker incarnation marker (see docs/operations.md, "When the broker loses events").
+for topic in oto.intake.relay-marker oto.casework.relay-marker oto.referrals.relay-marker \
+             oto.finance.relay-marker; do
+  $TOPICS --create --if-not-exists --topic "$topic" --partitions 1 --replication-factor 1
+done
 CONFIGS="/opt/kafka/bin/kafka-configs.sh --bootstrap-server kafka:9092 --command-config /tmp/admin.properties"
 while IFS='=' read -r user password; do
   [ -n "$user" ] || continue

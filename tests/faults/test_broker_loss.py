@@ -100,8 +100,8 @@ async def test_a_killed_broker_restarted_empty_gets_every_committed_event_again_
             department = Department.HEALTH_AND_CARE
             copies = (department_copies(await full_outbox(intake_db), department)
                       + department_copies(await full_outbox(casework_db), department))
-            on_department = await read_until_seen(tansu.bootstrap, settings.department_topic(department.value),
-                                                  set(copies), timeout=60)
+            on_department = await read_until_seen(
+                tansu.bootstrap, settings.department_topic(department.value), set(copies), timeout=60)
             async with probe.connect() as conn:
                 ran = list(await conn.execute(select(ledger).order_by(ledger.c.seq)))
             async with casework_db.connect() as conn:

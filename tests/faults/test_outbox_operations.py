@@ -88,7 +88,8 @@ async def test_a_poison_row_is_parked_other_families_flow_and_an_admin_retries_o
             mother = families[family]
             consent = await api.post(f"/v1/households/{family}/consents", headers=api.team,  # type: ignore[attr-defined]
                                      json={"person_id": mother, "given_by_person_id": mother,
-                                           "purposes": ["coordinated help"], "departments": ["sundhed-og-omsorg"]})
+                                           "purposes": ["coordinated help"],
+                                           "departments": ["sundhed-og-omsorg"]})
             assert consent.status_code == 201, consent.text
         held = {family: (await outbox_ids(api, partition_key=family))[-1] for family in (poisoned, repaired)}
         healthy_later = (await outbox_ids(api, partition_key=healthy))[-1]
