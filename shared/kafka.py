@@ -157,10 +157,11 @@ async def send_all(producer: AIOKafkaProducer,
 
 
 async def read_markers(settings: Settings, topic: str, *, looking_for: str | None,
-                       quiet_polls: int = 3) -> set[str]:
+                       quiet_polls: int = 5) -> set[str]:
     """The values on a one-partition marker topic (empty if it does not exist). Stops early once
     ``looking_for`` is seen; otherwise reads until a few polls in a row bring nothing (tansu
-    sometimes reports end offsets short of the last record, so they are not trusted)."""
+    sometimes reports end offsets short of the last record, so they are not trusted). Only the
+    "not found" answer waits the full two seconds, and a wrong one costs a harmless re-publish."""
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     seen: set[str] = set()
@@ -172,7 +173,7 @@ async def read_markers(settings: Settings, topic: str, *, looking_for: str | Non
         await consumer.seek_to_beginning(partition)
         quiet = 0
         while quiet < quiet_polls and looking_for not in seen:
-            batch = await consumer.getmany(partition, timeout_ms=200)
+            batch = await consumer.getmany(partition, timeout_ms=400)
             quiet = 0 if batch else quiet + 1
             seen.update(r.value.decode("utf-8", "replace") for r in batch.get(partition, ()) if r.value)
     finally:

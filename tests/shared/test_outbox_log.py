@@ -85,3 +85,31 @@ def test_oto_republish_queues_the_rows_since_a_time_again(
 async def _ids_are(engine, expected: set[object]) -> bool:  # type: ignore[no-untyped-def]
     async with engine.connect() as conn:
         return set((await conn.execute(select(outbox.c.event_id))).scalars()) == expected
+
+
+@pytest.mark.broker
+async def test_a_restarted_relay_on_a_broker_that_kept_everything_republishes_nothing(
+        broker: Broker, database_url: str) -> None:
+    settings = make_settings(broker=broker, database_url=database_url)
+    engine, first, _ = await _setup(settings)
+    async with engine.begin() as conn:
+        await conn.execute(outbox.insert(), [row(1, occurred=NOW, published=None)])
+    try:
+        for relay in (first, (await _setup(settings))[1]):  # the second as after a restart
+            task = asyncio.create_task(relay.run())
+            assert await eventually(lambda: _all_published(engine))
+            assert await eventually(lambda: _true(relay._check_due > 0))  # noqa: B023
+            await relay.stop()
+            await task
+            assert relay.requeued_total == 0
+    finally:
+        await engine.dispose()
+
+
+async def _all_published(engine) -> bool:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return not (await conn.execute(select(outbox.c.id).where(outbox.c.published_at.is_(None)))).first()
+
+
+async def _true(value: bool) -> bool:
+    return value
