@@ -48,7 +48,6 @@ from shared.events.registry import REGISTRY, DomainEvent
 from shared.kafka import (
     OutgoingMessage,
     ensure_topics,
-    is_message_error,
     make_producer,
     read_markers,
     send_all,
@@ -313,9 +312,7 @@ class OutboxRelay:
                     continue
                 try:
                     sendable.append((row, self._messages(row_to_envelope(row))))
-                except Exception as exc:
-                    if not is_message_error(exc):
-                        raise
+                except Exception as exc:  # no broker involved yet: whatever fails is the row's own
                     parked.append((row, exc))
                     held.add(row.partition_key)
             errors = await send_all(self._producer, [group for _, group in sendable]) if sendable else []
