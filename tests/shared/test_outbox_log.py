@@ -113,3 +113,45 @@ async def _all_published(engine) -> bool:  # type: ignore[no-untyped-def]
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_oto_outbox_lists_retries_and_discards_parked_events_with_an_audit_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from shared.tables import audit_log
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
+    retried, discarded = (row(n, occurred=NOW, published=None) for n in (1, 2))
+
+    async def prepare() -> None:
+        engine = make_engine(url)
+        await create_tables(engine)
+        async with engine.begin() as conn:
+            await conn.execute(outbox.insert(), [{**r, "parked_at": NOW, "parked_reason": "x"}
+                                                 for r in (retried, discarded)])
+        await engine.dispose()
+
+    asyncio.run(prepare())
+    monkeypatch.setenv("OTO_DATABASE_URL", url)
+    cli = CliRunner()
+    listed = cli.invoke(oto, ["outbox", "parked", "intake"])
+    assert listed.exit_code == 0, listed.output
+    assert [json.loads(line)["event_id"] for line in listed.output.splitlines()] == [
+        retried["event_id"], discarded["event_id"]]
+    assert cli.invoke(oto, ["outbox", "retry", "intake", str(retried["event_id"])]).exit_code == 0
+    assert cli.invoke(oto, ["outbox", "discard", "intake", str(discarded["event_id"])]).exit_code == 0
+    assert cli.invoke(oto, ["outbox", "parked", "intake"]).output == ""
+
+    async def state() -> tuple[list[tuple[bool, bool]], list[str]]:
+        engine = make_engine(url)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(outbox.c.parked_at, outbox.c.discarded_at)
+                                       .order_by(outbox.c.id))).all()
+            audited = list((await conn.execute(select(audit_log.c.purpose))).scalars())
+        await engine.dispose()
+        return [(r.parked_at is None, r.discarded_at is None) for r in rows], audited
+
+    rows, audited = asyncio.run(state())
+    assert rows == [(True, True), (False, False)]  # retried: queued again; discarded: kept, never sent
+    assert [a.split(" (")[0] for a in audited] == [f"discard parked event {discarded['event_id']}"]
