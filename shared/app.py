@@ -27,7 +27,8 @@ from shared.errors import install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.observability import RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
-from shared.outbox import OutboxRelay, relay_wakeup_info
+from shared.outbox import OutboxRelay, outbox_backlog, relay_wakeup_info
+from shared.outbox_admin import outbox_router
 from shared.screening import RequestScreening
 from shared.settings import Settings
 from shared.slice_view import slice_router
@@ -89,6 +90,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.include_router(operations_router())
     app.include_router(slice_router())
     app.include_router(audit_router(definition.personal, definition.name))
+    app.include_router(outbox_router())
     for router in definition.routers:
         app.include_router(router)
     return app
@@ -204,8 +206,11 @@ class Liveness(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"]
+    """``degraded``: ready, but some events are parked (they need an operator: see /v1/outbox)."""
+
+    status: Literal["ready", "degraded"]
     checks: dict[str, bool]
+    parked_events: int = 0
 
 
 def operations_router() -> APIRouter:
@@ -223,14 +228,18 @@ def operations_router() -> APIRouter:
         return JSONResponse({"status": "alive"})
 
     @router.get("/readyz", response_model=Readiness,
-                summary="Ready: database reachable and at head, broker reachable")
+                summary="Ready: database reachable and at head, broker reachable, outbox moving")
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
         checks = {"database": await _database_ready(state),
                   "broker": await _broker_ready(state.settings)}
+        outbox_ok, parked, reason = await _outbox_moving(state) if checks["database"] else (False, 0, "")
+        checks["outbox"] = outbox_ok
         if all(checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        return problem_response(503, "Not ready", f"checks: {checks}", request, checks=checks)
+            return JSONResponse({"status": "degraded" if parked else "ready", "checks": checks,
+                                 "parked_events": parked})
+        detail = "; ".join([f"checks: {checks}", *([reason] if reason else [])])
+        return problem_response(503, "Not ready", detail, request, checks=checks)
 
     @router.get("/asyncapi.json", response_model=dict[str, Any], summary="The event catalogue (AsyncAPI 3.0)")
     async def asyncapi(request: Request) -> JSONResponse:
@@ -244,6 +253,22 @@ def operations_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def _outbox_moving(state: Any) -> tuple[bool, int, str]:
+    """Whether the oldest publishable event is younger than the stall threshold; the number of
+    parked events; and, when stalled, the reason in words."""
+    threshold = state.settings.outbox_stall_seconds
+    try:
+        async with state.sessionmaker() as session:
+            backlog = await asyncio.wait_for(outbox_backlog(session), timeout=2)
+    except Exception:
+        return False, 0, "outbox: could not be read"
+    if backlog.oldest_age > threshold:
+        return False, backlog.parked, (
+            f"outbox stalled: the oldest of {backlog.pending} pending events has waited "
+            f"{backlog.oldest_age:.0f} s (threshold {threshold:.0f} s)")
+    return True, backlog.parked, ""
 
 
 async def _database_ready(state: Any) -> bool:

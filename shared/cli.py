@@ -19,12 +19,13 @@ from typing import Annotated, Any, Literal
 import click
 import typer
 
+from shared.outbox_cli import register as register_outbox_commands
 from shared.settings import SERVICES, ServiceName, Settings
 
 #: The choices, as Literals so a wrong one is refused naming the valid ones (a test keeps them
 #: equal to ``shared.auth.Role`` and ``shared.departments.Department``).
 RoleName = Literal["team_staff", "team_leader", "department_staff", "finance", "coordination", "system",
-                   "admin"]
+                   "admin", "data_protection", "evaluator"]
 DepartmentName = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
                          "kultur-og-borgerservice"]
 
@@ -70,6 +71,7 @@ app = OtoTyper(help="Opgang til Opgang operations.", pretty_exceptions_enable=Fa
                       "oto subscribe sundhed-og-omsorg --from-beginning")
 topics_app = typer.Typer(help="Kafka topics.", epilog="Example: oto topics create")
 app.add_typer(topics_app, name="topics")
+register_outbox_commands(app)
 
 
 @app.command(epilog="Example: oto run --data-dir data --no-demo")

@@ -94,7 +94,8 @@ class System:
 
     def __init__(self, data_dir: Path, base_port: int, broker: TansuBroker) -> None:
         #: Each service's address, for the ones that call another (intake's subject-access report).
-        self.peer_urls = {s: f"http://127.0.0.1:{base_port + offset}" for offset, s in enumerate(SERVICES)}
+        self.peer_urls: dict[str, str] = {s: f"http://127.0.0.1:{base_port + offset}"
+                                          for offset, s in enumerate(SERVICES)}
         self.data_dir, self.broker = data_dir, broker
         self.broker_backoff = Backoff()
         self.broker_restart_at: float | None = None

@@ -8,6 +8,13 @@ one bad message cannot hold up or undo the others.
 The Kafka offset is committed only after the database commit (auto-commit is off). A message
 that cannot be parsed, has an unknown type or an invalid payload, or fails ``max_attempts``
 times goes to ``<topic>.dlq`` with its origin and the error, and the consumer carries on.
+
+A handler that meets an event about something it has not learnt of yet (a person whose
+enrolment is on another topic) raises ``NotYet``: the message and the rest of its partition's
+batch wait in memory, the partition is paused (its offset is not committed past the waiting
+message, so a restart loses nothing), and the message is tried again with a growing delay while
+the other partitions — where the missing event may be — flow. Only after
+``consumer_not_yet_attempts`` tries does it go to the DLQ.
 """
 
 from __future__ import annotations
@@ -39,6 +46,21 @@ Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 STALL_SECONDS = 60.0
 
 
+class NotYet(Exception):
+    """Raised by a handler: the event refers to something this service has not learnt of yet;
+    try it again later (bounded, backed off, then the DLQ)."""
+
+
+@dataclass
+class _Deferred:
+    """A partition's waiting messages: the first is the one that said "not yet"."""
+
+    items: list[_Prepared]
+    attempts: int
+    due: float
+    last_offset: int
+
+
 class _Prepared(NamedTuple):
     record: ConsumerRecord
     envelope: Envelope
@@ -64,6 +86,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.owner.commit_done(revoked)
+        self.owner.forget_deferred(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None
@@ -87,6 +110,7 @@ class EventConsumer:
         self.last_progress = time.monotonic()
         self.handled = 0
         self._done: dict[TopicPartition, int] = {}
+        self._deferred: dict[TopicPartition, _Deferred] = {}
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -126,17 +150,24 @@ class EventConsumer:
     async def _loop(self) -> None:
         assert self._consumer is not None
         while not self._stopping.is_set():
+            retried = await self._retry_deferred()
             batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
             self.last_progress = time.monotonic()
             for tp, records in batch.items():
                 if tp not in self._consumer.assignment():
                     continue  # revoked meanwhile: the new owner starts from the last commit
+                if (waiting := self._deferred.get(tp)) is not None:  # fetched before the pause
+                    waiting.items += [i for r in records if (i := await self._prepare(r)) is not None]
+                    waiting.last_offset = records[-1].offset
+                    continue
                 await self.handle_batch(records)
-                self._done[tp] = records[-1].offset + 1
+                if tp not in self._deferred:
+                    self._done[tp] = records[-1].offset + 1
                 self.last_progress = time.monotonic()
             if batch:
                 self._record_lag({tp: records[-1].offset + 1 for tp, records in batch.items()})
-                await self.commit_done(list(batch))
+            if batch or retried:
+                await self.commit_done([*batch, *retried])
 
     async def commit_done(self, partitions: list[TopicPartition]) -> None:
         """Commit what is handled, for partitions still ours (a revoked one is the new owner's)."""
@@ -164,12 +195,60 @@ class EventConsumer:
         except Exception as exc:
             log.info("batch failed, retrying one by one", extra={"consumer": self.group_id,
                                                                  "error": type(exc).__name__})
-            for item in ready:
-                await self._handle_prepared(item)
+            tp = TopicPartition(records[0].topic, records[0].partition)
+            await self._settle(tp, ready, attempts=0, last_offset=records[-1].offset)
             return
         for outcome in outcomes:
             obs.CONSUMED.labels(self.group_id, outcome).inc()
         self.handled += len(outcomes)
+
+    async def _settle(self, tp: TopicPartition, items: list[_Prepared], *, attempts: int,
+                      last_offset: int) -> None:
+        """Handle items one by one in order; from one that says "not yet", the rest wait (the
+        partition paused) until it is due again, or, past the limit, it is dead-lettered."""
+        while True:
+            leftover = await self._handle_in_order(items)
+            if not leftover:
+                break
+            attempts = attempts + 1 if leftover[0] is items[0] else 1
+            if attempts < self.settings.consumer_not_yet_attempts:
+                delay = min(self.settings.consumer_not_yet_delay * 2 ** (attempts - 1), 30.0)
+                self._deferred[tp] = _Deferred(leftover, attempts, time.monotonic() + delay, last_offset)
+                self._done[tp] = leftover[0].record.offset  # never commit past the waiting one
+                if self._consumer is not None:
+                    self._consumer.pause(tp)
+                obs.CONSUMED.labels(self.group_id, "deferred").inc()
+                return
+            await self._dead_letter(leftover[0].record, NotYet(f"not yet, {attempts} times"))
+            items, attempts = leftover[1:], 0
+        self._deferred.pop(tp, None)
+        self._done[tp] = last_offset + 1
+        if self._consumer is not None and tp in self._consumer.paused():
+            self._consumer.resume(tp)
+
+    async def _handle_in_order(self, items: list[_Prepared]) -> list[_Prepared]:
+        """Handle items one transaction each; return them from the first that says "not yet"."""
+        for index, item in enumerate(items):
+            if not await self._handle_prepared(item):
+                return items[index:]
+        return []
+
+    async def _retry_deferred(self) -> list[TopicPartition]:
+        """Try the waiting messages that are due; return their partitions (to commit)."""
+        due = [(tp, d) for tp, d in self._deferred.items() if d.due <= time.monotonic()]
+        for tp, deferred in due:
+            if self._consumer is not None and tp not in self._consumer.assignment():
+                self._deferred.pop(tp, None)
+                continue
+            await self._settle(tp, deferred.items, attempts=deferred.attempts,
+                               last_offset=deferred.last_offset)
+        return [tp for tp, _ in due]
+
+    def forget_deferred(self, partitions: list[TopicPartition]) -> None:
+        """Revoked partitions: their waiting messages are the new owner's (nothing was committed
+        past them)."""
+        for tp in partitions:
+            self._deferred.pop(tp, None)
 
     async def handle(self, record: ConsumerRecord) -> None:
         """Handle one record in a transaction of its own."""
@@ -218,7 +297,8 @@ class EventConsumer:
         result = await session.execute(statement, list(rows.values()))
         return {(row.source, row.event_id) for row in result}
 
-    async def _handle_prepared(self, item: _Prepared) -> None:
+    async def _handle_prepared(self, item: _Prepared) -> bool:
+        """Handle (or dead-letter) one message; False when its handler said "not yet"."""
         record, envelope, payload, handler = item
         error: Exception | None = None
         for attempt in range(1, self.settings.consumer_max_attempts + 1):
@@ -226,7 +306,9 @@ class EventConsumer:
                 outcome = await self._apply(handler, payload, envelope)
                 obs.CONSUMED.labels(self.group_id, outcome).inc()
                 self.handled += 1
-                return
+                return True
+            except NotYet:
+                return False
             except Exception as exc:
                 if is_outage(exc):
                     raise  # not this message's fault: back off and retry from the last commit
@@ -238,6 +320,7 @@ class EventConsumer:
                 await asyncio.sleep(self.retry_delay * attempt)
         assert error is not None
         await self._dead_letter(record, error)
+        return True
 
     async def _apply(self, handler: Handler, payload: DomainEvent, envelope: Envelope) -> str:
         token = obs.correlation_id.set(_correlation(envelope))
@@ -278,6 +361,7 @@ class EventConsumer:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
         self._done.clear()
+        self._deferred.clear()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()

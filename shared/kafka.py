@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+    UnsupportedForMessageFormatError,
+)
 
 from shared.events.envelope import Envelope
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 3
+#: The producer's ``max_request_size`` (aiokafka's default, and about Kafka's ``message.max.bytes``):
+#: a larger message can never be sent, so it is refused before it is committed.
+MAX_MESSAGE_BYTES = 1_048_576
+#: Errors that concern one message, never the broker's health: the relay parks the row that
+#: caused one. Everything else (connection, timeout, leadership, authorisation) is an outage
+#: and is retried, because parking every row for a misconfigured ACL would be worse.
+MESSAGE_ERRORS: tuple[type[Exception], ...] = (
+    UnicodeError, ValueError, TypeError, MessageSizeTooLargeError, RecordTooLargeError,
+    RecordListTooLargeError, CorruptRecordException, InvalidTopicError, UnsupportedForMessageFormatError,
+)
+
+
+class OutgoingMessage(NamedTuple):
+    """A message serialised for the producer: what is sent is exactly what was checked."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class MessageTooLarge(ValueError):
+    """The serialised message is larger than any broker will take."""
+
+
+def serialise(topic: str, envelope: Envelope) -> OutgoingMessage:
+    """Encode an envelope for ``topic``; raises (UnicodeError, ValueError) if it cannot be sent."""
+    message = OutgoingMessage(topic, envelope.key_bytes(), envelope.value(), envelope.headers())
+    size = len(message.key) + len(message.value) + sum(len(k) + len(v) for k, v in message.headers)
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"{size} bytes, more than {MAX_MESSAGE_BYTES}")
+    return message
+
+
+def is_message_error(error: BaseException) -> bool:
+    """True for an error of the message itself (park it), False for an outage (retry)."""
+    return isinstance(error, MESSAGE_ERRORS)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -77,11 +123,59 @@ async def ensure_topics(
         await admin.close()
 
 
-async def send_all(producer: AIOKafkaProducer, messages: Iterable[tuple[str, Envelope]]) -> None:
-    """Send in order and wait for every acknowledgement; per key, order is kept per topic."""
-    pending = [
-        await producer.send(topic, value=env.value(), key=env.key_bytes(), headers=env.headers())
-        for topic, env in messages
-    ]
-    for future in pending:
-        await future
+async def send_all(producer: AIOKafkaProducer,
+                   groups: Sequence[Sequence[OutgoingMessage]]) -> list[BaseException | None]:
+    """Send groups of messages in order and wait for every acknowledgement; per key, order is
+    kept per topic. Return, per group, the first error of the message itself (``None`` when every
+    message of the group was acknowledged). An outage raises: nothing can be said of any group.
+    """
+    pending: list[list[asyncio.Future[Any]]] = []
+    failed: list[BaseException | None] = []
+    for group in groups:
+        futures: list[asyncio.Future[Any]] = []
+        error: BaseException | None = None
+        for message in group:
+            try:
+                futures.append(await producer.send(message.topic, value=message.value, key=message.key,
+                                                   headers=message.headers))
+            except Exception as exc:
+                if not is_message_error(exc):
+                    raise
+                error = exc
+                break
+        pending.append(futures)
+        failed.append(error)
+    for index, futures in enumerate(pending):
+        for future in futures:
+            try:
+                await future
+            except Exception as exc:
+                if not is_message_error(exc):
+                    raise
+                failed[index] = failed[index] or exc
+    return failed
+
+
+async def read_markers(settings: Settings, topic: str, *, looking_for: str | None,
+                       quiet_polls: int = 5) -> set[str]:
+    """The values on a one-partition marker topic (empty if it does not exist). Stops early once
+    ``looking_for`` is seen; otherwise reads until a few polls in a row bring nothing (tansu
+    sometimes reports end offsets short of the last record, so they are not trusted). Only the
+    "not found" answer waits the full two seconds, and a wrong one costs a harmless re-publish."""
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    seen: set[str] = set()
+    try:
+        if topic not in await consumer.topics():
+            return seen
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        quiet = 0
+        while quiet < quiet_polls and looking_for not in seen:
+            batch = await consumer.getmany(partition, timeout_ms=400)
+            quiet = 0 if batch else quiet + 1
+            seen.update(r.value.decode("utf-8", "replace") for r in batch.get(partition, ()) if r.value)
+    finally:
+        await consumer.stop()
+    return seen

@@ -29,6 +29,12 @@ OUTBOX_OLDEST_AGE = Gauge(
     "oto_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
 )
 OUTBOX_PUBLISHED = Counter("oto_outbox_published_total", "Outbox rows published", ["service"])
+OUTBOX_PARKED = Gauge("oto_outbox_parked_events", "Outbox rows parked: they cannot be published", ["service"])
+OUTBOX_PARKED_TOTAL = Counter("oto_outbox_parked_total", "Outbox rows ever parked", ["service"])
+OUTBOX_HELD = Gauge("oto_outbox_held", "Outbox rows waiting behind a parked row of their key",
+                    ["service"])
+OUTBOX_REQUEUED = Counter(
+    "oto_outbox_requeued_total", "Outbox rows queued again because the broker lost them", ["service"])
 CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", ["consumer", "topic"])
 CONSUMED = Counter("oto_consumed_total", "Messages handled", ["consumer", "outcome"])
 DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["consumer", "topic"])

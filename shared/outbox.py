@@ -8,6 +8,17 @@ Ordering: rows are read as ``published_at IS NULL ORDER BY id`` (never ``id > la
 skips rows that commit out of id order). Use cases lock the family's row before writing, so one
 family's events get ids in commit order. Only one relay per service publishes: on PostgreSQL it
 holds an advisory lock, the others stand by.
+
+The outbox is the durable log; the broker can be rebuilt from it. Rows are kept after publishing
+(``OTO_OUTBOX_RETENTION_DAYS``), and the relay writes an incarnation marker to
+``<ns>.<service>.relay-marker``: when a (re)connect, a periodic check or a vanished topic shows
+that the broker no longer has the marker, it has lost what it acknowledged, and every kept row
+is queued again and re-published in id order (consumers' inboxes make the repeats harmless).
+
+A bad row never stops the others: an event is serialised and validated before it is recorded
+(``UnpublishableEvent``, the caller's transaction rolls back); a row that still cannot be sent
+for a reason of its own is *parked* with the reason, later rows of the same key wait behind it
+(per-family order), and every other key flows.
 """
 
 from __future__ import annotations
@@ -15,25 +26,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from shared import observability as obs
 from shared.db import is_postgres
+from shared.errors import Unprocessable
 from shared.events.envelope import Envelope
 from shared.events.registry import REGISTRY, DomainEvent
-from shared.kafka import ensure_topics, make_producer, send_all
+from shared.kafka import (
+    OutgoingMessage,
+    ensure_topics,
+    make_producer,
+    read_markers,
+    send_all,
+    serialise,
+)
 from shared.settings import Settings
 from shared.slices.policy import SlicePolicy
-from shared.tables import outbox
+from shared.tables import outbox, relay_state
 
 log = logging.getLogger(__name__)
 WAKEUP_KEY = "oto_outbox_wakeup"
@@ -41,6 +63,44 @@ PENDING_KEY = "oto_outbox_pending"
 BATCH_SIZE = 500
 #: Under steady traffic the backlog gauges are refreshed this often (seconds); when idle, always.
 METRICS_INTERVAL = 1.0
+#: The ``relay_state`` row holding the incarnation marker the relay last wrote to the broker.
+MARKER_STATE = "broker_marker"
+
+
+class UnpublishableEvent(Unprocessable):
+    """An event that could never be sent (text that cannot be encoded, too large, invalid): the
+    use case's transaction must not commit it, so ``record_event`` refuses it (422)."""
+
+
+def _unencodable_paths(value: Any, path: str = "event") -> Iterator[str]:
+    """Where in the event's data text cannot be encoded as UTF-8 (a lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeError:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unencodable_paths(key, f"{path}.{key!s}"[:200])
+            yield from _unencodable_paths(item, f"{path}.{key!s}"[:200])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unencodable_paths(item, f"{path}.{index}")
+
+
+def check_publishable(envelope: Envelope) -> None:
+    """Serialise the event as the relay will and validate what a consumer will parse."""
+    try:
+        message = serialise("check", envelope)
+        REGISTRY.parse(envelope.type, json.loads(message.value))
+    except UnicodeError:
+        fields = {path: "text that cannot be encoded as UTF-8"
+                  for path in _unencodable_paths(envelope.data)} or {"event": "cannot be encoded"}
+        raise UnpublishableEvent("The change would record an event that cannot be published.",
+                                 fields=fields) from None
+    except Exception as exc:
+        raise UnpublishableEvent("The change would record an event that cannot be published.",
+                                 fields={"event": type(exc).__name__}) from None
 
 
 def source_for(service: str) -> str:
@@ -60,6 +120,7 @@ async def record_event(
         subject=subject,
         correlation_id=obs.correlation_id.get(),
     )
+    check_publishable(envelope)
     await session.execute(
         outbox.insert().values(
             event_id=envelope.id,
@@ -105,6 +166,67 @@ def row_to_envelope(row: Any) -> Envelope:
     )
 
 
+def _held_keys() -> Any:
+    """Keys with a parked row: their later rows wait behind it."""
+    return select(outbox.c.partition_key).where(
+        outbox.c.parked_at.isnot(None), outbox.c.discarded_at.is_(None),
+        outbox.c.published_at.is_(None))
+
+
+def _waiting() -> ColumnElement[bool]:
+    return and_(outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None),
+                outbox.c.discarded_at.is_(None))
+
+
+def _publishable() -> ColumnElement[bool]:
+    """Rows the relay may publish now: waiting, and not behind a parked row of their key."""
+    return and_(_waiting(), outbox.c.partition_key.not_in(_held_keys()))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: publishable rows (and the oldest one's age), held and parked."""
+
+    pending: int
+    oldest_age: float
+    held: int
+    parked: int
+
+
+async def outbox_backlog(session: AsyncSession) -> Backlog:
+    """The outbox's backlog, for the metrics and ``/readyz``."""
+    queued = func.coalesce(outbox.c.requeued_at, outbox.c.occurred_at)
+    pending, oldest = (await session.execute(
+        select(func.count(), func.min(queued)).where(_publishable()))).one()
+    held = (await session.execute(select(func.count()).where(
+        _waiting(), outbox.c.partition_key.in_(_held_keys())))).scalar_one()
+    parked = (await session.execute(select(func.count()).where(
+        outbox.c.parked_at.isnot(None), outbox.c.discarded_at.is_(None),
+        outbox.c.published_at.is_(None)))).scalar_one()
+    age = 0.0
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        age = max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
+    return Backlog(pending=int(pending), oldest_age=age, held=int(held), parked=int(parked))
+
+
+async def requeue_published(session: AsyncSession, *, since: datetime | None = None) -> int:
+    """Queue published rows again (those that occurred since ``since``, else all kept ones); the
+    relay re-publishes them in id order. The caller commits. Returns how many."""
+    condition = and_(outbox.c.published_at.isnot(None), outbox.c.discarded_at.is_(None))
+    if since is not None:
+        condition = and_(condition, outbox.c.occurred_at >= since)
+    result = await session.execute(
+        update(outbox).where(condition).values(published_at=None, requeued_at=datetime.now(UTC)))
+    session.info[PENDING_KEY] = True
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _describe(error: BaseException) -> str:
+    """Why a row was parked: the error class and its message, redacted and short."""
+    return obs.redact(f"{type(error).__name__}: {error}")[:500]
+
+
 def _lock_key(service: str) -> int:
     """A stable 63-bit advisory-lock key per service."""
     return int.from_bytes(hashlib.sha256(f"oto-outbox-{service}".encode()).digest()[:8], "big") >> 1
@@ -135,6 +257,8 @@ class OutboxRelay:
         self._lock_conn: AsyncConnection | None = None
         self._producer: Any = None
         self._metrics_due = 0.0
+        self._check_due = 0.0
+        self.requeued_total = 0
 
     def wake(self) -> None:
         """Called after every commit that wrote outbox rows."""
@@ -152,6 +276,7 @@ class OutboxRelay:
                     await self._sleep(self.poll_interval)
                     continue
                 await self._ensure_producer()
+                await self._check_broker_now_and_then()
                 published = await self.publish_pending()
                 backoff = 0.1
                 if published < BATCH_SIZE:
@@ -172,35 +297,114 @@ class OutboxRelay:
         await self._shutdown()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows in id order and mark them; return the count."""
+        """Publish one batch of publishable rows in id order and mark them; park a row that cannot
+        be sent for a reason of its own, holding its key's later rows. Return the rows read."""
         async with self.sessionmaker() as session, session.begin():
-            query = select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
-            query = query.limit(BATCH_SIZE)
+            query = select(outbox).where(_publishable()).order_by(outbox.c.id).limit(BATCH_SIZE)
             if is_postgres(session):
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             if not rows:
                 return 0
-            envelopes = [row_to_envelope(row) for row in rows]
-            await send_all(self._producer, self._messages(envelopes))
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(UTC))
-            )
-        self.published_total += len(rows)
-        obs.OUTBOX_PUBLISHED.labels(self.settings.service).inc(len(rows))
+            held: set[str] = set()
+            parked: list[tuple[Any, BaseException]] = []
+            sendable: list[tuple[Any, list[OutgoingMessage]]] = []
+            for row in rows:
+                if row.partition_key in held:
+                    continue
+                try:
+                    sendable.append((row, self._messages(row_to_envelope(row))))
+                except Exception as exc:  # no broker involved yet: whatever fails is the row's own
+                    parked.append((row, exc))
+                    held.add(row.partition_key)
+            errors = await send_all(self._producer, [group for _, group in sendable]) if sendable else []
+            done, failed_keys = [], set()
+            for (row, _), error in zip(sendable, errors, strict=True):
+                if row.partition_key in failed_keys:
+                    continue  # sent, but behind a row of its key that failed: sent again later
+                if error is not None:
+                    parked.append((row, error))
+                    failed_keys.add(row.partition_key)
+                else:
+                    done.append(row.id)
+            if done:
+                await session.execute(update(outbox).where(outbox.c.id.in_(done))
+                                      .values(published_at=datetime.now(UTC)))
+            for row, error in parked:
+                await self._park(session, row, error)
+        self.published_total += len(done)
+        obs.OUTBOX_PUBLISHED.labels(self.settings.service).inc(len(done))
         return len(rows)
 
-    def _messages(self, envelopes: list[Envelope]) -> list[tuple[str, Envelope]]:
-        messages: list[tuple[str, Envelope]] = []
-        domain_topic = self.settings.domain_topic()
-        for envelope in envelopes:
-            messages.append((domain_topic, envelope))
-            if self.policy is not None:
-                for department, projected in self.policy.project(envelope):
-                    messages.append((self.settings.department_topic(department.value), projected))
+    async def _park(self, session: AsyncSession, row: Any, error: BaseException) -> None:
+        reason = _describe(error)
+        await session.execute(update(outbox).where(outbox.c.id == row.id).values(
+            parked_at=datetime.now(UTC), parked_reason=reason))
+        obs.OUTBOX_PARKED_TOTAL.labels(self.settings.service).inc()
+        log.error("outbox row parked: later events of its key wait until it is retried or discarded",
+                  extra={"event_id": row.event_id, "event_type": row.event_type,
+                         "partition_key": row.partition_key, "reason": reason})
+        self._metrics_due = 0.0
+
+    def _messages(self, envelope: Envelope) -> list[OutgoingMessage]:
+        messages = [serialise(self.settings.domain_topic(), envelope)]
+        if self.policy is not None:
+            for department, projected in self.policy.project(envelope):
+                messages.append(serialise(self.settings.department_topic(department.value), projected))
         return messages
+
+    async def _check_broker_now_and_then(self) -> None:
+        """Every ``outbox_broker_check_seconds``, and at once when the marker topic has vanished
+        (a broker that lost its topics; tansu acknowledges writes to them without keeping them)."""
+        if time.monotonic() >= self._check_due or not await self._marker_topic_listed():
+            await self.verify_broker()
+
+    async def _marker_topic_listed(self) -> bool:
+        metadata = await self._producer.client.fetch_all_metadata()
+        return self.settings.marker_topic() in metadata.topics()
+
+    async def verify_broker(self) -> int:
+        """Check the broker still holds this relay's incarnation marker; if it does not, it has
+        lost what it acknowledged: re-create the topics, queue every kept row again, and write a
+        new marker. Return how many rows were queued again."""
+        marker_topic = self.settings.marker_topic()
+        async with self.sessionmaker() as session:
+            stored = (await session.execute(select(relay_state.c.value).where(
+                relay_state.c.name == MARKER_STATE))).scalar_one_or_none()
+            published_any = stored is not None or (await session.execute(
+                select(outbox.c.id).where(outbox.c.published_at.isnot(None)).limit(1))).first() is not None
+        seen = await read_markers(self.settings, marker_topic, looking_for=stored)
+        await self._prune()
+        if stored is not None and stored in seen:
+            self._check_due = time.monotonic() + self.settings.outbox_broker_check_seconds
+            return 0
+        await ensure_topics(self.settings, self._topics())
+        await ensure_topics(self.settings, [marker_topic], partitions=1)
+        requeued = 0
+        if published_any:
+            async with self.sessionmaker() as session, session.begin():
+                requeued = await requeue_published(session)
+            self.requeued_total += requeued
+            obs.OUTBOX_REQUEUED.labels(self.settings.service).inc(requeued)
+            log.warning("the broker lost the events it had acknowledged: re-publishing the outbox",
+                        extra={"requeued": requeued, "marker_topic": marker_topic})
+        marker = f"{self.settings.service}:{uuid.uuid4()}"
+        await self._producer.send_and_wait(marker_topic, marker.encode(), key=b"marker", partition=0)
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(delete(relay_state).where(relay_state.c.name == MARKER_STATE))
+            await session.execute(relay_state.insert().values(
+                name=MARKER_STATE, value=marker, updated_at=datetime.now(UTC)))
+        self._check_due = time.monotonic() + self.settings.outbox_broker_check_seconds
+        return requeued
+
+    async def _prune(self) -> None:
+        """Delete published rows past the retention period (none when it is unset)."""
+        days = self.settings.outbox_retention_days
+        if days is None:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(delete(outbox).where(
+                outbox.c.published_at < datetime.now(UTC) - timedelta(days=days)))
 
     async def _hold_leadership(self) -> bool:
         if self.engine.dialect.name != "postgresql":
@@ -239,6 +443,7 @@ class OutboxRelay:
         producer = make_producer(self.settings)
         await producer.start()
         self._producer = producer
+        self._check_due = 0.0  # a (re)connect is when a restarted broker shows: check at once
 
     def _topics(self) -> list[str]:
         from shared.departments import Department
@@ -271,17 +476,12 @@ class OutboxRelay:
 
     async def _update_lag_metrics(self) -> None:
         async with self.sessionmaker() as session:
-            count, oldest = (await session.execute(
-                select(func.count(), func.min(outbox.c.occurred_at)).where(
-                    outbox.c.published_at.is_(None)
-                )
-            )).one()
-        obs.OUTBOX_PENDING.labels(self.settings.service).set(count)
-        age = 0.0
-        if oldest is not None:
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-            age = (datetime.now(UTC) - oldest).total_seconds()
-        obs.OUTBOX_OLDEST_AGE.labels(self.settings.service).set(age)
+            backlog = await outbox_backlog(session)
+        service = self.settings.service
+        obs.OUTBOX_PENDING.labels(service).set(backlog.pending)
+        obs.OUTBOX_OLDEST_AGE.labels(service).set(backlog.oldest_age)
+        obs.OUTBOX_HELD.labels(service).set(backlog.held)
+        obs.OUTBOX_PARKED.labels(service).set(backlog.parked)
 
     async def _shutdown(self) -> None:
         """Flush what is in flight, then let go of the producer and the lock."""

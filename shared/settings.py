@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     consumers_enabled: bool = True
     relay_enabled: bool = True
     consumer_max_attempts: int = Field(default=3, ge=1)
+    #: A handler that says "not yet" (``shared.inbox.NotYet``) is tried this many times, backing
+    #: off from ``consumer_not_yet_delay`` seconds up to 30 s between tries, before the DLQ.
+    consumer_not_yet_attempts: int = Field(default=10, ge=1)
+    consumer_not_yet_delay: float = Field(default=0.5, gt=0)
+    #: Published outbox rows older than this many days are deleted; unset keeps everything (the
+    #: embedded default). Only kept rows can be re-published and shown in the department view.
+    outbox_retention_days: int | None = Field(default=None, ge=1)
+    #: ``/readyz`` answers 503 when the oldest event waiting to be published is older than this.
+    outbox_stall_seconds: float = Field(default=300.0, gt=0)
+    #: How often the relay checks that the broker still has what it acknowledged (also on every
+    #: reconnect).
+    outbox_broker_check_seconds: float = Field(default=15.0, gt=0)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "oto-dev"
@@ -105,6 +117,10 @@ class Settings(BaseSettings):
     def domain_topic(self, service: str | None = None) -> str:
         return f"{self.topic_namespace}.{service or self.service}.events"
 
+    def marker_topic(self, service: str | None = None) -> str:
+        """Where a service's relay writes its broker incarnation marker (one partition)."""
+        return f"{self.topic_namespace}.{service or self.service}.relay-marker"
+
     def department_topic(self, department: str) -> str:
         return f"{self.topic_namespace}.department.{department}"
 
@@ -114,4 +130,4 @@ class Settings(BaseSettings):
 
         main = [self.domain_topic(s) for s in SERVICES]
         main += [self.department_topic(d.value) for d in Department]
-        return main + [f"{t}.dlq" for t in main]
+        return main + [f"{t}.dlq" for t in main] + [self.marker_topic(s) for s in SERVICES]

@@ -73,8 +73,9 @@ def slice_router() -> APIRouter:
 
 
 async def _family_events(session: Any, family_id: UUID) -> list[Envelope]:
-    rows = await session.execute(select(outbox).where(outbox.c.partition_key == str(family_id))
-                                 .order_by(outbox.c.id).limit(MAX_EVENTS))
+    rows = await session.execute(select(outbox).where(
+        outbox.c.partition_key == str(family_id), outbox.c.parked_at.is_(None),
+        outbox.c.discarded_at.is_(None)).order_by(outbox.c.id).limit(MAX_EVENTS))
     return [row_to_envelope(row) for row in rows]
 
 

@@ -44,10 +44,22 @@ outbox = Table(
     Column("payload", JSON, nullable=False),
     Column("published_at", UTCDateTime(), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Set when the row was queued again after its first publication (a broker that lost what it
+    # had acknowledged, or ``oto republish``): the backlog's age counts from then, not from when
+    # the event happened.
+    Column("requeued_at", UTCDateTime(), nullable=True),
+    # A row the relay cannot publish for a reason of its own (not an outage): set aside with the
+    # reason; later rows of the same key wait behind it until it is retried or discarded.
+    Column("parked_at", UTCDateTime(), nullable=True),
+    Column("parked_reason", String(500), nullable=True),
+    Column("discarded_at", UTCDateTime(), nullable=True),
 )
 # The relay's only query: unpublished rows in id order.
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None),
       sqlite_where=outbox.c.published_at.is_(None))
+# Parked rows, and so the keys held behind them, are found without a scan.
+Index("ix_outbox_parked", outbox.c.partition_key, postgresql_where=outbox.c.parked_at.isnot(None),
+      sqlite_where=outbox.c.parked_at.isnot(None))
 
 # The department view reads one family's events.
 Index("ix_outbox_key", outbox.c.partition_key, outbox.c.id)
@@ -73,6 +85,16 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
+)
+
+#: What the relay must remember across restarts, by name: the broker incarnation marker it wrote
+#: last (see ``shared.outbox``).
+relay_state = Table(
+    "relay_state",
+    plumbing_metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 audit_log = Table(

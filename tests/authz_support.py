@@ -256,6 +256,21 @@ async def deliver(app: FastAPI, handler: Handler, event: DomainEvent, producer: 
         await session.commit()
 
 
+async def park_an_event(app: FastAPI) -> str:
+    """A parked outbox row (as the relay leaves one it cannot send), for the outbox admin routes."""
+    from datetime import UTC, datetime
+
+    from shared.tables import outbox
+
+    event_id = str(uuid.uuid4())
+    async with app.state.engine.begin() as conn:
+        await conn.execute(outbox.insert().values(
+            event_id=event_id, event_type="dk.aarhus.oto.intake.outreach-recorded.v1",
+            source="/oto/intake", partition_key=str(uuid.uuid4()), occurred_at=datetime.now(UTC),
+            payload={}, parked_at=datetime.now(UTC), parked_reason="UnicodeEncodeError: test"))
+    return event_id
+
+
 def created(response: httpx.Response, status: int = 201) -> dict[str, Any]:
     """The JSON of a fixture-building call, failing loudly if the set-up itself went wrong."""
     assert response.status_code == status, f"fixture set-up: {response.status_code} {response.text}"

@@ -54,7 +54,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.authz_support import SERVICES, MatrixRun, parse_matrix, referral_state_fixture, report
+from tests.authz_support import (
+    SERVICES,
+    MatrixRun,
+    park_an_event,
+    parse_matrix,
+    referral_state_fixture,
+    report,
+)
 from tests.support import service_api
 
 pytestmark = pytest.mark.postgres
@@ -75,6 +82,11 @@ GET  /asyncapi.json                                       pub pub pub pub pub pu
 GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  403 401
 # What this service holds about a person and who saw it: data protection only.
 GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+# Events the relay parked: admin only. Retry queues the fixture's parked event, so the discard
+# after it is a 409 (no longer parked): still past authorisation.
+GET  /v1/outbox/parked                                    403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/outbox/parked/{event_id}/retry                   403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/outbox/parked/{event_id}/discard                 403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
 """  # noqa: E501
 
 INTAKE = HEADER + OPERATIONS + """
@@ -246,6 +258,7 @@ async def test_every_endpoint_answers_every_kind_of_caller_as_the_matrix_says(
                            database_url=postgres_url) as http:
         app = http.app  # type: ignore[attr-defined]
         ids, requests = await under_test.fixture(http, app)
+        ids = {**ids, "event_id": await park_an_event(app)}
         run = MatrixRun(http=http, settings=http.settings, table=parse_matrix(TABLES[service]),  # type: ignore[attr-defined]
                         requests=requests, ids=ids)
         run.check_every_route_has_a_row(app)

@@ -1,7 +1,8 @@
 """The broker's users and ACLs, derived from acls.yaml (applied by setup.py, checked by the tests).
 
 Each service ``svc-<s>`` writes its domain topic, every department topic, and the DLQs of the
-topics it consumes; reads the domain topics it consumes; uses the group ``oto.<s>``. Each
+topics it consumes; reads the domain topics it consumes; uses the group ``oto.<s>``; writes and
+reads its relay's marker topic ``oto.<s>.relay-marker``. Each
 department ``dept-<d>`` reads only ``oto.department.<d>`` with groups ``oto.dashboard.<d>…``.
 """
 
@@ -29,6 +30,9 @@ def acl_rules(config: dict[str, Any]) -> list[dict[str, str]]:
         for topic in [f"oto.{service}.events", *(f"oto.department.{d}" for d in departments)]:
             allow(user, "topic", topic, "Write")
             allow(user, "topic", topic, "Describe")
+        # The relay's incarnation marker: it writes one and reads it back (no consumer group).
+        for op in ("Write", "Read", "Describe"):
+            allow(user, "topic", f"oto.{service}.relay-marker", op)
         for source in spec["consumes"]:
             for op in ("Read", "Describe"):
                 allow(user, "topic", f"oto.{source}.events", op)

@@ -32,8 +32,8 @@ def password_variable(user: str) -> str:
 
 
 def topic_plan(namespace: str = "oto") -> dict[str, int]:
-    """Every topic the system uses and its partition count (DLQs: one partition)."""
-    return {topic: DLQ_PARTITIONS if topic.endswith(".dlq") else PARTITIONS
+    """Every topic the system uses and its partition count (DLQs and relay markers: one)."""
+    return {topic: DLQ_PARTITIONS if topic.endswith((".dlq", ".relay-marker")) else PARTITIONS
             for topic in Settings(topic_namespace=namespace).all_topics()}
 
 

@@ -24,7 +24,7 @@ from shared.events.intake import (
     Member,
     MemberAdded,
 )
-from shared.inbox import Subscription
+from shared.inbox import NotYet, Subscription
 
 SYSTEM = Principal(subject="referrals-service", role=Role.SYSTEM)
 
@@ -112,6 +112,9 @@ async def on_escalation_raised(session: AsyncSession, event: EscalationRaised, _
         Referral.escalation_id == event.escalation_id))).first()
     if existing is not None:
         return
+    if event.person_id is not None and await session.get(FamilyMember, event.person_id) is None:
+        # The person's enrolment comes on intake's topic and may simply not have arrived yet.
+        raise NotYet("the escalation names a person this service has not learnt of yet")
     offer = await session.get(Offer, event.offer_code) if event.offer_code else None
     if offer is None or offer.department != event.target_department:
         offer = await session.get(Offer, f"faglig-ven-{event.target_department}")

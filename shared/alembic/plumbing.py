@@ -151,3 +151,33 @@ def drop_append_only(table: str) -> None:
         return
     for operation in ('update', 'delete'):
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
+
+
+def upgrade_v2_outbox() -> None:
+    """Version 2: outbox rows can be parked, discarded and requeued; the relay keeps its state."""
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('requeued_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('parked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('parked_reason', sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column('discarded_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_outbox_parked', ['partition_key'], unique=False,
+                              postgresql_where=sa.text('parked_at IS NOT NULL'),
+                              sqlite_where=sa.text('parked_at IS NOT NULL'))
+    op.create_table('relay_state',
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+
+
+def downgrade_v2_outbox() -> None:
+    """Back to version 1."""
+    op.drop_table('relay_state')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_parked', postgresql_where=sa.text('parked_at IS NOT NULL'),
+                            sqlite_where=sa.text('parked_at IS NOT NULL'))
+        batch_op.drop_column('discarded_at')
+        batch_op.drop_column('parked_reason')
+        batch_op.drop_column('parked_at')
+        batch_op.drop_column('requeued_at')

@@ -13,15 +13,11 @@ reached the relay (the proxy withholds it). After the crash the relay cannot kno
 written and sends it again: the topic holds duplicates, delivered in later batches than their
 originals, and only the consumers' inboxes keep them from having a second effect.
 
-The second test does kill the tansu process (SIGKILL) and restarts it, and asserts only what a
-memory-only broker allows: the API never failed, the outbox drained, and every event written
-after the kill reached the restarted broker, in per-family order. The broker is restarted only
-once intake's relay has seen the outage (its producer timed out and was dropped), so the relay
-creates the topics again before it publishes. Had the broker come back sooner, the client's own
-retries would hide the outage from the relay, and tansu 0.6 — unlike Kafka, which answers
-UNKNOWN_TOPIC_OR_PARTITION — acknowledges writes to the topics it lost without keeping them: those
-events would be marked published and be gone. That is a defect of the memory-only local broker
-(see the report of this suite), not a property the relay can promise.
+The second test does kill the tansu process (SIGKILL) and restarts it, and asserts what it adds:
+the API never failed, the outbox drained, and every event written after the kill reached the
+restarted broker, in per-family order. (That the restarted, empty broker also gets everything
+written *before* the kill back, re-published by the relays from their kept outboxes, is
+``tests/faults/test_broker_loss.py``.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from services.referrals.app import create_app
 from shared.auth import Principal, Role
 from shared.events.casework import EscalationRaised
 from shared.events.intake import ConsentGiven, ConsentRevoked, FamilyEnrolled, FamilyExited, Member
+from shared.observability import CONSUMED
 from tests.support import (
     Broker,
     bearer,
@@ -170,6 +171,35 @@ async def test_an_escalation_creates_its_referral_once_under_redelivery(api, bro
     items = (await api.get("/v1/referrals", params={"family_id": str(family_id)}, headers=api.team)).json()
     assert len(items["items"]) == 1
     assert items["items"][0]["offer_code"] == f"faglig-ven-{HEALTH}" and items["items"][0]["state"] == "sent"
+
+
+async def test_an_escalation_that_arrives_before_the_familys_enrolment_waits_for_it(api, broker) -> None:
+    family_id, mother, consent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    consumer = api._transport.app.state.consumers[0]
+    deferred = CONSUMED.labels(consumer.group_id, "deferred")
+    before = deferred._value.get()
+    await publish(api.settings, broker.bootstrap, [EscalationRaised(
+        family_id=family_id, site_id="gellerup", escalation_id=uuid.uuid4(), step="faglig_ven",
+        target_department=HEALTH, person_id=mother, requested_by=uuid.uuid4(), reason_code="back_pain")])
+    assert await eventually(lambda: _true(deferred._value.get() > before), timeout=30)  # it waits
+    await publish(api.settings, broker.bootstrap, [  # the enrolment arrives on intake's topic
+        FamilyEnrolled(family_id=family_id, site_id="gellerup",
+                       members=[Member(person_id=mother, role="mother", birth_year=1985)]),
+        ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=consent, person_id=mother,
+                     departments=[HEALTH], purposes=["coordinated help"])])
+
+    async def referred():
+        listed = await api.get("/v1/referrals", params={"family_id": str(family_id)}, headers=api.team)
+        return listed.json()["items"] or None
+    items = await eventually(referred, timeout=60)
+    dead = await read_topic(broker.bootstrap, f"{api.settings.domain_topic('casework')}.dlq", expected=1,
+                            timeout=1)
+    assert [(i["offer_code"], i["person_id"]) for i in items] == [(f"faglig-ven-{HEALTH}", str(mother))]
+    assert dead == []
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_an_overdue_referral_is_visible_and_announced_once(api, broker) -> None:

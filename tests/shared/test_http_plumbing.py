@@ -127,7 +127,7 @@ async def test_health_is_alive_readiness_reports_the_broker_and_metrics_are_expo
     assert (await client.get("/healthz")).status_code == 200
     ready = await client.get("/readyz")
     assert ready.status_code == 503  # the settings point at a port where no broker listens
-    assert ready.json()["checks"] == {"database": True, "broker": False}
+    assert ready.json()["checks"] == {"database": True, "broker": False, "outbox": True}
     metrics = await client.get("/metrics")
     assert "oto_http_requests_total" in metrics.text
     assert client.headers.get("x-request-id") is None

@@ -1,7 +1,7 @@
 """plumbing tables: outbox, inbox, idempotency keys, audit log
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 15:55:30.970251
 """
 from collections.abc import Sequence

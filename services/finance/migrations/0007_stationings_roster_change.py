@@ -1,7 +1,7 @@
 """stationings remember the roster change that set them
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-29 14:20:20.040027
 """
 from collections.abc import Sequence

@@ -4,7 +4,7 @@ The audit log now keeps one entry per request with every subject it named (perso
 in a JSON list; PostgreSQL and SQLite triggers refuse UPDATE and DELETE on it.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29 14:20:00.000000
 """
 from collections.abc import Sequence

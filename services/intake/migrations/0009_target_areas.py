@@ -5,7 +5,7 @@ here: a site without one screens its households' area criterion as unknown (not 
 an admin defines or imports it, and households screened before keep their stored result.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 Create Date: 2026-11-29 14:03:15.552117
 """
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0007'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,22 @@
+"""plumbing v2: outbox rows parked, discarded, requeued; the relay's state
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-29 14:20:00.000000
+"""
+from collections.abc import Sequence
+
+from shared.alembic import plumbing
+
+revision: str = '0008'
+down_revision: str | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    plumbing.upgrade_v2_outbox()
+
+
+def downgrade() -> None:
+    plumbing.downgrade_v2_outbox()
