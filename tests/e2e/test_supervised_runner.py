@@ -11,12 +11,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.broker import TansuBroker, free_port
+from shared.departments import Department
 from shared.embedded import System
 from shared.settings import SERVICES
+from tests.faults.kafka_tools import read_until_seen
 from tests.support import ready_services
 
 pytestmark = pytest.mark.slow
@@ -174,3 +177,33 @@ def test_a_blocked_service_is_only_not_ready_and_the_runner_goes_on(tmp_path) ->
         finally:
             intake.child.process.kill()
             system.http.close()
+
+
+async def test_after_the_runner_restarts_a_killed_broker_every_topic_has_its_whole_history_again(
+        tmp_path: Path) -> None:
+    """The embedded broker keeps nothing on disk; the relays notice it lost what they published
+    and put their kept outboxes back, so a reader from the beginning sees every event again."""
+    base, broker_port = _free_base(), free_port()
+    bootstrap = f"127.0.0.1:{broker_port}"
+    topics = ["oto.intake.events", "oto.casework.events",
+              *(f"oto.department.{d.value}" for d in Department)]
+    runner = _start_runner(tmp_path, base, broker_port)
+    try:
+        _until(lambda: (tmp_path / ".demo-seeded").exists(), "the demo seeded")
+        _until(lambda: ready_services(base) == set(SERVICES), "every service ready")
+        before = {topic: _ids(await read_until_seen(bootstrap, topic, set(), quiet_polls=15))
+                  for topic in topics}
+        assert all(before[t] for t in topics[:2]), before  # the demo wrote to the domain topics
+        assert any(before[t] for t in topics[2:]), before  # and reached a department
+        broker = _broker_pid(runner.pid)
+        os.kill(broker, signal.SIGKILL)
+        _until(lambda: _broker_pid(runner.pid) not in (0, broker), "a new broker process")
+        for topic, ids in before.items():
+            after = _ids(await read_until_seen(bootstrap, topic, ids, timeout=120))
+            assert ids <= after, f"{topic}: {len(ids - after)} of {len(ids)} events not back"
+    finally:
+        _finish(runner)
+
+
+def _ids(records: list[Any]) -> set[str]:
+    return {dict(r.headers)["ce_id"].decode() for r in records}
