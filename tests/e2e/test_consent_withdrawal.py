@@ -15,7 +15,7 @@ import pytest
 
 from services.casework.app import create_app as casework_app
 from services.intake.app import create_app as intake_app
-from tests.intake.factories import household_body
+from tests.intake.factories import define_area, household_body
 from tests.support import Broker, bearer, envelopes, eventually, make_settings, read_topic, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -36,6 +36,7 @@ async def test_a_withdrawn_department_gets_nothing_new_and_the_other_keeps_its_s
         http = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
         settings = apps["intake"].state.settings
         team = bearer(settings, "team_staff", site="gellerup")
+        await define_area(http["intake"], bearer(settings, "admin"))
         household = (await http["intake"].post("/v1/households", json=household_body(), headers=team)).json()
         family, mother = household["id"], household["members"][0]["id"]
         await http["intake"].post(f"/v1/households/{family}/outreach", headers=team, json={
