@@ -100,6 +100,23 @@ def subscribe(
                       limit=limit, idle_timeout=idle_timeout))
 
 
+@app.command()
+def dashboard(
+    department: Annotated[str, typer.Argument(help="e.g. sundhed-og-omsorg")],
+    port: Annotated[int, typer.Option(help="The HTTP port.")] = 8011,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    state: Annotated[Path | None, typer.Option(help="The SQLite state file "
+                                                    "(default <OTO_DATA_DIR>/dashboard-<dept>.db).")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Forget the state and fold the topic from offset 0.")] = False,
+) -> None:
+    """Serve a department's dashboard in the browser: its slice, live, folded from its topic."""
+    from dashboard.__main__ import serve
+    from shared.departments import Department
+
+    serve(Department(department), host=host, port=port, rebuild=rebuild,
+          state=str(state) if state is not None else None)
+
+
 @app.command("import-register")
 def import_register(path: Annotated[Path, typer.Argument(help="The register extract (CSV, UTF-8).")]) -> None:
     """Import a register extract into intake's database (OTO_DATABASE_URL), showing progress."""
