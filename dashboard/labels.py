@@ -72,7 +72,13 @@ def detail(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The fields of a timeline entry as label/value pairs (codes as they are, ids shortened)."""
     pairs = []
     for key, value in data.items():
-        if isinstance(value, list):
+        if value is None or value == []:
+            continue
+        if key == "state":
+            shown = STATES.get(str(value), str(value))
+        elif key == "priority":
+            shown = PRIORITIES.get(str(value), str(value))
+        elif isinstance(value, list):
             shown = ", ".join(_short(v) for v in value)
         elif isinstance(value, dict):
             shown = ", ".join(f"{FIELDS.get(k, k)} {_short(v)}" for k, v in value.items())
