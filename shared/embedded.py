@@ -1,8 +1,9 @@
 """The embedded default: the whole system on one machine, no Docker.
 
 Starts a tansu broker on loopback, creates the topics, migrates one SQLite file per service,
-starts the four services as child processes, waits until each is ready, and stops everything
-on Ctrl-C (SIGINT) or SIGTERM.
+starts the four services and one dashboard per department (``DASHBOARD_PORT_OFFSET`` above the
+services' ports) as child processes, waits until each is ready, and stops everything on Ctrl-C
+(SIGINT) or SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from rich.table import Table
 
 from shared import migrations
 from shared.broker import TansuBroker, free_port
+from shared.departments import Department
 from shared.kafka import ensure_topics
 from shared.settings import SERVICES, Settings
 
 console = Console()
+#: Dashboards listen on base port + this + 0..3 (8011–8014 by default), in ``Department`` order.
+DASHBOARD_PORT_OFFSET = 10
 
 
 @dataclass
@@ -72,6 +76,9 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
             url = f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}"
             migrations.upgrade_sync(service, url)
             children.append(_spawn(service, base_port + offset, url, broker.bootstrap, data_dir))
+        children += [_spawn_dashboard(department, base_port + DASHBOARD_PORT_OFFSET + offset,
+                                      broker.bootstrap, data_dir)
+                     for offset, department in enumerate(Department)]
         _wait_ready(children, ready_timeout)
         if demo and not (data_dir / ".demo-seeded").exists():
             from shared.demo import seed
@@ -110,6 +117,16 @@ def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path) ->
     return Running(service, port, process)
 
 
+def _spawn_dashboard(department: Department, port: int, bootstrap: str, data_dir: Path) -> Running:
+    """One department's dashboard (``python -m dashboard``), with the services' dev settings."""
+    env = {**os.environ, "OTO_KAFKA_BOOTSTRAP": bootstrap, "OTO_KAFKA_IDEMPOTENCE": "false",
+           "OTO_DATA_DIR": str(data_dir)}
+    log = open(data_dir / f"dashboard-{department.value}.log", "ab")  # noqa: SIM115 - the child owns it
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", department.value, "--port", str(port),
+                                "--host", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return Running(f"dashboard {department.value}", port, process)
+
+
 def _wait_ready(children: list[Running], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     waiting = {child.service: child for child in children}
@@ -133,7 +150,10 @@ def _print_table(children: list[Running], bootstrap: str) -> None:
     for column in ("service", "API", "docs"):
         table.add_column(column)
     for child in children:
-        table.add_row(child.service, f"{child.url}/v1", f"{child.url}/docs")
+        if child.service.startswith("dashboard "):
+            table.add_row(child.service, f"{child.url}/", "log in: 'Log ind som udvikler'")
+        else:
+            table.add_row(child.service, f"{child.url}/v1", f"{child.url}/docs")
     console.print(table)
     console.print(f"broker: {bootstrap}   dev token: [bold].venv/bin/oto token --role team_staff "
                   "--site gellerup[/bold]   stop: Ctrl-C")
