@@ -60,7 +60,8 @@ def parse_slice(envelope: Envelope) -> dict[str, Any]:
 
 @cache
 def _adapter(model: type[DomainEvent], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(model.model_fields[name].annotation)
+    annotation: Any = model.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 # --- families -----------------------------------------------------------------------------
@@ -193,11 +194,12 @@ def _time(raw: Any) -> Any:
 # --- staff and finance (site-wide) --------------------------------------------------------
 
 async def on_staff_stationed(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
-    row = {"staff_id": str(data["staff_id"]), "site_id": data["site_id"], "discipline": data.get("discipline"),
-           "role": data.get("role"), "fte": str(data.get("fte")), "starts_on": data.get("starts_on"),
-           "ends_on": data.get("ends_on")}
-    await session.execute(delete(t.stationings).where(t.stationings.c.stationing_id == str(data["stationing_id"])))
-    await session.execute(t.stationings.insert().values(stationing_id=str(data["stationing_id"]), **row))
+    stationing_id = str(data["stationing_id"])
+    row = {"staff_id": str(data["staff_id"]), "site_id": data["site_id"],
+           "discipline": data.get("discipline"), "role": data.get("role"), "fte": str(data.get("fte")),
+           "starts_on": data.get("starts_on"), "ends_on": data.get("ends_on")}
+    await session.execute(delete(t.stationings).where(t.stationings.c.stationing_id == stationing_id))
+    await session.execute(t.stationings.insert().values(stationing_id=stationing_id, **row))
     session.info[CHANGED_KEY] = True
 
 
@@ -253,8 +255,9 @@ def handlers(department: Department) -> dict[type[DomainEvent], Handler]:
     return result
 
 
-def department_subscription(settings: Settings, department: Department, generation: str,
-                            handlers_by_type: Mapping[type[DomainEvent], Handler] | None = None) -> Subscription:
+def department_subscription(
+        settings: Settings, department: Department, generation: str,
+        handlers_by_type: Mapping[type[DomainEvent], Handler] | None = None) -> Subscription:
     """Read only the department's topic, as group ``<ns>.dashboard.<department>.<generation>``.
 
     A new generation (a new state file, ``--rebuild``) is a new consumer group, so it starts

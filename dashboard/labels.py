@@ -38,8 +38,8 @@ FIELDS = {"person_id": "person", "role": "rolle", "birth_year": "fødselsår", "
           "expires_on": "udløber", "consent_id": "samtykke", "life_area": "livsområde", "goal_id": "mål",
           "achievement": "opfyldelse", "score": "score", "term": "termin", "absence_percent": "fravær %",
           "status": "status", "since": "siden", "staff_ids": "medarbejdere", "disciplines": "fagligheder",
-          "step": "trin", "referral_id": "henvisning", "target_department": "afdeling", "members": "medlemmer",
-          "member": "medlem"}
+          "step": "trin", "referral_id": "henvisning", "target_department": "afdeling",
+          "members": "medlemmer", "member": "medlem"}
 
 
 def event_label(event_type: str) -> str:

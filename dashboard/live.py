@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -39,10 +40,8 @@ class Changes:
         changed = self._changed
         if self.version != seen:
             return self.version
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
         return self.version
 
     async def stream(self, is_disconnected: Callable[[], Any]) -> AsyncIterator[str]:

@@ -76,7 +76,8 @@ async def family(session: AsyncSession, family_id: str) -> dict[str, Any] | None
     result["timeline"] = [dict(r._mapping) for r in await session.execute(
         select(t.timeline).where(t.timeline.c.family_id == family_id).order_by(t.timeline.c.at.desc()))]
     result["referrals"] = [dict(r._mapping) for r in await session.execute(
-        select(t.referrals).where(t.referrals.c.family_id == family_id).order_by(t.referrals.c.updated_at.desc()))]
+        select(t.referrals).where(t.referrals.c.family_id == family_id)
+        .order_by(t.referrals.c.updated_at.desc()))]
     return result
 
 

@@ -141,8 +141,8 @@ def install_routes(app: FastAPI) -> None:
         principal = await principal_of(request)
         wanted = family_id_of(q) if q else None
         async with request.app.state.sessionmaker() as session:
-            found = (queries.Page([], 0, page) if q and wanted is None else
-                     await queries.families(session, site=site, state=state or None, family_id=wanted, page=page))
+            found = (queries.Page([], 0, page) if q and wanted is None else await queries.families(
+                session, site=site, state=state or None, family_id=wanted, page=page))
             all_sites = await queries.sites(session)
         return _render(request, "families.html", principal=principal, page=found, sites=all_sites,
                        site=site, state=state, q=q, view="familier")
@@ -186,8 +186,8 @@ def install_routes(app: FastAPI) -> None:
         async with request.app.state.sessionmaker() as session:
             found = await queries.charges(session, site=site)
             all_sites = await queries.sites(session)
-        return _render(request, "finance.html", principal=principal, charges=found, sites=all_sites, site=site,
-                       view="oekonomi")
+        return _render(request, "finance.html", principal=principal, charges=found, sites=all_sites,
+                       site=site, view="oekonomi")
 
     @app.get("/live")
     async def live(request: Request) -> StreamingResponse:

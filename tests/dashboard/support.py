@@ -95,7 +95,8 @@ def site_events(department: Department = HEALTH, site: str = "gellerup") -> list
         fin.AllocationComputed(site_id=site, year=2026, department=department.value, amount_ore=123_456_78,
                                fte_days="182.5"),
         fin.SettlementIssued(site_id=site, year=2026, department=department.value, entry_id=uuid.uuid4(),
-                             period_start=date(2026, 1, 1), period_end=date(2026, 3, 31), amount_ore=30_864_20),
+                             period_start=date(2026, 1, 1), period_end=date(2026, 3, 31),
+                             amount_ore=30_864_20),
     ]
 
 

@@ -101,7 +101,8 @@ async def test_overdue_referrals_are_highlighted_a_revocation_removes_the_family
         await page.goto(f"{url}/henvisninger")
         late = page.locator("tr.overdue")
         assert await late.count() == 1
-        assert "Overskredet" in await late.inner_text() and "physical-rehabilitation" in await late.inner_text()
+        assert "Overskredet" in await late.inner_text()
+        assert "physical-rehabilitation" in await late.inner_text()
         fine = page.locator("tr", has_text="health-visitor-home-visits")
         assert await fine.get_attribute("class") in ("", None)
         await screenshot(page, "henvisninger")
