@@ -13,12 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import delete, exists, func, literal, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dashboard import tables as t
-from shared.db import UTCDateTime, insert_ignoring_conflicts
+from dashboard.batch import FAMILY, MEMBER, REFERRAL, TIMELINE, batch_of, family_row
 from shared.departments import Department
 from shared.events import casework as cw
 from shared.events import finance as fin
@@ -67,66 +68,45 @@ def _adapter(model: type[DomainEvent], name: str) -> TypeAdapter[Any]:
 
 # --- families -----------------------------------------------------------------------------
 
-async def _touch_family(session: AsyncSession, data: Mapping[str, Any], envelope: Envelope,
-                        state: str | None = None) -> bool:
-    """Record the event on the family's timeline; False if the family's consent was withdrawn.
-
-    One upsert does the withdrawal check, the insert and the update (a rebuild folds tens of
-    thousands of events, and each statement is a trip to SQLite's thread).
-    """
+def _touch_family(session: AsyncSession, data: Mapping[str, Any], envelope: Envelope, *,
+                  state: str | None = None, exit_reason: str | None = None) -> str:
+    """Note the event for the family and its timeline; nothing is kept if its consent was withdrawn
+    (the writes check, see ``dashboard.batch``). Returns the family id."""
+    batch = batch_of(session)
     family_id = str(data["family_id"])
-    at = literal(envelope.time, UTCDateTime())
-    row = select(literal(family_id).label("family_id"), literal(data["site_id"]).label("site_id"),
-                 literal(state or "consented").label("state"), literal(1).label("events"),
-                 at.label("last_event_at")).where(~exists().where(t.revoked.c.family_id == family_id))
-    new = sqlite_insert(t.families).from_select(
-        ["family_id", "site_id", "state", "events", "last_event_at"], row)
-    changes: dict[str, Any] = {
-        "site_id": new.excluded.site_id, "events": t.families.c.events + 1,
-        "last_event_at": func.max(t.families.c.last_event_at, new.excluded.last_event_at)}
-    if state is not None:
-        changes["state"] = new.excluded.state
-    result = await session.execute(new.on_conflict_do_update(index_elements=["family_id"], set_=changes))
-    if not getattr(result, "rowcount", 0):
-        return False  # withdrawn: nothing about the family is kept
+    batch.add(FAMILY, family_row(dict(data), envelope.time, state=state, exit_reason=exit_reason))
+    batch.add(TIMELINE, {"event_id": envelope.id, "family_id": family_id, "event_type": envelope.type,
+                         "at": envelope.time, "data": {k: v for k, v in data.items()
+                                                       if k not in {"family_id", "site_id", "shared_with"}}})
     session.info[CHANGED_KEY] = True
-    await session.execute(sqlite_insert(t.timeline).on_conflict_do_nothing(), [{
-        "event_id": envelope.id, "family_id": family_id, "event_type": envelope.type, "at": envelope.time,
-        "data": {k: v for k, v in data.items() if k not in {"family_id", "site_id", "shared_with"}}}])
-    return True
+    return family_id
 
 
 async def on_family_event(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
     """Any other family event: it goes on the family's timeline."""
-    await _touch_family(session, data, envelope)
+    _touch_family(session, data, envelope)
 
 
-async def _put_members(session: AsyncSession, family_id: str, members: list[Mapping[str, Any]]) -> None:
-    if not members:
-        return
-    rows = [{"person_id": str(m["person_id"]), "family_id": family_id, "role": m.get("role", "other"),
-             "birth_year": m.get("birth_year")} for m in members]
-    upsert = sqlite_insert(t.members)
-    await session.execute(upsert.on_conflict_do_update(index_elements=["person_id"], set_={
-        "family_id": upsert.excluded.family_id, "role": upsert.excluded.role,
-        "birth_year": upsert.excluded.birth_year}), rows)
+def _put_members(session: AsyncSession, family_id: str, members: list[Mapping[str, Any]]) -> None:
+    for m in members:
+        batch_of(session).add(MEMBER, {"person_id": str(m["person_id"]), "family_id": family_id,
+                                       "role": m.get("role", "other"), "birth_year": m.get("birth_year")})
 
 
 async def on_family_enrolled(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
     """The family joined: its members' ids, roles and birth years (what the slice carries)."""
-    if await _touch_family(session, data, envelope, state="enrolled"):
-        await _put_members(session, str(data["family_id"]), data.get("members", []))
+    family_id = _touch_family(session, data, envelope, state="enrolled")
+    _put_members(session, family_id, data.get("members", []))
 
 
 async def on_member_added(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
-    if await _touch_family(session, data, envelope) and data.get("member"):
-        await _put_members(session, str(data["family_id"]), [data["member"]])
+    family_id = _touch_family(session, data, envelope)
+    if data.get("member"):
+        _put_members(session, family_id, [data["member"]])
 
 
 async def on_family_exited(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
-    if await _touch_family(session, data, envelope, state="exited"):
-        await session.execute(update(t.families).where(t.families.c.family_id == str(data["family_id"]))
-                              .values(exit_reason=data.get("reason")))
+    _touch_family(session, data, envelope, state="exited", exit_reason=data.get("reason"))
 
 
 def on_consent_given(department: Department) -> Handler:
@@ -134,8 +114,13 @@ def on_consent_given(department: Department) -> Handler:
 
     async def handle(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
         if department.value in data.get("departments", []):
-            await session.execute(delete(t.revoked).where(t.revoked.c.family_id == str(data["family_id"])))
-        await _touch_family(session, data, envelope)
+            family_id = str(data["family_id"])
+
+            def lift(conn: Connection) -> None:
+                conn.execute(delete(t.revoked).where(t.revoked.c.family_id == family_id))
+
+            batch_of(session).barrier(lift)
+        _touch_family(session, data, envelope)
 
     return handle
 
@@ -146,19 +131,23 @@ def on_consent_revoked(department: Department) -> Handler:
 
     async def handle(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
         if department.value not in data.get("departments", []):
-            await _touch_family(session, data, envelope)
+            _touch_family(session, data, envelope)
             return
-        await forget_family(session, str(data["family_id"]), at=envelope)
+        forget_family(session, str(data["family_id"]), at=envelope)
 
     return handle
 
 
-async def forget_family(session: AsyncSession, family_id: str, *, at: Envelope) -> None:
+def forget_family(session: AsyncSession, family_id: str, *, at: Envelope) -> None:
     """Delete everything held about one family and keep a tombstone (no data, only the id)."""
-    for table in (t.members, t.timeline, t.referrals, t.families):
-        await session.execute(delete(table).where(table.c.family_id == family_id))
-    await session.execute(insert_ignoring_conflicts(session, t.revoked),
-                          [{"family_id": family_id, "revoked_at": at.time}])
+
+    def forget(conn: Connection) -> None:
+        for table in (t.members, t.timeline, t.referrals, t.families):
+            conn.execute(delete(table).where(table.c.family_id == family_id))
+        conn.execute(sqlite_insert(t.revoked).on_conflict_do_nothing(),
+                     [{"family_id": family_id, "revoked_at": at.time}])
+
+    batch_of(session).barrier(forget)
     session.info[CHANGED_KEY] = True
 
 
@@ -166,25 +155,15 @@ async def forget_family(session: AsyncSession, family_id: str, *, at: Envelope) 
 
 async def on_referral_event(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
     """Each transition carries the referral's whole state: upsert it (per family, in order)."""
-    if not await _touch_family(session, data, envelope):
-        return
+    family_id = _touch_family(session, data, envelope)
     sent = envelope.type == rf.ReferralSent.event_type
-    row: dict[str, Any] = {
-        "referral_id": str(data["referral_id"]), "family_id": str(data["family_id"]),
-        "site_id": data["site_id"],
+    batch_of(session).add(REFERRAL, {
+        "referral_id": str(data["referral_id"]), "family_id": family_id, "site_id": data["site_id"],
         "person_id": data.get("person_id"), "offer_code": data["offer_code"], "priority": data["priority"],
         "state": data["state"], "due_at": _time(data.get("due_at")), "reason_code": data.get("reason_code"),
         "outcome_code": data.get("outcome_code"), "updated_at": envelope.time,
         "sent_at": (_time(data.get("at")) or envelope.time) if sent else None,
-        "overdue_announced": envelope.type == rf.ReferralOverdue.event_type}
-    upsert = sqlite_insert(t.referrals).values(row)
-    keep = {"referral_id", "family_id"}
-    if row["sent_at"] is None:
-        keep.add("sent_at")
-    if not row["overdue_announced"]:
-        keep.add("overdue_announced")  # announced once, and it stays so
-    await session.execute(upsert.on_conflict_do_update(index_elements=["referral_id"], set_={
-        name: getattr(upsert.excluded, name) for name in row if name not in keep}))
+        "overdue_announced": envelope.type == rf.ReferralOverdue.event_type})
 
 
 def _time(raw: Any) -> Any:
