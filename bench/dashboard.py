@@ -125,8 +125,9 @@ async def _produce(settings: Settings, families: int) -> int:
                                     key=event.partition_key(), data=event.model_dump(mode="json"))
                 for department, projected in policy.project(envelope):
                     if department is DEPARTMENT:
-                        pending.append(await producer.send(topic, value=projected.value(),
-                                                           key=projected.key_bytes(), headers=projected.headers()))
+                        pending.append(await producer.send(
+                            topic, value=projected.value(), key=projected.key_bytes(),
+                            headers=projected.headers()))
                         count += 1
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)

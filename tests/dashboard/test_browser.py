@@ -156,3 +156,38 @@ async def _tab_to(page, selector: str, limit: int = 40) -> None:
         if await target.evaluate("el => el === document.activeElement"):
             return
     raise AssertionError(f"{selector} cannot be reached by keyboard")
+
+
+async def test_a_restart_keeps_the_page_and_a_rebuild_gives_the_same_page(
+        broker: Broker, tmp_path: Path) -> None:
+    from dashboard.app import remove_state
+
+    board = dashboard_settings(make_settings(broker=broker), tmp_path)
+    families = [uuid.uuid4() for _ in range(3)]
+    await publish(board, broker, [*(e for f in families for e in enrolled(f)),
+                                  referral(families[0], due_in=timedelta(days=-1)), *site_events()])
+    await publish(board, broker, [revoked(families[2])])
+    state = tmp_path / "health.db"
+    views = ("/familier", "/henvisninger", "/medarbejdere", "/oekonomi", f"/familier/{families[0]}")
+    async with chromium() as browser:
+        watched = await watched_page(browser)
+        pages: list[dict[str, str]] = []
+        for attempt in ("first", "restart", "rebuild"):
+            if attempt == "rebuild":
+                remove_state(state)
+            async with served(new_dashboard(board, HEALTH, state)) as url:
+                await log_in(watched, url, token(board, HEALTH))
+                await watched.page.locator(f"tr[data-family='{families[1]}']").wait_for()
+                await watched.page.goto(f"{url}/henvisninger")
+                await watched.page.locator("tr.overdue").wait_for()
+                shown = {}
+                for view in views:
+                    await watched.page.goto(f"{url}{view}")
+                    shown[view] = await watched.page.inner_html("#indhold")
+                pages.append(shown)
+                await watched.page.context.clear_cookies()
+                await watched.page.goto("about:blank")  # close the live stream before the server stops
+        assert str(families[2]) not in pages[0]["/familier"] and str(families[0]) in pages[0]["/familier"]
+        assert pages[1] == pages[0]  # a restart resumes from its own file
+        assert pages[2] == pages[0]  # a rebuild from offset 0 gives the same pages
+        watched.assert_clean()
