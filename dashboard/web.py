@@ -23,13 +23,14 @@ from dashboard.access import (
     set_cookie,
 )
 from dashboard.fold import family_id_of
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized, install_error_handlers
 
 HERE = Path(__file__).parent
 #: Everything from this origin only: a page that tried to load from a CDN would break here first.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 Site = Annotated[str | None, Query(max_length=80)]
+State = Annotated[str | None, Query(max_length=20)]
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -73,6 +74,9 @@ templates.env.globals["with_query"] = _query
 
 
 def install_routes(app: FastAPI) -> None:
+    # problem+json for bad input (422 naming the field), unknown paths and an unreadable state file;
+    # the two handlers below turn a missing login and a foreign token into pages instead.
+    install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -135,7 +139,7 @@ def install_routes(app: FastAPI) -> None:
         return response
 
     @app.get("/familier", response_class=HTMLResponse)
-    async def family_list(request: Request, site: Site = None, state: str | None = None,
+    async def family_list(request: Request, site: Site = None, state: State = None,
                           q: Annotated[str | None, Query(max_length=80)] = None,
                           page: PageNo = 1) -> HTMLResponse:
         principal = await principal_of(request)
@@ -161,7 +165,7 @@ def install_routes(app: FastAPI) -> None:
                        open_states=queries.OPEN_STATES, view="familier")
 
     @app.get("/henvisninger", response_class=HTMLResponse)
-    async def referral_list(request: Request, site: Site = None, state: str | None = None,
+    async def referral_list(request: Request, site: Site = None, state: State = None,
                             overdue: bool = False, page: PageNo = 1) -> HTMLResponse:
         principal = await principal_of(request)
         async with request.app.state.sessionmaker() as session:
@@ -199,4 +203,6 @@ def install_routes(app: FastAPI) -> None:
 
 def _safe_next(target: str) -> str:
     """Only a path on this dashboard (no open redirect)."""
-    return target if target.startswith("/") and not target.startswith("//") else "/familier"
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/familier"

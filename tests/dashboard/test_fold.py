@@ -188,6 +188,11 @@ async def test_only_staff_of_the_department_get_in_and_the_token_stays_out_of_ur
         assert "default-src 'self'" in page.headers["content-security-policy"]
         bad_query = await http.get("/familier?page=0")
         assert bad_query.status_code == 422
+        assert bad_query.headers["content-type"] == "application/problem+json"
+        assert bad_query.json()["errors"][0]["field"] == "query.page"
+        backslash = await http.post("/login", content=f"token={token}&next=/%5Cevil.example/",
+                                    headers={"content-type": "application/x-www-form-urlencoded"})
+        assert backslash.headers["location"] == "/familier"
 
 
 def test_every_event_type_a_department_can_receive_has_a_handler() -> None:
