@@ -132,7 +132,19 @@ async def test_overdue_referrals_are_highlighted_a_revocation_removes_the_family
         await page.keyboard.press("Enter")
         await page.wait_for_url(f"{url}/henvisninger?site=gellerup*")
         assert await page.locator("tbody tr").count() == 1
+        for view in ("/medarbejdere", "/oekonomi"):  # the other views' filter, by keyboard too
+            await page.goto(f"{url}{view}")
+            await _tab_to(page, "#site")
+            await page.keyboard.press("ArrowDown")
+            await _tab_to(page, "form.filters button[type=submit]")
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{url}{view}?site=gellerup*")
         await page.goto(f"{url}/familier")
+        await _tab_to(page, "#q")
+        await page.keyboard.type(str(late_family))
+        await page.keyboard.press("Enter")  # the search submits from the field
+        await page.wait_for_url(f"{url}/familier?*q={late_family}*")
+        assert await page.locator("tbody tr").count() == 1
         await _tab_to(page, f"a[href='/familier/{late_family}']")
         await page.keyboard.press("Enter")
         await page.wait_for_url(f"{url}/familier/{late_family}")
