@@ -59,8 +59,9 @@ ON CONFLICT (referral_id) DO UPDATE SET
   overdue_announced = MAX(referrals.overdue_announced, excluded.overdue_announced)
 """).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in ("sent_at", "due_at", "updated_at")),
                 bindparam("overdue_announced", type_=Boolean()))
-#: Written in this order, so the later kinds find their family.
-KINDS: tuple[TextClause, ...] = (FAMILY, TIMELINE, MEMBER, REFERRAL)
+LIFT = text("DELETE FROM revoked_families WHERE family_id = :family_id")
+#: Written in this order, so the later kinds find their family (a lifted withdrawal first).
+KINDS: tuple[TextClause, ...] = (LIFT, FAMILY, TIMELINE, MEMBER, REFERRAL)
 
 
 @dataclass
@@ -72,13 +73,27 @@ class FoldBatch:
     segments: list[tuple[dict[TextClause, list[dict[str, Any]]], Callable[[Connection], None]]] = field(
         default_factory=list)
 
+    #: Families with rows in the current segment.
+    families: set[str] = field(default_factory=set)
+
     def add(self, kind: TextClause, row: dict[str, Any]) -> None:
         self.rows[kind].append(row)
+        self.families.add(row["family_id"])
+
+    def lift(self, family_id: str) -> None:
+        """A new consent: the family may be kept again from here on. Lifts are written first in a
+        segment, which keeps the order unless the family already has rows in it: then the lift
+        ends the segment (rare; a consent normally comes before the family's other events)."""
+        if family_id in self.families:
+            self.barrier(lambda conn: conn.execute(LIFT, [{"family_id": family_id}]))
+        else:
+            self.rows[LIFT].append({"family_id": family_id})
 
     def barrier(self, action: Callable[[Connection], None]) -> None:
         """Run ``action`` after everything noted so far and before anything noted later."""
         self.segments.append((self.rows, action))
         self.rows = {k: [] for k in KINDS}
+        self.families = set()
 
     def write(self, conn: Connection) -> None:
         for rows, action in self.segments:

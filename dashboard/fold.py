@@ -114,12 +114,7 @@ def on_consent_given(department: Department) -> Handler:
 
     async def handle(session: AsyncSession, data: dict[str, Any], envelope: Envelope) -> None:
         if department.value in data.get("departments", []):
-            family_id = str(data["family_id"])
-
-            def lift(conn: Connection) -> None:
-                conn.execute(delete(t.revoked).where(t.revoked.c.family_id == family_id))
-
-            batch_of(session).barrier(lift)
+            batch_of(session).lift(str(data["family_id"]))
         _touch_family(session, data, envelope)
 
     return handle

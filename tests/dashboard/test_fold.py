@@ -100,6 +100,24 @@ async def test_a_revocation_forgets_the_family_at_once_and_a_rebuild_does_not_br
         assert str(kept) in await _content(http, headers)
 
 
+async def test_a_new_consent_naming_the_department_lets_the_family_back_in(
+        broker: Broker, tmp_path: Path) -> None:
+    settings = dashboard_settings(make_settings(broker=broker), tmp_path)
+    family = uuid.uuid4()
+    # In one batch too: consent, enrolment, withdrawal, a straggler, then a new consent and enrolment.
+    events = [*enrolled(family), revoked(family), referral(family, due_in=timedelta(days=1)),
+              *enrolled(family, birth_years=(1990, 2020))]
+    await publish(settings, broker, events)
+    app = new_dashboard(settings, HEALTH, tmp_path / "health.db")
+    headers = staff_headers(settings, HEALTH)
+    async with running(app) as http:
+        await _caught_up(app, for_health(events))
+        page = await _content(http, headers, f"/familier/{family}")
+        assert "mor 1990" in page and "mor 1985" not in page
+        assert "Ingen henvisninger" in page  # the straggler before the new consent stayed out
+        assert await _count(app, t.timeline, family) == 2
+
+
 async def test_a_restart_resumes_a_rebuild_gives_the_same_pages_and_a_redelivery_changes_nothing(
         broker: Broker, tmp_path: Path) -> None:
     settings = dashboard_settings(make_settings(broker=broker), tmp_path)
