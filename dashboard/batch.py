@@ -85,7 +85,11 @@ class FoldBatch:
         segment, which keeps the order unless the family already has rows in it: then the lift
         ends the segment (rare; a consent normally comes before the family's other events)."""
         if family_id in self.families:
-            self.barrier(lambda conn: conn.execute(LIFT, [{"family_id": family_id}]))
+
+            def lift(conn: Connection) -> None:
+                conn.execute(LIFT, [{"family_id": family_id}])
+
+            self.barrier(lift)
         else:
             self.rows[LIFT].append({"family_id": family_id})
 
