@@ -128,7 +128,3 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
 
 def new_dashboard(settings: Settings, department: Department, state: Path) -> FastAPI:
     return create_app(settings, department, state)
-
-
-def families_on_topic(records: list[Any], family: uuid.UUID) -> list[Any]:
-    return [r for r in records if str(family).encode() == r.key]
