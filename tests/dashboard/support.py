@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
