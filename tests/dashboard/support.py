@@ -127,3 +127,17 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
 
 def new_dashboard(settings: Settings, department: Department, state: Path) -> FastAPI:
     return create_app(settings, department, state)
+
+
+def for_department(events: list[DomainEvent], department: Department = HEALTH) -> int:
+    """How many of these events the slice policy puts on the department's topic."""
+    return sum(1 for e in events for d, _ in default_policy().project(envelope_of(e)) if d is department)
+
+
+async def caught_up(app: FastAPI, expected: int) -> None:
+    """Wait until the dashboard's consumer has been through ``expected`` events (repeats count)."""
+    from tests.support import eventually
+
+    async def done() -> bool:
+        return bool(app.state.consumer.handled >= expected)
+    assert await eventually(done, timeout=30), (app.state.consumer.handled, expected)

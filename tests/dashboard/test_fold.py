@@ -22,9 +22,11 @@ from shared.slices import default_policy
 from tests.dashboard.support import (
     CULTURE,
     HEALTH,
+    caught_up,
     dashboard_settings,
     enrolled,
     envelope_of,
+    for_department,
     new_dashboard,
     publish,
     referral,
@@ -32,20 +34,13 @@ from tests.dashboard.support import (
     site_events,
     staff_headers,
 )
-from tests.support import Broker, bearer, eventually, make_settings, running
+from tests.support import Broker, bearer, make_settings, running
 
 pytestmark = pytest.mark.broker
 
 
-def for_health(events: list) -> int:
-    """How many of these events the policy puts on Health's topic."""
-    return sum(1 for e in events for d, _ in default_policy().project(envelope_of(e)) if d is HEALTH)
-
-
-async def _caught_up(app, expected: int) -> None:
-    async def done() -> bool:
-        return app.state.consumer.handled >= expected
-    assert await eventually(done, timeout=30), (app.state.consumer.handled, expected)
+for_health = for_department
+_caught_up = caught_up
 
 
 async def _content(http: httpx.AsyncClient, headers: dict[str, str], path: str = "/familier") -> str:
