@@ -76,10 +76,13 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
             url = f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}"
             migrations.upgrade_sync(service, url)
             children.append(_spawn(service, base_port + offset, url, broker.bootstrap, data_dir))
-        children += [_spawn_dashboard(department, base_port + DASHBOARD_PORT_OFFSET + offset,
-                                      broker.bootstrap, data_dir)
-                     for offset, department in enumerate(Department)]
         _wait_ready(children, ready_timeout)
+        # The dashboards start once the services are up, so they do not slow the services' start.
+        dashboards = [_spawn_dashboard(department, base_port + DASHBOARD_PORT_OFFSET + offset,
+                                       broker.bootstrap, data_dir)
+                      for offset, department in enumerate(Department)]
+        children += dashboards
+        _wait_ready(dashboards, ready_timeout)
         if demo and not (data_dir / ".demo-seeded").exists():
             from shared.demo import seed
 
