@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure-venv.sh
 .venv/bin/ruff check . --output-format concise
-.venv/bin/mypy shared services/*/domain.py services/intake/cpr.py
+.venv/bin/mypy shared dashboard services/*/domain.py services/intake/cpr.py
 exec .venv/bin/python -m pytest "$@"

@@ -173,6 +173,23 @@ def subscribe(
         raise CliProblem(str(exc)) from None
 
 
+@app.command(epilog="Example: oto dashboard sundhed-og-omsorg --port 8013 --rebuild")
+def dashboard(
+    department: Annotated[DepartmentName, typer.Argument(help="The department whose slice it shows.")],
+    port: Annotated[int, typer.Option(help="The HTTP port.")] = 8011,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    state: Annotated[Path | None, typer.Option(help="The SQLite state file "
+                                                    "(default <OTO_DATA_DIR>/dashboard-<dept>.db).")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Forget the state and fold the topic from offset 0.")] = False,
+) -> None:
+    """Serve a department's dashboard in the browser: its slice, live, folded from its topic."""
+    from dashboard.__main__ import serve
+    from shared.departments import Department
+
+    serve(Department(department), host=host, port=port, rebuild=rebuild,
+          state=str(state) if state is not None else None)
+
+
 @app.command(epilog="Example: oto openapi --docs-dir docs")
 def openapi(docs_dir: Annotated[Path, typer.Option(help="The docs folder.")] = Path("docs")) -> None:
     """Write every service's OpenAPI document to docs/api/."""

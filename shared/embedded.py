@@ -1,7 +1,8 @@
 """The embedded default: the whole system on one machine, no Docker.
 
 Starts a tansu broker on loopback, creates the topics, migrates one SQLite file per service,
-starts the four services as child processes and shows each phase with its duration. Then it
+starts the four services and one dashboard per department (base port + 10 …) as child processes
+and shows each phase with its duration. Then it
 supervises: a service or the broker that dies is restarted with backoff (the broker on the same
 port; if that port is taken, on a new one, and the services are restarted with the new address).
 A slow or blocked service is reported, never a reason to stop the rest. Ctrl-C (SIGINT) or
@@ -28,6 +29,7 @@ from rich.console import Console
 
 from shared import migrations
 from shared.broker import TansuBroker, free_port, port_is_free
+from shared.departments import Department
 from shared.settings import SERVICES, Settings
 from shared.supervisor import Backoff, Supervised, spawn, stop_all
 
@@ -40,6 +42,8 @@ console = Console(highlight=False)
 STOP_GRACE, RESTART_GRACE = 4.0, 20.0
 #: How long the runner waits for a restarted broker's port to be released before moving.
 PORT_RELEASE_WAIT = 5.0
+#: Dashboards listen on base port + this + 0..3 (8011–8014 by default), in ``Department`` order.
+DASHBOARD_PORT_OFFSET = 10
 
 
 def say(message: str, style: str | None = None) -> None:
@@ -102,6 +106,10 @@ class System:
         self.broker_started_at = time.monotonic()
         self.services = [self._running(service, base_port + offset)
                          for offset, service in enumerate(SERVICES)]
+        #: One dashboard per department, started once the services are ready (so they do not
+        #: slow the services' start) and supervised like them.
+        self.dashboards = [self._dashboard(department, base_port + DASHBOARD_PORT_OFFSET + offset)
+                           for offset, department in enumerate(Department)]
         self.http = httpx.Client(timeout=1.0)
 
     def settings(self) -> Settings:
@@ -114,14 +122,30 @@ class System:
             service, lambda: _spawn(service, port, url, self.broker.bootstrap, self.data_dir,
                                     self.peer_urls)))
 
+    def _dashboard(self, department: Department, port: int) -> Running:
+        return Running(f"dashboard {department.value}", port, Supervised(
+            f"dashboard {department.value}",
+            lambda: _spawn_dashboard(department, port, self.broker.bootstrap, self.data_dir)))
+
     def start_services(self) -> None:
         for running in self.services:
             running.child.launch()
 
+    def start_dashboards(self) -> None:
+        for running in self.dashboards:
+            running.child.launch()
+
+    @property
+    def children(self) -> list[Running]:
+        """Everything supervised, dashboards first (they are stopped first)."""
+        return [*self.dashboards, *self.services]
+
     def check(self) -> None:
         """One supervision step: restart what died (when its backoff is over), poll readiness."""
         self._check_broker()
-        for running in self.services:
+        for running in self.children:
+            if running.child.process is None:  # not started yet (the dashboards wait)
+                continue
             if running.child.check(say):
                 running.ready = False
             process = running.child.process
@@ -175,15 +199,16 @@ class System:
         create_topics(self.settings())
         say(f"broker restarted on {self.broker.bootstrap}", style="bold")
         if self.broker.port != old:
-            stop_all([r.child.process for r in self.services if r.child.process is not None], RESTART_GRACE)
-            for running in self.services:
+            started = [r for r in self.children if r.child.process is not None]
+            stop_all([r.child.process for r in started if r.child.process is not None], RESTART_GRACE)
+            for running in started:
                 running.child.launch()
                 running.ready = False
 
     def stop(self) -> None:
         """Services first (they flush to a broker that is still there), the broker last."""
         self.http.close()
-        stop_all([r.child.process for r in self.services if r.child.process is not None], STOP_GRACE)
+        stop_all([r.child.process for r in self.children if r.child.process is not None], STOP_GRACE)
         self.broker.stop()
 
 
@@ -225,6 +250,14 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
         if late:
             say(f"not ready after {ready_timeout:.0f} s: {', '.join(late)} (see their logs in "
                 f"{data_dir}); the runner keeps them supervised", style="bold red")
+        if not stop.requested:
+            with phase("starting the department dashboards"):
+                system.start_dashboards()
+                deadline = time.monotonic() + ready_timeout
+                while not stop.requested and not all(r.ready for r in system.dashboards) \
+                        and time.monotonic() < deadline:
+                    system.check()
+                    time.sleep(0.2)
         demo_line = _seed_demo(system, data_dir) if demo and not late and not stop.requested else None
         if not stop.requested:
             _print_summary(system, data_dir, demo_line)
@@ -263,11 +296,22 @@ def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path,
     return spawn([sys.executable, "-m", "shared.serve"], env=env, log_path=data_dir / f"{service}.log")
 
 
+def _spawn_dashboard(department: Department, port: int, bootstrap: str,
+                     data_dir: Path) -> subprocess.Popen[bytes]:
+    """One department's dashboard (``python -m dashboard``), with the services' dev settings."""
+    env = {**os.environ, "OTO_KAFKA_BOOTSTRAP": bootstrap, "OTO_KAFKA_IDEMPOTENCE": "false",
+           "OTO_DATA_DIR": str(data_dir), "OTO_ENV": "dev"}
+    return spawn([sys.executable, "-m", "dashboard", department.value, "--port", str(port), "--host",
+                  "127.0.0.1"], env=env, log_path=data_dir / f"dashboard-{department.value}.log")
+
+
 def summary_rows(system: System, data_dir: Path, demo_line: str | None) -> list[tuple[str, ...]]:
     """The summary as rows of a plain table: what runs where, and the commands to use it."""
     rows: list[tuple[str, ...]] = [("service", "API", "docs", "log")]
     rows += [(r.service, f"{r.url}/v1", f"{r.url}/docs", str(data_dir / f"{r.service}.log"))
              for r in system.services]
+    rows += [(r.service, f"{r.url}/", "log in: 'Log ind som udvikler'",
+              str(data_dir / f"{r.service.replace(' ', '-')}.log")) for r in system.dashboards]
     rows.append(("broker", system.broker.bootstrap, "", str(data_dir / "broker.log")))
     if demo_line:
         rows.append(("demo", demo_line, "", ""))

@@ -73,11 +73,19 @@ class Subscription:
     """What one service's consumer listens to: producing services and a handler per event type.
 
     Handlers write through the session and never commit; the consumer commits.
+
+    A department dashboard reads a department topic instead (``topics``): its events are slices,
+    so ``parse`` checks them in place of the full model, and it may not write (``dead_letter``
+    off: the department's broker user can only read), so poison is logged, counted and skipped —
+    it stays on the topic, where the producing service's operators can read it.
     """
 
     name: str
     services: tuple[str, ...]
     handlers: Mapping[type[DomainEvent], Handler]
+    topics: tuple[str, ...] = ()
+    parse: Callable[[Envelope], Any] | None = None
+    dead_letter: bool = True
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -105,7 +113,7 @@ class EventConsumer:
         #: The dedupe key is the logical consumer, not the Kafka group: replaying a topic in a new
         #: group (or after resetting offsets) repeats no effect.
         self.inbox_key = self.group_id
-        self.topics = [settings.domain_topic(s) for s in subscription.services]
+        self.topics = [*(settings.domain_topic(s) for s in subscription.services), *subscription.topics]
         self.by_type = {model.event_type: handler for model, handler in subscription.handlers.items()}
         self.last_progress = time.monotonic()
         self.handled = 0
@@ -140,9 +148,12 @@ class EventConsumer:
                 await self._close()
 
     async def _start(self) -> None:
-        await ensure_topics(self.settings, [*self.topics, *(f"{t}.dlq" for t in self.topics)])
-        self._producer = make_producer(self.settings)
-        await self._producer.start()
+        if not self.subscription.dead_letter:
+            await ensure_topics(self.settings, self.topics)
+        else:
+            await ensure_topics(self.settings, [*self.topics, *(f"{t}.dlq" for t in self.topics)])
+            self._producer = make_producer(self.settings)
+            await self._producer.start()
         self._consumer = make_consumer(self.settings, group_id=self.group_id)
         self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
         await self._consumer.start()
@@ -260,7 +271,8 @@ class EventConsumer:
         """Parse and find the handler; poison goes to the DLQ, unhandled types are skipped."""
         try:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
-            payload = REGISTRY.parse(envelope.type, envelope.data)
+            parse = self.subscription.parse
+            payload = parse(envelope) if parse else REGISTRY.parse(envelope.type, envelope.data)
         except (EnvelopeError, UnknownEventType, InvalidPayload) as exc:
             await self._dead_letter(record, exc)
             return None
@@ -335,6 +347,12 @@ class EventConsumer:
             obs.correlation_id.reset(token)
 
     async def _dead_letter(self, record: ConsumerRecord, error: Exception) -> None:
+        if not self.subscription.dead_letter:
+            obs.CONSUMED.labels(self.group_id, "skipped").inc()
+            log.warning("message skipped", extra={"consumer": self.group_id, "topic": record.topic,
+                                                  "partition": record.partition, "offset": record.offset,
+                                                  "error": type(error).__name__})
+            return
         assert self._producer is not None
         headers = [h for h in (record.headers or ()) if not h[0].startswith("dlq_")]
         headers += [

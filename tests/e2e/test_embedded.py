@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from shared.broker import free_port
+from shared.departments import Department
 from shared.settings import SERVICES
 from tests.support import ready_services
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> None:
     base = free_port()
-    while any(_busy(base + i) for i in range(4)):
+    while any(_busy(base + i) for i in (*range(4), *range(10, 14))):
         base = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "run", "--data-dir", str(tmp_path), "--base-port", str(base),
@@ -33,6 +34,7 @@ def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> Non
             docs = httpx.get(f"http://127.0.0.1:{base + offset}/openapi.json", timeout=5)
             assert docs.status_code == 200
         assert _demo_families_reach_casework(base) == 6
+        assert _demo_families_on_each_dashboard(base) == {d.value: 6 for d in Department}
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
@@ -41,6 +43,8 @@ def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> Non
     assert "stopped" in text
     for service in SERVICES:
         assert service in text and (tmp_path / f"{service}.db").exists()
+    for offset, department in enumerate(Department):
+        assert f"http://127.0.0.1:{base + 10 + offset}/" in text and department.value in text
 
 
 def _busy(port: int) -> bool:
@@ -82,3 +86,25 @@ def _demo_families_reach_casework(base: int) -> int:
             return assigned
         time.sleep(0.5)
     return assigned
+
+
+def _demo_families_on_each_dashboard(base: int) -> dict[str, int]:
+    """The demo's consents name every department: each dashboard folds all six families."""
+    from shared.auth import mint_token
+    from shared.settings import Settings
+
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + 60  # a loaded machine folds slowly
+    while time.monotonic() < deadline:
+        for offset, department in enumerate(Department):
+            token = mint_token(Settings(), subject="t", role="department_staff", department=department.value)
+            try:
+                page = httpx.get(f"http://127.0.0.1:{base + 10 + offset}/familier?state=enrolled",
+                                 headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            except httpx.HTTPError:
+                continue
+            counts[department.value] = page.text.count("data-family=")
+        if counts == {d.value: 6 for d in Department}:
+            break
+        time.sleep(0.5)
+    return counts
