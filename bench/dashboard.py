@@ -97,7 +97,7 @@ def _events(family: uuid.UUID, index: int) -> list[Any]:
     now = datetime.now(UTC)
     events: list[Any] = [
         it.ConsentGiven(family_id=family, site_id=site, consent_id=uuid.uuid4(), person_id=mother,
-                        departments=departments, purposes=["coordinated help"], covered_after=departments),
+                        departments=departments, purposes=["coordinated_help"], covered_after=departments),
         it.FamilyEnrolled(family_id=family, site_id=site, shared_with=departments, members=[
             it.Member(person_id=mother, role="mother", birth_year=1980 + index % 20),
             it.Member(person_id=child, role="child", birth_year=2010 + index % 12)]),

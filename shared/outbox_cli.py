@@ -17,11 +17,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.settings import Settings
+from shared.settings import ServiceName, Settings
 
 T = TypeVar("T")
-outbox_app = typer.Typer(help="A service's outbox: parked events.", no_args_is_help=True)
-ServiceArg = Annotated[str, typer.Argument(help="intake, casework, referrals or finance.")]
+outbox_app = typer.Typer(help="A service's outbox: parked events.", no_args_is_help=True,
+                         epilog="Example: oto outbox parked intake")
+ServiceArg = Annotated[ServiceName, typer.Argument(help="The service whose outbox (its OTO_DATABASE_URL).")]
 
 
 def _in_session(service: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -59,7 +60,7 @@ def republish(
     typer.echo(f"{service}: {count} events queued for re-publishing")
 
 
-@outbox_app.command("parked")
+@outbox_app.command("parked", epilog="Example: oto outbox parked intake")
 def parked(service: ServiceArg) -> None:
     """List the events the relay parked (one JSON object per line)."""
     from shared.outbox_admin import list_parked
@@ -68,7 +69,7 @@ def parked(service: ServiceArg) -> None:
         typer.echo(json.dumps(event.model_dump(mode="json")))
 
 
-@outbox_app.command("retry")
+@outbox_app.command("retry", epilog="Example: oto outbox retry intake 3f2b…-event-id")
 def retry(service: ServiceArg, event_id: str) -> None:
     """Queue a parked event again once its cause is fixed."""
     from shared.outbox_admin import retry_parked
@@ -77,7 +78,7 @@ def retry(service: ServiceArg, event_id: str) -> None:
     typer.echo(json.dumps(action.model_dump()))
 
 
-@outbox_app.command("discard")
+@outbox_app.command("discard", epilog="Example: oto outbox discard intake 3f2b…-event-id")
 def discard(service: ServiceArg, event_id: str) -> None:
     """Never publish a parked event (written to the audit log with your user name)."""
     from shared.outbox_admin import discard_parked
@@ -89,5 +90,5 @@ def discard(service: ServiceArg, event_id: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the ``oto`` command."""
-    app.command("republish")(republish)
+    app.command("republish", epilog="Example: oto republish intake --since 2026-11-28T00:00:00Z")(republish)
     app.add_typer(outbox_app, name="outbox")

@@ -55,7 +55,7 @@ async def referral_ready_for(http: httpx.AsyncClient, app: Any, key: str) -> tup
                   FamilyEnrolled(family_id=family, site_id="gellerup", members=members), "intake")
     given = {"family_id": family, "site_id": "gellerup", "person_id": mother, "departments": [SO]}
     await deliver(app, referrals_handlers.on_consent_given, ConsentGiven(
-        consent_id=consent, purposes=["coordinated help"], **given), "intake")
+        consent_id=consent, purposes=["coordinated_help"], **given), "intake")
     settings = http.settings  # type: ignore[attr-defined]
     team, so = BY_COLUMN["ts"].headers(settings), BY_COLUMN["so"].headers(settings)
     referral = (await http.post("/v1/referrals", headers=team, json={
@@ -66,7 +66,7 @@ async def referral_ready_for(http: httpx.AsyncClient, app: Any, key: str) -> tup
             revoked = ConsentRevoked(consent_id=consent, **given)
             await deliver(app, referrals_handlers.on_consent_revoked, revoked, "intake")
             await deliver(app, referrals_handlers.on_consent_given, ConsentGiven(
-                consent_id=uuid.uuid4(), purposes=["coordinated help"], **given), "intake")
+                consent_id=uuid.uuid4(), purposes=["coordinated_help"], **given), "intake")
             continue
         headers = team if step == "send" else so
         response = await http.post(f"/v1/referrals/{referral}/{step}", headers=headers)

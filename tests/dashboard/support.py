@@ -65,7 +65,7 @@ def enrolled(family: uuid.UUID, *, site: str = "gellerup", shared_with: tuple[De
     departments = [d.value for d in shared_with]
     return [
         it.ConsentGiven(family_id=family, site_id=site, consent_id=uuid.uuid4(), person_id=mother,
-                        departments=departments, purposes=["coordinated help"], person_role="mother",
+                        departments=departments, purposes=["coordinated_help"], person_role="mother",
                         covered_after=departments),  # type: ignore[arg-type]
         it.FamilyEnrolled(family_id=family, site_id=site, shared_with=departments, members=[  # type: ignore[arg-type]
             it.Member(person_id=mother, role="mother", birth_year=birth_years[0]),

@@ -60,9 +60,9 @@ async def test_an_enrolment_through_intake_appears_live_on_its_departments_dashb
         household = (await intake.post("/v1/households", json=household_body(), headers=team)).json()
         family, mother = household["id"], household["members"][0]["id"]
         await intake.post(f"/v1/households/{family}/outreach", headers=team, json={
-            "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})
+            "at": "2026-03-02T16:30:00Z", "outcome": "agreed"})
         consent = await intake.post(f"/v1/households/{family}/consents", headers=team, json={
-            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated help"],
+            "person_id": mother, "given_by_person_id": mother, "purposes": ["coordinated_help"],
             "departments": [HEALTH.value]})
         assert consent.status_code == 201
         assert (await intake.post(f"/v1/households/{family}/enrol", headers=team)).status_code == 200

@@ -90,10 +90,10 @@ async def test_data_protection_gets_a_persons_data_and_every_access_from_all_fou
         mother_cpr = body["members"][0]["cpr"]
         household = (await http["intake"].post("/v1/households", json=body, headers=team)).json()
         family, mother = household["id"], household["members"][0]["id"]
-        outreach = {"at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"}
+        outreach = {"at": "2026-03-02T16:30:00Z", "outcome": "agreed"}
         for path, payload in (("outreach", outreach),
                               ("consents", {"person_id": mother, "given_by_person_id": mother,
-                                            "purposes": ["coordinated help"], "departments": [HEALTH]})):
+                                            "purposes": ["coordinated_help"], "departments": [HEALTH]})):
             assert (await http["intake"].post(f"/v1/households/{family}/{path}", headers=team,
                                               json=payload)).status_code == 201
         assert (await http["intake"].post(f"/v1/households/{family}/enrol", headers=team)).status_code == 200

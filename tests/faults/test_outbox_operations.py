@@ -31,7 +31,7 @@ async def new_family(api: httpx.AsyncClient) -> tuple[str, str]:
     assert created.status_code == 201, created.text
     household = created.json()
     outreach = await api.post(f"/v1/households/{household['id']}/outreach", headers=api.team,  # type: ignore[attr-defined]
-                              json={"at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})
+                              json={"at": "2026-03-02T16:30:00Z", "outcome": "agreed"})
     assert outreach.status_code == 201, outreach.text
     return household["id"], household["members"][0]["id"]
 
@@ -88,7 +88,7 @@ async def test_a_poison_row_is_parked_other_families_flow_and_an_admin_retries_o
             mother = families[family]
             consent = await api.post(f"/v1/households/{family}/consents", headers=api.team,  # type: ignore[attr-defined]
                                      json={"person_id": mother, "given_by_person_id": mother,
-                                           "purposes": ["coordinated help"],
+                                           "purposes": ["coordinated_help"],
                                            "departments": ["sundhed-og-omsorg"]})
             assert consent.status_code == 201, consent.text
         held = {family: (await outbox_ids(api, partition_key=family))[-1] for family in (poisoned, repaired)}

@@ -37,9 +37,9 @@ async def enrol(api, members: list[dict], team: dict | None = None, site: str = 
     assert created.status_code == 201 and created.json()["eligible"], created.text
     hid, first = created.json()["id"], created.json()["members"][0]["id"]
     assert (await api.post(f"/v1/households/{hid}/outreach", headers=team, json={
-        "at": "2026-03-02T16:30:00Z", "staff_id": "s1", "outcome": "agreed"})).status_code == 201
+        "at": "2026-03-02T16:30:00Z", "outcome": "agreed"})).status_code == 201
     assert (await api.post(f"/v1/households/{hid}/consents", headers=team, json={
-        "person_id": first, "given_by_person_id": first, "purposes": ["coordinated help"],
+        "person_id": first, "given_by_person_id": first, "purposes": ["coordinated_help"],
         "departments": ["sundhed-og-omsorg"]})).status_code == 201
     enrolled = await api.post(f"/v1/households/{hid}/enrol", headers=team)
     assert enrolled.json()["status"] == "enrolled", enrolled.text

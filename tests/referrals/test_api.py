@@ -186,7 +186,7 @@ async def test_an_escalation_that_arrives_before_the_familys_enrolment_waits_for
         FamilyEnrolled(family_id=family_id, site_id="gellerup",
                        members=[Member(person_id=mother, role="mother", birth_year=1985)]),
         ConsentGiven(family_id=family_id, site_id="gellerup", consent_id=consent, person_id=mother,
-                     departments=[HEALTH], purposes=["coordinated help"])])
+                     departments=[HEALTH], purposes=["coordinated_help"])])
 
     async def referred():
         listed = await api.get("/v1/referrals", params={"family_id": str(family_id)}, headers=api.team)
