@@ -187,8 +187,8 @@ def test_the_setup_job_is_one_step_over_the_codes_topics_users_and_acls() -> Non
     setup, acls = _module("setup"), _module("acls")
     config = acls.load()
     assert set(setup.topic_plan()) == set(Settings().all_topics())
-    assert {t for t, n in setup.topic_plan().items() if n == 1} == {t for t in Settings().all_topics()
-                                                                       if t.endswith((".dlq", ".relay-marker"))}
+    single = {t for t in Settings().all_topics() if t.endswith((".dlq", ".relay-marker"))}
+    assert {t for t, n in setup.topic_plan().items() if n == 1} == single
     bindings = setup.acl_bindings(config)
     assert len(bindings) == len(acls.acl_rules(config)) and len(bindings) > 50
     env = {setup.password_variable(user): f"{user}{AWKWARD}" for user in acls.users(config)}
