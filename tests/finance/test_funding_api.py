@@ -35,8 +35,9 @@ async def api(database_url: str):
             event = StaffStationed(stationing_id=uuid.uuid4(), staff_id=uuid.uuid4(), site_id="gellerup",
                                    department=department, discipline="other", role="staff",
                                    fte=Decimal(fte), starts_on=date(2026, 1, 1))
-            envelope = Envelope(type=event.event_type, source=source_for("casework"), key=event.partition_key(),
-                                data=event.model_dump(mode="json"), time=datetime(2026, 1, 2, tzinfo=UTC))
+            envelope = Envelope(type=event.event_type, source=source_for("casework"),
+                                key=event.partition_key(), data=event.model_dump(mode="json"),
+                                time=datetime(2026, 1, 2, tzinfo=UTC))
             async with http.app.state.sessionmaker() as session:
                 await handlers.on_staff_stationed(session, event, envelope)
                 await session.commit()
@@ -45,7 +46,8 @@ async def api(database_url: str):
 
 
 async def allocation(api) -> dict:
-    response = await api.get("/v1/allocations", params={"site_id": "gellerup", "year": 2026}, headers=api.finance)
+    response = await api.get("/v1/allocations", params={"site_id": "gellerup", "year": 2026},
+                             headers=api.finance)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -63,12 +65,14 @@ async def test_a_grant_for_the_departments_lowers_their_shares_by_fte_days(api) 
     assert after["departments"] == {SFB: 189_000_000, BU: 54_000_000, SO: 40_500_000, KB: 13_500_000}
     assert (after["pool_ore"], after["pool_before_grants_ore"], after["external_ore"]) == (
         350_000_000, 350_000_000, 33_000_000)
-    assert after["pool_ore"] + sum(after["departments"].values()) + after["external_ore"] == after["total_ore"]
+    paid = after["pool_ore"] + sum(after["departments"].values()) + after["external_ore"]
+    assert paid == after["total_ore"]
 
 
 async def test_settlements_charge_what_the_grant_leaves_and_statements_show_the_relief(api) -> None:
     await api.post("/v1/grants", headers=api.finance, json=GRANT)
-    settled = await api.post("/v1/settlements", headers=api.finance, json={"site_id": "gellerup", "year": 2026})
+    settled = await api.post("/v1/settlements", headers=api.finance,
+                             json={"site_id": "gellerup", "year": 2026})
     assert settled.status_code == 201, settled.text
     assert {e["department"]: e["amount_ore"] for e in settled.json()} == {
         SFB: 189_000_000, BU: 54_000_000, SO: 40_500_000, KB: 13_500_000}
@@ -77,7 +81,8 @@ async def test_settlements_charge_what_the_grant_leaves_and_statements_show_the_
                               params={"site_id": "gellerup", "department": SO, "year": 2026})
     assert statement.status_code == 200, statement.text
     # 45 M øre without the grant, 40.5 M with it.
-    assert (statement.json()["balance_ore"], statement.json()["external_funding_ore"]) == (40_500_000, 4_500_000)
+    read = statement.json()
+    assert (read["balance_ore"], read["external_funding_ore"]) == (40_500_000, 4_500_000)
 
 
 async def test_funding_per_site_and_year_for_the_report(api) -> None:
@@ -95,13 +100,15 @@ async def test_funding_per_site_and_year_for_the_report(api) -> None:
         "pool_before_grants_ore": 350_000_000, "pool_ore": 315_000_000,
         "departments_before_grants_ore": 330_000_000, "departments_ore": 297_000_000, "grants": None}
     (share,) = gellerup["grants"]
-    assert (share["code"], share["amount_ore"], share["pool_reduction_ore"], share["departments_reduction_ore"],
-            share["unused_ore"]) == ("operating-grant", 68_000_000, 35_000_000, 33_000_000, 0)
+    assert (share["code"], share["amount_ore"], share["pool_reduction_ore"],
+            share["departments_reduction_ore"], share["unused_ore"]) == (
+        "operating-grant", 68_000_000, 35_000_000, 33_000_000, 0)
     # A year without a budget yet: the grant's part is shown, and reduces nobody's payment.
     (next_year,) = (await api.get("/v1/funding", params={"year": 2027}, headers=api.finance)).json()
     assert (next_year["total_ore"], next_year["external_ore"], next_year["grants"][0]["unused_ore"]) == (
         None, 0, 68_000_000)
-    listed = (await api.get("/v1/grants", params={"year": 2027}, headers=bearer(api.settings, "coordination")))
+    listed = await api.get("/v1/grants", params={"year": 2027},
+                           headers=bearer(api.settings, "coordination"))
     assert [g["code"] for g in listed.json()["items"]] == ["operating-grant"]
     assert (await api.get("/v1/grants", params={"year": 2028}, headers=api.finance)).json()["items"] == []
 
@@ -126,7 +133,8 @@ async def test_a_grant_code_is_the_sites_own_and_only_finance_records_grants(api
     assert (await api.post("/v1/grants", headers=api.finance, json=GRANT)).status_code == 201
     assert (await api.post("/v1/grants", headers=api.finance, json=GRANT)).status_code == 409
     for role in ("coordination", "system"):
-        refused = await api.post("/v1/grants", headers=bearer(api.settings, role), json={**GRANT, "code": "x-two"})
+        refused = await api.post("/v1/grants", headers=bearer(api.settings, role),
+                                 json={**GRANT, "code": "x-two"})
         assert refused.status_code == 403
     department = bearer(api.settings, "department_staff", department=SO)
     assert (await api.get("/v1/funding", params={"year": 2026}, headers=department)).status_code == 403

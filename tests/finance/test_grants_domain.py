@@ -18,7 +18,7 @@ def grant(amount_ore: int, start: date, end: date, pays_for: PaysFor = PaysFor.O
     return Grant(code, "private-foundation", "gellerup", start, end, amount_ore, pays_for)
 
 
-def test_the_gellerup_pilot_41_million_over_four_years_23_from_a_foundation_18_from_the_municipality() -> None:
+def test_the_pilot_41_million_over_four_years_23_from_a_foundation_18_from_the_municipality() -> None:
     """The pilot by hand: four yearly budgets of 41 M ÷ 4 = 10.25 M DKK, then all the
     municipality's (no department co-financed the pilot), and a foundation's 23 M over the same
     four years (2020–2023: 366 + 365 + 365 + 365 = 1,461 days) spread by days."""
@@ -45,7 +45,8 @@ def test_the_gellerup_pilot_41_million_over_four_years_23_from_a_foundation_18_f
 
 def test_a_grant_for_the_departments_lowers_only_their_part() -> None:
     budget = Budget("gellerup", 2026, 680_000_000, pool_ore=350_000_000)
-    funded = apply_grants(budget, [grant(33_000_000, date(2026, 1, 1), date(2026, 12, 31), PaysFor.DEPARTMENTS)])
+    year_2026 = (date(2026, 1, 1), date(2026, 12, 31))
+    funded = apply_grants(budget, [grant(33_000_000, *year_2026, PaysFor.DEPARTMENTS)])
     assert (funded.pool_ore, funded.departments_ore, funded.external_ore) == (350_000_000, 297_000_000,
                                                                               33_000_000)
     assert funded.net_budget().total_ore == 647_000_000

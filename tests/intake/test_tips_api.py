@@ -131,7 +131,8 @@ async def test_a_tip_takes_an_address_in_the_target_area_and_a_reason_code_only(
 
 async def test_a_follow_up_names_a_household_of_the_tips_site_exactly_when_the_outcome_needs_one(api) -> None:
     tip = await submit(api)
-    missing = await api.post(f"/v1/tips/{tip['id']}/follow-up", headers=api.team, json={"outcome": "registered"})
+    missing = await api.post(f"/v1/tips/{tip['id']}/follow-up", headers=api.team,
+                             json={"outcome": "registered"})
     assert missing.status_code == 422
     assert [e["field"] for e in missing.json()["errors"]] == ["body.household_id"]
     household = (await api.post("/v1/households", headers=api.team, json=household_body())).json()
@@ -139,10 +140,12 @@ async def test_a_follow_up_names_a_household_of_the_tips_site_exactly_when_the_o
                            json={"outcome": "declined", "household_id": household["id"]})
     assert extra.status_code == 422
     viby_team = bearer(api.settings, "team_staff", site="viby")
-    await define_area(api, api.admin, site_id="viby", area={"name": "Viby", "streets": [{"street": "Rosenvej"}]})
+    await define_area(api, api.admin, site_id="viby",
+                      area={"name": "Viby", "streets": [{"street": "Rosenvej"}]})
     viby_household = (await api.post("/v1/households", headers=viby_team,
                                      json=household_body("viby", address="Rosenvej 3"))).json()
     elsewhere = await api.post(f"/v1/tips/{tip['id']}/follow-up", headers=api.team,
                                json={"outcome": "already_known", "household_id": viby_household["id"]})
     assert elsewhere.status_code == 422
-    assert (await api.get(f"/v1/tips/{tip['id']}/status", headers=api.caretaker)).json()["state"] == "received"
+    status = await api.get(f"/v1/tips/{tip['id']}/status", headers=api.caretaker)
+    assert status.json()["state"] == "received"
