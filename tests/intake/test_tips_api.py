@@ -98,7 +98,8 @@ async def test_a_partner_reads_nothing_of_intake_but_its_own_tips(api) -> None:
     tip = await submit(api)
     household = (await api.post("/v1/households", headers=api.team, json=household_body())).json()
     for path in ("/v1/tips", "/v1/tips/summary", "/v1/funnel", "/v1/households",
-                 f"/v1/households/{household['id']}", "/v1/profile?period_start=2026-01-01&period_end=2026-12-31"):
+                 f"/v1/households/{household['id']}",
+                 "/v1/profile?period_start=2026-01-01&period_end=2026-12-31"):
         assert (await api.get(path, headers=api.caretaker)).status_code == 403, path
     follow = await api.post(f"/v1/tips/{tip['id']}/follow-up", headers=api.caretaker,
                             json={"outcome": "not_found"})
