@@ -295,7 +295,12 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
     consent = created(await http.post(f"/v1/households/{household['id']}/consents", headers=team,
                                       json=consent_body))
     tip_body = {"site_id": "gellerup", "address": "Gudrunsvej 30", "reason": "social_isolation"}
-    tip = created(await http.post("/v1/tips", headers=BY_COLUMN["pt"].headers(http.settings), json=tip_body))
+    partner = BY_COLUMN["pt"].headers(http.settings)
+    tip = created(await http.post("/v1/tips", headers=partner, json=tip_body))
+    # A second tip, followed up: it names the household it led to (the team's list is personal data).
+    known = created(await http.post("/v1/tips", headers=partner, json=tip_body))
+    created(await http.post(f"/v1/tips/{known['id']}/follow-up", headers=team, json={
+        "outcome": "already_known", "household_id": household["id"]}), 200)
     ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"],
            "person_id": mother, "site_id": "gellerup", "tip_id": tip["id"]}
     csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
@@ -318,7 +323,8 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         "GET /v1/profile": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
         "POST /v1/subject-access": Req(json={"cpr": cpr(99)}),
         "POST /v1/tips": Req(json=tip_body),
-        "POST /v1/tips/{tip_id}/follow-up": Req(json={"outcome": "not_found"}),
+        "POST /v1/tips/{tip_id}/follow-up": Req(json={"outcome": "already_known",
+                                                      "household_id": household["id"]}),
     }
     return ids, requests
 
