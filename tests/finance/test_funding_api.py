@@ -13,8 +13,7 @@ import pytest
 from services.finance import handlers
 from services.finance.app import create_app
 from shared.events.casework import StaffStationed
-from shared.events.envelope import Envelope
-from shared.outbox import source_for
+from tests.finance.test_budgets_and_roster import _allocation, _deliver
 from tests.support import bearer, service_api
 
 BUDGET = {"site_id": "gellerup", "year": 2026, "total_ore": 680_000_000, "pool_ore": 350_000_000}
@@ -31,35 +30,23 @@ GRANT = {"site_id": "gellerup", "code": "departments-grant", "funder": "private-
 async def api(database_url: str):
     async with service_api(create_app, service="finance", broker=None, database_url=database_url) as http:
         http.finance = bearer(http.settings, "finance")
-        for department, fte in ROSTER:
-            event = StaffStationed(stationing_id=uuid.uuid4(), staff_id=uuid.uuid4(), site_id="gellerup",
-                                   department=department, discipline="other", role="staff",
-                                   fte=Decimal(fte), starts_on=date(2026, 1, 1))
-            envelope = Envelope(type=event.event_type, source=source_for("casework"),
-                                key=event.partition_key(), data=event.model_dump(mode="json"),
-                                time=datetime(2026, 1, 2, tzinfo=UTC))
-            async with http.app.state.sessionmaker() as session:
-                await handlers.on_staff_stationed(session, event, envelope)
-                await session.commit()
+        for index, (department, fte) in enumerate(ROSTER):
+            await _deliver(http, handlers.on_staff_stationed, StaffStationed(
+                stationing_id=uuid.uuid4(), staff_id=uuid.uuid4(), site_id="gellerup", department=department,
+                discipline="other", role="staff", fte=Decimal(fte), starts_on=date(2026, 1, 1)),
+                f"ev-{index}", datetime(2026, 1, 2, tzinfo=UTC))
         assert (await http.post("/v1/budgets", headers=http.finance, json=BUDGET)).status_code == 201
         yield http
 
 
-async def allocation(api) -> dict:
-    response = await api.get("/v1/allocations", params={"site_id": "gellerup", "year": 2026},
-                             headers=api.finance)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 async def test_a_grant_for_the_departments_lowers_their_shares_by_fte_days(api) -> None:
-    before = await allocation(api)
+    before = await _allocation(api)
     assert before["departments"] == {SFB: 210_000_000, BU: 60_000_000, SO: 45_000_000, KB: 15_000_000}
     assert before["external_ore"] == 0
     recorded = await api.post("/v1/grants", headers=api.finance, json=GRANT)
     assert recorded.status_code == 201, recorded.text
     assert recorded.json()["years"] == [{"year": 2026, "amount_ore": 33_000_000}]
-    after = await allocation(api)
+    after = await _allocation(api)
     # By hand: the departments' 330 M øre less the grant's 33 M = 297 M øre, by FTE 7 : 2 : 1.5 : 0.5
     # of 11: 189 M, 54 M, 40.5 M, 13.5 M; the råderum's part is untouched.
     assert after["departments"] == {SFB: 189_000_000, BU: 54_000_000, SO: 40_500_000, KB: 13_500_000}
@@ -126,7 +113,7 @@ async def test_a_bad_grant_is_422_naming_the_field_and_changes_nothing(api, chan
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]
     assert "0101851234" not in response.text
-    assert (await allocation(api))["external_ore"] == 0
+    assert (await _allocation(api))["external_ore"] == 0
 
 
 async def test_a_grant_code_is_the_sites_own_and_only_finance_records_grants(api) -> None:
