@@ -43,7 +43,7 @@ async def record_grant(session: AsyncSession, *, data: GrantIn) -> GrantRead:
     if data.period_end.year > 2100 or data.period_start.year < 2019:
         raise Unprocessable("The period must lie within 2019–2100.",
                             fields={"body.period_start": "before 2019 or after 2100"})
-    taken = (await session.execute(select(ExternalGrant.id).where(
+    taken = (await session.execute(select(col(ExternalGrant.id)).where(
         col(ExternalGrant.site_id) == data.site_id, col(ExternalGrant.code) == data.code))).first()
     if taken is not None:
         raise Conflict(f"The site already has a grant with the code {data.code}.")
@@ -105,7 +105,7 @@ async def funding(session: AsyncSession, *, year: int, site_id: str | None) -> l
     """Per site (with a budget or a grant in ``year``): the budget, the grants' part and what the
     råderum and the departments pay after them."""
     budgets = select(SiteBudget).where(col(SiteBudget.year) == year)
-    granted = select(ExternalGrant.site_id).where(_in_year(year)).distinct()
+    granted = select(col(ExternalGrant.site_id)).where(_in_year(year)).distinct()
     if site_id is not None:
         budgets = budgets.where(col(SiteBudget.site_id) == site_id)
         granted = granted.where(col(ExternalGrant.site_id) == site_id)

@@ -117,9 +117,9 @@ async def follow_up(session: AsyncSession, *, tip_id: uuid.UUID, data: TipFollow
 async def summary(session: AsyncSession, *, site_id: str | None) -> TipSummaryRead:
     """Per site: tips received and followed up, outcomes, and the funnel of the households they
     identified (aggregates only: no address, id or reason leaves)."""
-    counts = select(PartnerTip.site_id, PartnerTip.state, PartnerTip.outcome, func.count()).group_by(
-        PartnerTip.site_id, PartnerTip.state, PartnerTip.outcome)
-    stages = (select(PartnerTip.site_id, Household.furthest_stage)
+    grouped = (col(PartnerTip.site_id), col(PartnerTip.state), col(PartnerTip.outcome))
+    counts = select(*grouped, func.count()).group_by(*grouped)
+    stages = (select(col(PartnerTip.site_id), col(Household.furthest_stage))
               .join(Household, col(Household.id) == col(PartnerTip.household_id))
               .where(col(PartnerTip.outcome) == t.TipOutcome.REGISTERED.value))
     if site_id is not None:
@@ -151,7 +151,7 @@ async def summary(session: AsyncSession, *, site_id: str | None) -> TipSummaryRe
 
 async def tip_funnel(session: AsyncSession, *, site_id: str | None) -> dict[str, int]:
     """The funnel of the households identified by a partner's tip (of one site or all)."""
-    query = (select(Household.furthest_stage)
+    query = (select(col(Household.furthest_stage))
              .join(PartnerTip, col(PartnerTip.household_id) == col(Household.id))
              .where(col(PartnerTip.outcome) == t.TipOutcome.REGISTERED.value))
     if site_id is not None:
