@@ -165,7 +165,8 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 #: The attribute a role-checking dependency carries, so the OpenAPI document can say who may call
 #: an operation from the very check that enforces it (``shared.openapi``).
 ROLES_ATTRIBUTE = "oto_roles"
-#: What a role's token binds it to, as ``principal_from_claims`` demands: the object-level scope.
+#: What a role's token binds it to, as ``principal_from_claims`` demands: the object-level scope
+#: (a partner's is its own tips, by the token's ``sub``).
 ROLE_SCOPE: dict[Role, str] = {Role.TEAM_STAFF: "own site", Role.TEAM_LEADER: "own site",
                                Role.DEPARTMENT_STAFF: "own department", Role.PARTNER: "own tips"}
 

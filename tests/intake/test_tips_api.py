@@ -150,3 +150,18 @@ async def test_a_follow_up_names_a_household_of_the_tips_site_exactly_when_the_o
     assert elsewhere.status_code == 422
     status = await api.get(f"/v1/tips/{tip['id']}/status", headers=api.caretaker)
     assert status.json()["state"] == "received"
+
+
+async def test_a_tip_that_led_to_a_household_is_in_its_members_subject_access_part(api) -> None:
+    tip, unrelated = await submit(api), await submit(api, address="Gudrunsvej 40")
+    household = (await api.post("/v1/households", headers=api.team,
+                                json=household_body(address=TIP["address"]))).json()
+    await api.post(f"/v1/tips/{tip['id']}/follow-up", headers=api.team,
+                   json={"outcome": "registered", "household_id": household["id"]})
+    mother = household["members"][0]["id"]
+    part = await api.get(f"/v1/persons/{mother}/subject-access",
+                         headers=bearer(api.settings, "data_protection"))
+    assert part.status_code == 200, part.text
+    held = part.json()["holdings"]["partner_tips"]
+    assert [(row["id"], row["address"]) for row in held] == [(tip["id"], TIP["address"])]
+    assert unrelated["id"] not in part.text
