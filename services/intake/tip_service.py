@@ -26,6 +26,7 @@ from services.intake.tip_schemas import (
 from shared.auth import Principal
 from shared.db import utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.observability import CPR_SHAPE
 from shared.pagination import Page, paginate
 
 
@@ -43,6 +44,9 @@ def read(tip: PartnerTip) -> TipRead:
 async def submit_tip(session: AsyncSession, *, partner: Principal, data: TipIn) -> TipStatus:
     """Take a partner's tip for the site's team; the address must lie in the site's target area,
     since the team can offer nothing elsewhere (the areas are public reference data)."""
+    if CPR_SHAPE.search(data.address):  # a tip carries no CPR number, even typed into the address
+        raise Unprocessable("A tip carries no CPR number.",
+                            fields={"body.address": "holds a CPR-shaped number"})
     if await session.get(Site, data.site_id) is None:
         raise Unprocessable("No such site.", fields={"body.site_id": "not a site"})
     check = a.check_address(data.address, await load_area(session, data.site_id), site_id=data.site_id)

@@ -123,6 +123,10 @@ async def test_a_tip_takes_an_address_in_the_target_area_and_a_reason_code_only(
                                json={**TIP, "reason": "Fatima drinks, CPR 0101851234"})
     assert free_text.status_code == 422 and "0101851234" not in free_text.text
     assert [e["field"] for e in free_text.json()["errors"]] == ["body.reason"]
+    cpr_in_address = await api.post("/v1/tips", headers=api.caretaker,
+                                    json={**TIP, "address": "Gudrunsvej 10, 1. th, 010185-1234"})
+    assert cpr_in_address.status_code == 422 and "010185-1234" not in cpr_in_address.text
+    assert [e["field"] for e in cpr_in_address.json()["errors"]] == ["body.address"]
     named = await api.post("/v1/tips", headers=api.caretaker, json={**TIP, "name": "Fatima"})
     assert named.status_code == 422
     no_site = await api.post("/v1/tips", headers=api.caretaker, json={**TIP, "site_id": "aarhus-c"})
