@@ -40,9 +40,10 @@ async def record_grant(session: AsyncSession, *, data: GrantIn) -> GrantRead:
                         data.amount_ore, data.pays_for)
     except InvalidBudget as exc:
         raise Unprocessable(str(exc), fields={f"body.{exc.field}": str(exc)}) from None
-    if data.period_end.year > 2100 or data.period_start.year < 2019:
-        raise Unprocessable("The period must lie within 2019–2100.",
-                            fields={"body.period_start": "before 2019 or after 2100"})
+    for name, day in (("period_start", data.period_start), ("period_end", data.period_end)):
+        if not 2019 <= day.year <= 2100:
+            raise Unprocessable("The period must lie within 2019–2100.",
+                                fields={f"body.{name}": "before 2019 or after 2100"})
     taken = (await session.execute(select(col(ExternalGrant.id)).where(
         col(ExternalGrant.site_id) == data.site_id, col(ExternalGrant.code) == data.code))).first()
     if taken is not None:

@@ -107,6 +107,7 @@ async def test_funding_per_site_and_year_for_the_report(api) -> None:
     ({"funder": "Hans Jensen 0101851234"}, "body.funder"),
     ({"pays_for": "coffee"}, "body.pays_for"),
     ({"period_start": "2010-01-01"}, "body.period_start"),
+    ({"period_end": "2200-12-31"}, "body.period_end"),
 ])
 async def test_a_bad_grant_is_422_naming_the_field_and_changes_nothing(api, change: dict, field: str) -> None:
     response = await api.post("/v1/grants", headers=api.finance, json={**GRANT, **change})
