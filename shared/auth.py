@@ -37,6 +37,10 @@ class Role(StrEnum):
     EVALUATOR = "evaluator"
     #: The data-protection function: the audit log and subject-access reports, nothing else.
     DATA_PROTECTION = "data_protection"
+    #: An outside partner (a housing association's caretaker, the housing-social plan's staff, a
+    #: civil-society organisation): passes on tips and reads only whether its own were received
+    #: and followed up; never anything about a family.
+    PARTNER = "partner"
 
 
 TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})
@@ -161,9 +165,10 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 #: The attribute a role-checking dependency carries, so the OpenAPI document can say who may call
 #: an operation from the very check that enforces it (``shared.openapi``).
 ROLES_ATTRIBUTE = "oto_roles"
-#: What a role's token binds it to, as ``principal_from_claims`` demands: the object-level scope.
+#: What a role's token binds it to, as ``principal_from_claims`` demands: the object-level scope
+#: (a partner's is its own tips, by the token's ``sub``).
 ROLE_SCOPE: dict[Role, str] = {Role.TEAM_STAFF: "own site", Role.TEAM_LEADER: "own site",
-                               Role.DEPARTMENT_STAFF: "own department"}
+                               Role.DEPARTMENT_STAFF: "own department", Role.PARTNER: "own tips"}
 
 
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -25,7 +25,7 @@ from shared.settings import SERVICES, ServiceName, Settings
 #: The choices, as Literals so a wrong one is refused naming the valid ones (a test keeps them
 #: equal to ``shared.auth.Role`` and ``shared.departments.Department``).
 RoleName = Literal["team_staff", "team_leader", "department_staff", "finance", "coordination", "system",
-                   "admin", "data_protection", "evaluator"]
+                   "admin", "data_protection", "evaluator", "partner"]
 DepartmentName = Literal["sociale-forhold-og-beskaeftigelse", "boern-og-unge", "sundhed-og-omsorg",
                          "kultur-og-borgerservice"]
 

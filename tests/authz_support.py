@@ -76,6 +76,7 @@ CALLERS: tuple[Caller, ...] = (
     Caller("adm", "admin"),
     Caller("dp", "data_protection"),
     Caller("ev", "evaluator"),
+    Caller("pt", "partner"),
     Caller("none", None),
 )
 BY_COLUMN = {caller.column: caller for caller in CALLERS}
@@ -293,8 +294,15 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
                     "purposes": ["coordinated_help"]}
     consent = created(await http.post(f"/v1/households/{household['id']}/consents", headers=team,
                                       json=consent_body))
+    tip_body = {"site_id": "gellerup", "address": "Gudrunsvej 30", "reason": "social_isolation"}
+    partner = BY_COLUMN["pt"].headers(http.settings)
+    tip = created(await http.post("/v1/tips", headers=partner, json=tip_body))
+    # A second tip, followed up: it names the household it led to (the team's list is personal data).
+    known = created(await http.post("/v1/tips", headers=partner, json=tip_body))
+    created(await http.post(f"/v1/tips/{known['id']}/follow-up", headers=team, json={
+        "outcome": "already_known", "household_id": household["id"]}), 200)
     ids = {"household_id": household["id"], "family_id": household["id"], "consent_id": consent["id"],
-           "person_id": mother, "site_id": "gellerup"}
+           "person_id": mother, "site_id": "gellerup", "tip_id": tip["id"]}
     csv = ("household_ref,site_id,address,cpr,role,unemployed_since,lives_at_address\n"
            f"matrix-1,gellerup,Gudrunsvej 12,{cpr(80)},mother,2015-01-01,true\n").encode()
     h = "/v1/households/{household_id}"
@@ -314,6 +322,9 @@ async def intake_fixture(http: Any, app: FastAPI) -> Fixture:
         "POST /v1/sites/{site_id}/area/import": Req(content=b"street\nGudrunsvej\n", content_type="text/csv"),
         "GET /v1/profile": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
         "POST /v1/subject-access": Req(json={"cpr": cpr(99)}),
+        "POST /v1/tips": Req(json=tip_body),
+        "POST /v1/tips/{tip_id}/follow-up": Req(json={"outcome": "already_known",
+                                                      "household_id": household["id"]}),
     }
     return ids, requests
 
@@ -508,6 +519,11 @@ async def finance_fixture(http: Any, app: FastAPI) -> Fixture:
         "GET /v1/savings/areas": Req(params={"year": 2026}),
         "PUT /v1/families/{family_id}/costs": Req(json={"site_id": "gellerup", "areas": {
             "income_support": {"baseline_ore": 1000, "current_ore": 500}}}),
+        "POST /v1/grants": Req(json={"site_id": "gellerup", "code": "matrix-grant", "funder": "foundation",
+                                     "period_start": "2026-01-01", "period_end": "2026-12-31",
+                                     "amount_ore": 1_000_000, "pays_for": "pool"}),
+        "GET /v1/grants": Req(params={"year": 2026}),
+        "GET /v1/funding": Req(params={"year": 2026}),
         "POST /v1/costs/imports": Req(content=f"family_id,site_id,area,baseline_ore,current_ore\n"
                                               f"{family},gellerup,service_act,900,300\n".encode(),
                                       content_type="text/csv"),

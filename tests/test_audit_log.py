@@ -70,6 +70,8 @@ PERSONAL_DATA_READS: dict[str, list[PersonalRead]] = {
         PersonalRead("GET /v1/households/{household_id}"),
         PersonalRead("GET /v1/households/{household_id}/consents"),
         PersonalRead("GET /v1/households/{household_id}/consents/{consent_id}"),
+        # A tip the team followed up names the household it led to.
+        PersonalRead("GET /v1/tips", denied=(), hidden_from=("ts-v",)),
         PersonalRead(SLICE, denied=("ts-v", "bu")),
         PersonalRead(PART, subjects=("person_id",), allowed="dp", denied=()),
     ],

@@ -9,6 +9,9 @@ The tables below are the expectation, one row per endpoint and one column per ca
                   Sundhed og Omsorg, Kultur og Borgerservice
     fin coo sys adm   finance, the coordination group, a municipal system (schedulers), admin
     dp            data protection: the audit log and subject-access reports, nothing else
+    ev            an evaluator: aggregate outcomes and comparison cohorts
+    pt            a partner (a caretaker, the housing-social plan, a civil-society organisation):
+                  passes on tips and reads only its own tips' state
     none          no token
 
 Cells:
@@ -66,149 +69,158 @@ from tests.support import service_api
 
 pytestmark = pytest.mark.postgres
 
-HEADER = "                                                  ts  ts-v tl  tl-v sfb bu  so  kb  fin coo sys adm dp  ev  none"  # noqa: E501
+HEADER = "                                                  ts  ts-v tl  tl-v sfb bu  so  kb  fin coo sys adm dp  ev  pt  none"  # noqa: E501
 
 OPERATIONS = """
 # Documentation and probes: no token needed.
-GET  /openapi.json                                        pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /docs                                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /docs/oauth2-redirect                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /redoc                                               pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /healthz                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /readyz                                              pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /metrics                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
-GET  /asyncapi.json                                       pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /openapi.json                                        pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs                                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /docs/oauth2-redirect                                pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /redoc                                               pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /healthz                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /readyz                                              pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /metrics                                             pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
+GET  /asyncapi.json                                       pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub pub
 # Who saw a person's or family's data: admin, the coordination group and data protection.
-GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  403 401
+GET  /audit                                               403 403 403 403 403 403 403 403 403 ok  403 ok  ok  403 403 401
 # What this service holds about a person and who saw it: data protection only.
-GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+GET  /v1/persons/{person_id}/subject-access               403 403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
 # Events the relay parked: admin only. Retry queues the fixture's parked event, so the discard
 # after it is a 409 (no longer parked): still past authorisation.
-GET  /v1/outbox/parked                                    403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/outbox/parked/{event_id}/retry                   403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/outbox/parked/{event_id}/discard                 403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/outbox/parked                                    403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/outbox/parked/{event_id}/retry                   403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/outbox/parked/{event_id}/discard                 403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
 """  # noqa: E501
 
 INTAKE = HEADER + OPERATIONS + """
 # The family view: the fixture household's only department-visible event is a consent naming
 # Sundhed og Omsorg, so that department sees it and the others are told there is no such family.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 401
-GET  /v1/sites                                            ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
-POST /v1/sites                                            403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 403 401
+GET  /v1/sites                                            ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 403 401
+POST /v1/sites                                            403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
 # Registering in another site names the site in the body; intake answers as for a household it
 # cannot see.
-POST /v1/households                                       ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/households                                       ok  ok  ok  ok  403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/households/{household_id}                        ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/households/{household_id}/consents/{consent_id}  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/screen                 ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/outreach               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-PATCH /v1/households/{household_id}/members/{person_id}   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 401
-POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
-GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
+POST /v1/households                                       ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/households                                       ok  ok  ok  ok  403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/households/{household_id}                        ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/households/{household_id}/consents/{consent_id}  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/screen                 ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/outreach               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/consents               ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/consents/{consent_id}/renew   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/enrol                  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/members                ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+PATCH /v1/households/{household_id}/members/{person_id}   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/consents/{consent_id}/revoke  ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/households/{household_id}/exit                   ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
+POST /v1/consents/expire-due                              403 403 403 403 403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/funnel                                           ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 403 401
 # The subject-access report across the four services: data protection only (the matrix asks for a
 # CPR number nobody has, so the report is empty and no other service needs to run).
-POST /v1/subject-access                                   403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
-POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/subject-access                                   403 403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+POST /v1/imports                                          403 403 ok  ok  403 403 403 403 403 403 ok  403 403 403 403 401
 # Target areas are reference data (streets): admins keep them, every intake user reads them.
-PUT  /v1/sites/{site_id}/area                             403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/sites/{site_id}/area/import                      403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
-GET  /v1/sites/{site_id}/area                             ok  ok  ok  ok  403 403 403 403 403 ok  ok  ok  403 403 401
+PUT  /v1/sites/{site_id}/area                             403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/sites/{site_id}/area/import                      403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/sites/{site_id}/area                             ok  ok  ok  ok  403 403 403 403 403 ok  ok  ok  403 403 403 401
 # The cohort profile is aggregates only, read like the funnel (team roles get their own site).
-GET  /v1/profile                                          ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 401
+GET  /v1/profile                                          ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 403 401
+# Partners' tips: a partner submits and reads its own tips' state (the fixture's tip is the pt
+# caller's); the site's team reads and follows up its site's tips (another site's is absent); the
+# counts are read like the funnel.
+POST /v1/tips                                             403 403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+GET  /v1/tips/mine                                        403 403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+GET  /v1/tips/{tip_id}/status                             403 403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
+GET  /v1/tips                                             ok  ok  ok  ok  403 403 403 403 403 403 ok  403 403 403 403 401
+GET  /v1/tips/summary                                     ok  ok  ok  ok  403 403 403 403 403 ok  ok  403 403 403 403 401
+POST /v1/tips/{tip_id}/follow-up                          ok  404 ok  404 403 403 403 403 403 403 ok  403 403 403 403 401
 """  # noqa: E501
 
 CASEWORK = HEADER + OPERATIONS + """
 # The family's department-visible events are a health goal (Sundhed og Omsorg) and a job match
 # (Sociale Forhold og Beskæftigelse); the other departments are told there is no such family.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 ok  404 ok  404 403 ok  403 ok  403 403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 ok  404 ok  404 403 ok  403 ok  403 403 403 401
 # Lists show the caller's own site (Viby's are empty); coordination sees the family overview.
-GET  /v1/families                                         ok  ok  ok  ok  403 403 403 403 403 ok  403 403 403 403 401
-GET  /v1/job-openings                                     ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/job-matches                                      ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/staff                                            ok  ok  ok  ok  403 403 403 403 403 403 403 ok  403 403 401
-GET  /v1/families/{family_id}                             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 403 ok  401
+GET  /v1/families                                         ok  ok  ok  ok  403 403 403 403 403 ok  403 403 403 403 403 401
+GET  /v1/job-openings                                     ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/job-matches                                      ok  ok  ok  ok  403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/staff                                            ok  ok  ok  ok  403 403 403 403 403 403 403 ok  403 403 403 401
+GET  /v1/families/{family_id}                             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/measurements                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/entry-point                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/plan                        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/outcomes                                         403 403 ok  ok  403 403 403 403 403 ok  403 403 403 ok  403 401
 # Stationing is the leader's (own site) and admin's; another site is named in the body (403).
-POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/staff/{staff_id}/stationings                     403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 401
-POST /v1/families/{family_id}/goals                       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/goals/{goal_id}/state       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-PUT  /v1/families/{family_id}/plan/wishes                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/goals/{goal_id}/actions     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/actions/{action_id}/status  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/employment     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/school-absence ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/staff                                            403 403 ok  403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/stationings/{stationing_id}/end                  403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/staff/{staff_id}/stationings                     403 403 ok  404 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/families/{family_id}/goals                       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/state       ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+PUT  /v1/families/{family_id}/plan/wishes                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/goals/{goal_id}/actions     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/actions/{action_id}/status  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/escalations                 ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/employment     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/school-absence ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/network        ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/wellbeing      ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/leisure-job    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/fritidspas     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/contacts                    ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/absences                                         ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
 # A comparison cohort is loaded by an evaluator only; the evaluator and the coordination group read
 # it beside the report.
-GET  /v1/comparison-cohorts/{cohort_id}                   403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  401
-GET  /v1/comparison-cohorts/{cohort_id}/report            403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  401
-POST /v1/comparison-cohorts                               403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
-POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 403 ok  401
-POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/comparison-cohorts/{cohort_id}                   403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  403 401
+GET  /v1/comparison-cohorts/{cohort_id}/report            403 403 403 403 403 403 403 403 403 ok  403 403 403 ok  403 401
+POST /v1/comparison-cohorts                               403 403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
+POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
 # An opening names its site in the body; another site's is a field error (422, nothing to hide).
-POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/decision                  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/job-matches/{match_id}/follow-ups                ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/families/{family_id}/makkerpar/reassign          ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
 """  # noqa: E501
 
 REFERRALS = HEADER + OPERATIONS + """
 # The referral is sent to Sundhed og Omsorg: its inbox, nobody else's.
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 401
-GET  /v1/offers                                           ok  ok  ok  ok  ok  ok  ok  ok  403 ok  ok  ok  403 403 401
-GET  /v1/referrals                                        ok  ok  ok  ok  ok  ok  ok  ok  403 403 403 403 403 403 401
-GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/offers                                           403 403 403 403 403 403 403 403 403 403 403 ok  403 403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 ok  404 403 ok  403 ok  403 403 403 401
+GET  /v1/offers                                           ok  ok  ok  ok  ok  ok  ok  ok  403 ok  ok  ok  403 403 403 401
+GET  /v1/referrals                                        ok  ok  ok  ok  ok  ok  ok  ok  403 403 403 403 403 403 403 401
+GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/offers                                           403 403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
 # The family is named in the body; another site's family is an unknown value of the field.
-POST /v1/referrals                                        ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 401
-PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 ok  404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 403 403 401
+POST /v1/referrals                                        ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 403 401
+PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 ok  404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/overdue-check                          403 403 403 403 403 403 403 403 403 403 ok  403 403 403 403 401
 """  # noqa: E501
 
 #: A referral's own rows, for the states the main fixture does not show (``referral_state_fixture``).
 REFERRAL_ROWS = HEADER + """
-GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 {so} 404 403 ok  403 ok  403 403 401
-GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 {so} 404 403 403 403 403 403 403 401
-PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
-POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 401
+GET  /v1/families/{family_id}/slice                       ok  404 ok  404 404 404 {so} 404 403 ok  403 ok  403 403 403 401
+GET  /v1/referrals/{referral_id}                          ok  404 ok  404 404 404 {so} 404 403 403 403 403 403 403 403 401
+PUT  /v1/referrals/{referral_id}/fields                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/accept                   403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/status                   403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/start                    403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/complete                 403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/decline                  403 403 403 403 404 404 {so} 404 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/send                     ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/resume                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+POST /v1/referrals/{referral_id}/cancel                   ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
 """  # noqa: E501
 #: Sundhed og Omsorg's column per state. A draft addressed to it is the team's working note:
 #: absent for it (404), like another department's referral, and so is a draft made after its
@@ -220,22 +232,26 @@ REFERRAL_STATES = {"draft": "404", "held_after_revocation": "ok", "drafted_after
 FINANCE = HEADER + OPERATIONS + """
 # Finance publishes no family events (its events are per site and year), so its family view has
 # nothing to show anyone: an allowed role is told there is no such family.
-GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 403 403 401
-GET  /v1/budgets                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
-GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
+GET  /v1/families/{family_id}/slice                       404 404 404 404 404 404 404 404 403 404 403 404 403 403 403 401
+GET  /v1/budgets                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 403 401
+GET  /v1/allocations                                      403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 403 401
 # A department reads its own statement only (the fixture asks for Sundhed og Omsorg's).
-GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 401
-GET  /v1/statements.csv                                   403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 401
-GET  /v1/savings                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
-POST /v1/budgets                                          403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-POST /v1/allocations                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-POST /v1/allocations/preview                              403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
-POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-GET  /v1/savings/areas                                    403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 401
-PUT  /v1/families/{family_id}/costs                       403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
-POST /v1/costs/imports                                    403 403 403 403 403 403 403 403 ok  403 403 403 403 403 401
+GET  /v1/statements                                       403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 403 401
+GET  /v1/statements.csv                                   403 403 403 403 404 404 ok  404 ok  ok  403 403 403 403 403 401
+GET  /v1/savings                                          403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 403 401
+POST /v1/budgets                                          403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+POST /v1/allocations                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+POST /v1/allocations/preview                              403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 403 401
+POST /v1/settlements                                      403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+POST /v1/ledger/{entry_id}/correct                        403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+PUT  /v1/families/{family_id}/savings                     403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+GET  /v1/savings/areas                                    403 403 403 403 403 403 403 403 ok  ok  403 403 403 403 403 401
+PUT  /v1/families/{family_id}/costs                       403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+POST /v1/costs/imports                                    403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+# External funding: finance records grants; the report's readers (coordination, systems) read them.
+POST /v1/grants                                           403 403 403 403 403 403 403 403 ok  403 403 403 403 403 403 401
+GET  /v1/grants                                           403 403 403 403 403 403 403 403 ok  ok  ok  403 403 403 403 401
+GET  /v1/funding                                          403 403 403 403 403 403 403 403 ok  ok  ok  403 403 403 403 401
 """  # noqa: E501
 
 #: Endpoints left out of the guessed-id check, with the reason.

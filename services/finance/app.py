@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.finance import funding_api
 from services.finance.api import router
 from services.finance.domain import FinanceConflict
 from services.finance.handlers import SUBSCRIPTION
@@ -18,9 +19,9 @@ DEFINITION = ServiceDefinition(
     title="Opgang til Opgang — Finance",
     description=(
         "Site budgets, co-financing allocation by stationed FTE-days (exact to the øre), settlements "
-        "in an append-only ledger, savings and break-even."
+        "in an append-only ledger, external funding (grants), savings and break-even."
     ),
-    routers=[router],
+    routers=[router, funding_api.router],
     subscriptions=[SUBSCRIPTION],
     domain_errors={FinanceConflict: 409},
     members=members_from(AdultStatus.__table__, family="family_id", person="person_id"),  # type: ignore[attr-defined]

@@ -100,3 +100,21 @@ class FamilyAreaCost(FinanceTable, table=True):
     current_ore: int = Field(sa_column=_ore())
     source: str = Field(max_length=10)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+
+
+class ExternalGrant(FinanceTable, table=True):
+    """External funding of a site (e.g. a foundation's grant): its amount over a period, and what
+    it pays for (``services.finance.grants.PaysFor``). Codes only: no person is named."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("site_id", "code", name="uq_grants_site_code"),
+                      Index("ix_grants_site_period", "site_id", "period_start"))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(max_length=50)
+    code: str = Field(max_length=80)
+    funder: str = Field(max_length=80)
+    period_start: date
+    period_end: date
+    amount_ore: int = Field(sa_column=_ore())
+    pays_for: str = Field(max_length=20)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

@@ -58,8 +58,15 @@ class AllocationRead(BaseModel):
     site_id: str
     year: int
     total_ore: int = Field(description=TOTAL_ORE)
-    pool_ore: int = Field(description=POOL_ORE)
-    departments: dict[str, int] = Field(description="Each department's co-financing share, in øre.")
+    pool_ore: int = Field(description=POOL_ORE + " After external funding: what the råderum still pays.")
+    departments: dict[str, int] = Field(description=(
+        "Each department's co-financing share, in øre, after external funding: the departments' part "
+        "(total_ore − pool_before_grants_ore) less what grants pay of it, split by FTE-days."))
+    external_ore: int = Field(default=0, description=(
+        "What external funding (grants) pays of total_ore this year, in øre; pool_ore + the "
+        "departments' shares + external_ore = total_ore."))
+    pool_before_grants_ore: int | None = Field(default=None, description=(
+        "The budget's råderum part before external funding, in øre (a preview counts no grants)."))
     fte_days: dict[str, Decimal] = Field(description="The stationed FTE-days each share is based on.")
     roster_as_of: datetime | None = Field(default=None, description=(
         "When casework made the latest roster change (a stationing started, changed or ended) that "
@@ -93,6 +100,10 @@ class StatementRead(BaseModel):
     year: int
     entries: list[EntryRead]
     balance_ore: int = Field(description="The sum of the entries, in øre: what the department owes.")
+    external_funding_ore: int | None = Field(default=None, description=(
+        "How much less the department pays for the year because of external funding (grants), in "
+        "øre: its share of the year without the grants less its share with them, by the roster "
+        "known now. Null while the site has no budget or no stationed staff for the year."))
 
 
 class CorrectIn(Strict):

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.finance import domain as f
+from services.finance import funding as funded
+from services.finance.grants import Funding
 from services.finance.models import AdultStatus, FamilySavings, LedgerEntry, SiteBudget, StationingCopy
 from services.finance.schemas import (
     AllocationRead,
@@ -81,9 +83,11 @@ async def roster(session: AsyncSession, site_id: str) -> list[f.Stationed]:
 
 
 def _read(budget: f.Budget, allocation: f.Allocation,
-          latest: StationingCopy | None = None) -> AllocationRead:
+          latest: StationingCopy | None = None, funding: Funding | None = None) -> AllocationRead:
     return AllocationRead(site_id=budget.site_id, year=budget.year, total_ore=budget.total_ore,
                           pool_ore=allocation.pool_ore,
+                          external_ore=funding.external_ore if funding else 0,
+                          pool_before_grants_ore=budget.pool_amount_ore,
                           departments={d.value: a for d, a in allocation.departments.items()},
                           fte_days={d.value: x for d, x in allocation.fte_days.items()},
                           roster_as_of=latest.changed_at if latest else None,
@@ -106,14 +110,15 @@ def _allocate(budget: f.Budget, people: list[f.Stationed]) -> f.Allocation:
 async def allocation(session: AsyncSession, *, site_id: str, year: int, publish: bool) -> AllocationRead:
     """The year's split by the stationed FTE-days casework reported; optionally announced."""
     budget = await _budget(session, site_id, year)
+    funding = await funded.funding_for(session, budget)
     rows = await _roster_rows(session, site_id)
-    result = _allocate(budget, _stationed(rows))
+    result = _allocate(funding.net_budget(), _stationed(rows))
     if publish:
         for department, amount in result.departments.items():
             await record_event(session, ev.AllocationComputed(
                 site_id=site_id, year=year, department=department.value, amount_ore=amount,  # type: ignore[arg-type]
                 fte_days=str(result.fte_days[department])))
-    return _read(budget, result, _latest_change(rows))
+    return _read(budget, result, _latest_change(rows), funding)
 
 
 def preview(data: PreviewIn) -> AllocationRead:
@@ -129,7 +134,9 @@ def preview(data: PreviewIn) -> AllocationRead:
 
 async def settle(session: AsyncSession, *, site_id: str, year: int, quarter: int | None) -> list[EntryRead]:
     """Charge each department for a quarter (or the year) once; issue again only by correction."""
-    budget = await _budget(session, site_id, year, lock=True)
+    # The municipality charges only what external funding does not pay.
+    gross = await _budget(session, site_id, year, lock=True)
+    budget = (await funded.funding_for(session, gross)).net_budget()
     people = await roster(session, site_id)
     if quarter is None:
         start, end = f.year_bounds(year)
@@ -183,7 +190,24 @@ async def statement(session: AsyncSession, *, site_id: str, department: str, yea
         .order_by(LedgerEntry.period_start, LedgerEntry.issued_at))).scalars().all()
     entries = [EntryRead.model_validate(r, from_attributes=True) for r in rows]
     return StatementRead(site_id=site_id, department=department, year=year, entries=entries,
-                         balance_ore=sum(e.amount_ore for e in entries))
+                         balance_ore=sum(e.amount_ore for e in entries),
+                         external_funding_ore=await _grant_relief(session, site_id, department, year))
+
+
+async def _grant_relief(session: AsyncSession, site_id: str, department: str, year: int) -> int | None:
+    """What the grants take off the department's share of the year (None when nothing is split)."""
+    row = await session.get(SiteBudget, (site_id, year))
+    people = await roster(session, site_id)
+    if row is None:
+        return None
+    budget = f.Budget(site_id, year, row.total_ore, pool_ore=row.pool_ore)
+    net = (await funded.funding_for(session, budget)).net_budget()
+    try:
+        gross_share = f.allocate_year(budget, people).departments[Department(department)]
+        net_share = f.allocate_year(net, people).departments[Department(department)]
+    except f.FinanceConflict:  # nobody stationed in the year: no shares to compare
+        return None
+    return gross_share - net_share
 
 
 def statement_csv(data: StatementRead) -> str:

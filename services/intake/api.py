@@ -37,6 +37,7 @@ from services.intake.schemas import (
     WithdrawIn,
 )
 from services.intake.subject_access import CSV_COLUMNS, SubjectAccessIn, SubjectAccessReport
+from services.intake.tip_service import tip_funnel
 from shared.audit import audit_answer, audited_read, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
@@ -259,7 +260,8 @@ async def subject_access(body: SubjectAccessIn, request: Request, session: Sessi
 async def funnel(session: SessionDep, principal: Overview,
                  site_id: Annotated[str | None, Query(max_length=50)] = None) -> FunnelRead:
     site_id = service.require_site_access(principal, site_id)
-    return FunnelRead(site_id=site_id, counts=await service.funnel(session, site_id=site_id))
+    return FunnelRead(site_id=site_id, counts=await service.funnel(session, site_id=site_id),
+                      identified_by_partner_tip=await tip_funnel(session, site_id=site_id))
 
 
 def _require_csv(request: Request) -> None:

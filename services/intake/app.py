@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.intake import areas_api, service
+from services.intake import areas_api, service, tips_api
 from services.intake.api import router
 from services.intake.cpr import CprVault, InvalidCpr
 from services.intake.domain import IntakeConflict
@@ -20,10 +20,11 @@ DEFINITION = ServiceDefinition(
     title="Opgang til Opgang — Intake",
     description=(
         "Households, persons (CPR encrypted), target areas, eligibility screening, outreach, consent, "
-        "enrolment, waitlist and the cohort profile: the family's one entry point. CPR numbers go in "
+        "enrolment, waitlist, partners' tips and the cohort profile: the family's one entry point. "
+        "CPR numbers go in "
         "POST bodies only."
     ),
-    routers=[router, areas_api.router],
+    routers=[router, areas_api.router, tips_api.router],
     domain_errors={IntakeConflict: 409, InvalidCpr: 422},
     seed=service.seed_sites,
     members=members_from(Person.__table__, family="household_id", person="id"),  # type: ignore[attr-defined]

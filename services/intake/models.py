@@ -163,3 +163,24 @@ class TargetAreaStreet(IntakeTable, table=True):
     from_number: int | None = None
     to_number: int | None = None
     side: str = Field(max_length=10, default="all")
+
+
+class PartnerTip(IntakeTable, table=True):
+    """A partner's tip: an address and a reason code for a site's team, no names and no CPR
+    number. ``household_id`` is the household the team registered from it (or found already
+    registered): that household was "identified by a partner's tip"."""
+
+    __tablename__ = "partner_tips"
+    __table_args__ = (Index("ix_partner_tips_site_state", "site_id", "state", "id"),
+                      Index("ix_partner_tips_partner", "partner", "id"))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: str = Field(foreign_key="sites.id", max_length=50)
+    address: str = Field(max_length=300)
+    reason: str = Field(max_length=40)
+    #: The partner's token subject: it alone may read the tip's state.
+    partner: str = Field(max_length=200)
+    state: str = Field(max_length=20, default="received")
+    outcome: str | None = Field(default=None, max_length=20)
+    household_id: uuid.UUID | None = Field(default=None, foreign_key="households.id", index=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    followed_up_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -166,6 +166,9 @@ class ExitIn(Strict):
 class FunnelRead(BaseModel):
     site_id: str | None
     counts: dict[str, int]
+    identified_by_partner_tip: dict[str, int] = Field(default_factory=dict, description=(
+        "Of those, the households identified by a partner's tip (a tip the team followed up as "
+        "registered), counted the same way: how many reached at least each stage."))
 
 
 class ImportRejectedRow(BaseModel):

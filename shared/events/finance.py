@@ -93,3 +93,26 @@ class FamilyCostsRecorded(FamilyEvent):
         {"area": "childrens_act", "baseline_ore": 6_000_000, "current_ore": 4_500_000}]})
     source: Literal["entered", "imported"]
     areas: list[AreaCost]
+
+
+@event("finance", "grant-recorded")
+class GrantRecorded(DomainEvent):
+    """External funding of a site was recorded: a grant's amount over its period and what it pays
+    for (codes and amounts only). No department receives it: the coordination group reads funding
+    over REST, and each department sees the effect in its own allocation and charges."""
+
+    model_config = examples({"grant_id": E1, "site_id": "gellerup", "code": "pilot-foundation-grant",
+                              "funder": "private-foundation", "period_start": "2019-01-01",
+                              "period_end": "2022-12-31", "amount_ore": 2_300_000_000,
+                              "pays_for": "operating_cost"})
+    grant_id: UUID
+    site_id: Code
+    code: Code
+    funder: Code
+    period_start: date
+    period_end: date
+    amount_ore: int
+    pays_for: Literal["operating_cost", "pool", "departments"]
+
+    def partition_key(self) -> str:
+        return self.site_id

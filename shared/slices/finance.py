@@ -1,7 +1,8 @@
 """Each department sees its own charges only. Budgets go to no department topic: the coordination
 group reads them over REST. Nor do a family's costs by area (``FamilyCostsRecorded``): they are
 the basis of the savings report, read in aggregate, and each department has its own figures in
-its own systems already."""
+its own systems already. Nor does external funding (``GrantRecorded``): a department sees its
+effect in its own allocation and charges."""
 
 from __future__ import annotations
 
