@@ -115,7 +115,8 @@ class Peers:
 
 
 async def _get(client: httpx.AsyncClient, peers: Peers, service: str, path: str,
-               params: Mapping[str, Any]) -> Any:
+               params: Mapping[str, Any], *, absent_ok: bool = False) -> Any:
+    """The peer's JSON answer; ``absent_ok``: None for a 404 (a site without a budget)."""
     base = peers.urls.get(service)
     if base is None:
         raise ServiceUnavailable(f"No address is configured for {service} (OTO_PEER_URLS).")
@@ -126,6 +127,8 @@ async def _get(client: httpx.AsyncClient, peers: Peers, service: str, path: str,
                                     params={k: v for k, v in params.items() if v is not None})
     except httpx.HTTPError:
         raise ServiceUnavailable(f"{service} did not answer the steering report's request.") from None
+    if absent_ok and response.status_code == 404:
+        return None
     if response.status_code != 200:
         raise ServiceUnavailable(f"{service} answered the steering report's request for {path} with "
                                  f"{response.status_code}.")
@@ -149,8 +152,9 @@ async def steering_report(session: AsyncSession, *, site_id: str | None, period_
         sites = await _get(client, peers, "intake", "/v1/sites", {})
         profile = await _get(client, peers, "intake", "/v1/profile", period)
         site_ids = [s["id"] for s in sites if site_id in (None, s["id"])]
-        allocations = [await _get(client, peers, "finance", "/v1/allocations", {"site_id": s, "year": year})
-                       for s in site_ids]
+        answers = [await _get(client, peers, "finance", "/v1/allocations", {"site_id": s, "year": year},
+                              absent_ok=True) for s in site_ids]
+        allocations = [a for a in answers if a is not None]
         savings = await _get(client, peers, "finance", "/v1/savings/areas",
                              {"site_id": site_id, "year": year, "years": 4})
     sheet = Sheet()

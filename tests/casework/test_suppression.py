@@ -19,8 +19,8 @@ def share(cells: dict[str, Cell], groups: list[Group], key: str, numerator: int,
     cells[f"{key}.n"] = Cell(f"{key}.n", numerator, counts=True)
     cells[f"{key}.d"] = Cell(f"{key}.d", denominator, counts=True)
     cells[f"{key}.rest"] = Cell(f"{key}.rest", denominator - numerator, counts=True, hidden=True)
-    cells[f"{key}.pct"] = Cell(f"{key}.pct", None if not denominator else Decimal(100 * numerator) / denominator,
-                               depends_on=(f"{key}.n", f"{key}.d"))
+    percent = None if not denominator else Decimal(100 * numerator) / denominator
+    cells[f"{key}.pct"] = Cell(f"{key}.pct", percent, depends_on=(f"{key}.n", f"{key}.d"))
     groups.append(Group(f"{key}.d", (f"{key}.n", f"{key}.rest")))
 
 
@@ -92,7 +92,8 @@ def reports(draw: st.DrawFn) -> tuple[dict[str, Cell], list[Group]]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(reports())
-def test_no_withheld_cell_can_be_recovered_from_the_others(report: tuple[dict[str, Cell], list[Group]]) -> None:
+def test_no_withheld_cell_can_be_recovered_from_the_others(
+        report: tuple[dict[str, Cell], list[Group]]) -> None:
     cells, groups = report
     withheld = suppress(cells, groups)
     assert {k for k, c in cells.items() if c.counts and 0 < (c.value or 0) < 5} <= withheld
