@@ -359,15 +359,15 @@ def add_savings(sheet: Sheet, savings: Mapping[str, Any]) -> None:
         "The yearly savings over `years` (4) years against the råderum's contribution for the "
         "year and over the years; break-even when the yearly savings cover the yearly råderum; and "
         "the fewest families whose average savings would cover it."),
-        [("value", "Figure", "øre, yes/no or families")])
-    for key, label in (("over_years_ore", "Savings over 4 years (øre)"),
-                       ("pool_per_year_ore", "Råderum per year (øre)"),
-                       ("pool_over_years_ore", "Råderum over 4 years (øre)"),
-                       ("break_even", "Break-even (1 = yes, 0 = no)"),
-                       ("families_to_break_even", "Families needed to break even")):
+        [("amount_ore", "Amount (øre)", "øre"), ("value", "Figure", "yes (1) or no (0), families")])
+    for key, label, column in (("over_years_ore", "Savings over 4 years", "amount_ore"),
+                               ("pool_per_year_ore", "Råderum per year", "amount_ore"),
+                               ("pool_over_years_ore", "Råderum over 4 years", "amount_ore"),
+                               ("break_even", "Break-even (1 = yes, 0 = no)", "value"),
+                               ("families_to_break_even", "Families needed to break even", "value")):
         sheet.row(b, key, label)
         value = savings[key]
-        sheet.put(f"{b}.{key}.value", int(value) if value is not None else None,
+        sheet.put(f"{b}.{key}.{column}", int(value) if value is not None else None,
                   depends_on=() if key.startswith("pool") else (total,))
 
 

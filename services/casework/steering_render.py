@@ -40,16 +40,25 @@ def _text(value: Value) -> str:
     return "" if value is None else str(value)
 
 
+def _shown(value: Value, unit: str) -> str:
+    """A cell as the page shows it: money in whole DKK with thousands separators (the JSON and
+    CSV keep øre for other systems), "–" for a figure that is not defined."""
+    if unit == "øre" and isinstance(value, int):
+        return f"{Decimal(value) / 100:,.0f} DKK"
+    if unit == "per cent" and isinstance(value, Decimal):
+        return f"{value} %"
+    return _text(value) or "–"
+
+
 def _number(value: Value) -> float | None:
     return float(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else None
 
 
-def bar_chart(title: str, bars: list[tuple[str, Value]], *, unit: str = "",
-              scale: float | None = None) -> str:
+def bar_chart(title: str, bars: list[tuple[str, Value]], *, unit: str = "") -> str:
     """Horizontal bars, one per (label, value); a withheld or undefined value gets no bar, only
     its "<5" or "–" written out, so a chart never shows what the table withholds."""
     numbers = [n for _label, v in bars if (n := _number(v)) is not None]
-    top = scale or max([abs(n) for n in numbers] + [1.0])
+    top = max([abs(n) for n in numbers] + [1.0])
     height = 24 * len(bars) + 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="640" height="{height}" '
              f'viewBox="0 0 640 {height}"><title>{escape(title)}</title>']
@@ -64,16 +73,19 @@ def bar_chart(title: str, bars: list[tuple[str, Value]], *, unit: str = "",
         width = max(1.0, BAR_WIDTH * abs(number) / top)
         parts.append(f'<rect x="210" y="{y + 2}" width="{width:.1f}" height="16" fill="#2b6cb0"/>'
                      f'<text x="{214 + width:.1f}" y="{y + 14}" font-size="12">'
-                     f'{escape(_text(value))}{unit}</text>')
+                     f'{escape(_shown(value, unit))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _table(section: SectionRead) -> str:
-    head = "".join(f"<th>{escape(c.label)}</th>" for c in section.columns)
     rows = "".join("<tr><th scope=\"row\">" + escape(r.label) + "</th>"
-                   + "".join(f"<td>{escape(_text(r.values.get(c.key)) or '–')}</td>" for c in section.columns)
+                   + "".join(f"<td>{escape(_shown(r.values.get(c.key), c.unit))}</td>"
+                             for c in section.columns)
                    + "</tr>" for r in section.rows)
+    if not section.rows:
+        rows = f'<tr><td colspan="{len(section.columns) + 1}">None recorded</td></tr>'
+    head = "".join(f"<th>{escape(c.label.replace('(øre', '(DKK'))}</th>" for c in section.columns)
     return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
@@ -81,7 +93,7 @@ def _chart(section: SectionRead) -> str:
     column = CHARTED.get(section.key)
     if column is None or not section.rows:
         return ""
-    unit = " %" if section.key == "outcomes" else ""
+    unit = next(c.unit for c in section.columns if c.key == column)
     return bar_chart(section.title, [(r.label, r.values.get(column)) for r in section.rows], unit=unit)
 
 
