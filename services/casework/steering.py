@@ -32,9 +32,11 @@ from services.casework import measures as m
 from services.casework import outcomes as report
 from services.casework.domain import Figure
 from services.casework.suppression import LIMIT, SUPPRESSED, Cell, Group, suppress
-from shared.errors import ServiceUnavailable
+from shared.errors import ServiceUnavailable, Unprocessable
 
 PEER_TIMEOUT_SECONDS = 10.0
+#: The budget years finance answers for (its ``year`` parameter); the money is the period's end year's.
+FINANCE_YEARS = (2019, 2100)
 #: Outcome figures that are a change between two counts rather than a share of one in another.
 CHANGES = frozenset({"absence_change", "leisure_jobs_change", "wellbeing_change"})
 FIGURES = ("parents_in_job_or_education", "flex_job_share_of_those", "early_retirement_pension",
@@ -141,6 +143,9 @@ async def steering_report(session: AsyncSession, *, site_id: str | None, period_
     """Gather every section's aggregates, apply the small-number rule and return the report."""
     comparison._period(period_start, period_end, "query")
     year = period_end.year
+    if not FINANCE_YEARS[0] <= year <= FINANCE_YEARS[1]:
+        raise Unprocessable("The period must end in a year finance keeps budgets for.",
+                            fields={"query.period_end": f"year {FINANCE_YEARS[0]}–{FINANCE_YEARS[1]}"})
     outcomes = await report.outcomes(session, site_id=site_id, period_start=period_start,
                                      period_end=period_end)
     cohort = (await comparison.get_cohort(session, cohort_id=comparison_cohort_id)

@@ -245,6 +245,8 @@ async def test_the_steering_report_gives_every_cell_the_cohort_implies_with_smal
             ("evaluator", {}), ("department_staff", {"department": SOCIAL}))}
         backwards = await http["casework"].get("/v1/reports/steering", headers=coordination, params={
             "period_start": f"{YEAR}-12-31", "period_end": f"{YEAR}-01-01"})
+        far = await http["casework"].get("/v1/reports/steering", headers=coordination, params={
+            "period_start": "2200-01-01", "period_end": "2200-12-31"})
         # Finance stops answering (its address leads nowhere): no report without its money.
         settings.peer_urls["finance"] = f"http://127.0.0.1:{free_port()}"
         partial = await http["casework"].get("/v1/reports/steering", headers=coordination, params=params)
@@ -276,4 +278,5 @@ async def test_the_steering_report_gives_every_cell_the_cohort_implies_with_smal
 
     assert set(refused.values()) == {403}
     assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "query.period_end"
+    assert far.status_code == 422 and far.json()["errors"][0]["field"] == "query.period_end"
     assert partial.status_code == 503 and partial.headers["content-type"] == "application/problem+json"
