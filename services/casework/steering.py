@@ -324,7 +324,9 @@ def add_cofinancing(sheet: Sheet, allocations: list[Mapping[str, Any]]) -> None:
 def funding_rows(allocations: list[Mapping[str, Any]]) -> list[tuple[str, str, int]]:
     """HOOK for external funding (issue 16, finance's grants, wired at merge): the grants that
     reduce what the råderum and the departments pay, as (code, label, amount in øre) read from
-    finance's allocation answers. Until finance's allocation carries them, there are none."""
+    finance's allocation answers: each answer's ``funding`` list of ``{code, label, amount_ore}``
+    (the shape to give finance's grants there, or to adapt here). Until finance's allocation
+    carries them, there are none and the section says so."""
     rows: list[tuple[str, str, int]] = []
     for allocation in allocations:
         for grant in allocation.get("funding", []) or []:
