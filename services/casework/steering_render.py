@@ -16,7 +16,7 @@ from html import escape
 from services.casework.steering import SectionRead, SteeringReportRead, Value
 
 CSV_COLUMNS = ("section", "row", "column", "value", "unit", "section_title", "row_label", "column_label")
-BAR_WIDTH = 360
+BAR_WIDTH = 300
 #: The column each section's chart draws.
 CHARTED = {"funnel": "families", "capacity": "enrolled", "outcomes": "value",
            "savings": "savings_per_year_ore", "cofinancing": "amount_ore", "funding": "amount_ore"}
