@@ -307,7 +307,8 @@ def add_outcomes(sheet: Sheet, outcomes: Mapping[str, Any], compared: Mapping[st
 def add_cofinancing(sheet: Sheet, allocations: list[Mapping[str, Any]]) -> None:
     s = sheet.section("cofinancing", "Co-financing", (
         "Finance's allocation of the year's budget: the råderum (pool) part and each department's "
-        "share of the rest by its stationed FTE-days, in øre, summed over the sites shown."),
+        "share of the rest by its stationed FTE-days, summed over the sites shown (øre in JSON and "
+        "CSV, DKK on the page)."),
         [("amount_ore", "Amount (øre)", "øre")])
     departments: dict[str, int] = {}
     for allocation in allocations:
@@ -337,8 +338,8 @@ def funding_rows(allocations: list[Mapping[str, Any]]) -> list[tuple[str, str, i
 
 def add_funding(sheet: Sheet, rows: list[tuple[str, str, int]]) -> None:
     s = sheet.section("funding", "External funding", (
-        "Grants from outside the municipality (e.g. a foundation) in the year, in øre, as finance "
-        "allocates them; they reduce what the råderum and the departments pay."),
+        "Grants from outside the municipality (e.g. a foundation) in the year, as finance allocates "
+        "them; they reduce what the råderum and the departments pay."),
         [("amount_ore", "Amount (øre)", "øre")])
     for code, label, amount in rows:
         sheet.row(s, code, label)
@@ -349,7 +350,7 @@ def add_savings(sheet: Sheet, savings: Mapping[str, Any]) -> None:
     s = sheet.section("savings", "Savings by area", (
         "Finance's savings by area for the year, over the families with an expenditure figure: the "
         "yearly expenditure before enrolment (baseline) and now, the savings (baseline − now) and "
-        "the average per family, in øre. Sums over fewer than 5 families are withheld with the count."),
+        "the average per family. Sums over fewer than 5 families are withheld with the count."),
         [("families", "Families", "families"), ("baseline_per_year_ore", "Before (øre/year)", "øre"),
          ("current_per_year_ore", "Now (øre/year)", "øre"),
          ("savings_per_year_ore", "Savings (øre/year)", "øre"),
