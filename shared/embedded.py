@@ -97,7 +97,8 @@ class System:
     """The broker and the services under supervision."""
 
     def __init__(self, data_dir: Path, base_port: int, broker: TansuBroker) -> None:
-        #: Each service's address, for the ones that call another (intake's subject-access report).
+        #: Each service's address, for the ones that call another (intake's subject-access report,
+        #: casework's steering report).
         self.peer_urls: dict[str, str] = {s: f"http://127.0.0.1:{base_port + offset}"
                                           for offset, s in enumerate(SERVICES)}
         self.data_dir, self.broker = data_dir, broker

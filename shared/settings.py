@@ -77,9 +77,10 @@ class Settings(BaseSettings):
     cpr_keys: SecretStr = SecretStr(DEV_CPR_KEYS)
     cpr_hash_key: SecretStr = SecretStr(DEV_CPR_HASH_KEY)
 
-    #: Where the other services answer over REST (intake asks them for a subject-access report).
+    #: Where the other services answer over REST (intake asks them for a subject-access report,
+    #: casework asks intake and finance for the steering report's aggregates).
     peer_urls: dict[str, str] = Field(default_factory=lambda: {
-        "casework": "http://127.0.0.1:8002", "referrals": "http://127.0.0.1:8003",
+        "intake": "http://127.0.0.1:8001", "casework": "http://127.0.0.1:8002", "referrals": "http://127.0.0.1:8003",
         "finance": "http://127.0.0.1:8004"})
 
     log_level: str = "INFO"

@@ -84,8 +84,9 @@ BY_COLUMN = {caller.column: caller for caller in CALLERS}
 #: Cell values. ``ok``: past authorisation: 2xx, or 409 when an earlier caller already made the
 #: change (every body is valid, so a 422 here would be a broken test body that could hide a
 #: refusal). ``pub``: needs no token (anything but 401/403; the health probes may say 503 because
-#: no broker runs). A number: exactly that status.
-OUTCOMES = {"ok", "pub", "401", "403", "404", "422"}
+#: no broker runs). A number: exactly that status (``503``: past authorisation, but the route
+#: asks another service, which the matrix does not run).
+OUTCOMES = {"ok", "pub", "401", "403", "404", "422", "503"}
 
 
 def parse_matrix(table: str) -> dict[str, dict[str, str]]:
@@ -368,6 +369,7 @@ async def casework_fixture(http: Any, app: FastAPI) -> Fixture:
     requests = {
         "GET /audit": Req(params={"subject_id": family}),
         "GET /v1/outcomes": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
+        "GET /v1/reports/steering": Req(params={"period_start": "2026-01-01", "period_end": "2026-12-31"}),
         "POST /v1/staff": Req(json={"site_id": "gellerup", "display_name": "Matrix",
                                     "discipline": "pedagogue", "department": "boern-og-unge", "fte": "0.5",
                                     "starts_on": "2026-01-01"}),

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.broker import free_port
 from tests.authz_support import (
     SERVICES,
     MatrixRun,
@@ -179,6 +180,10 @@ POST /v1/comparison-cohorts                               403 403 403 403 403 40
 POST /v1/comparison-cohorts/import                        403 403 403 403 403 403 403 403 403 403 403 403 403 ok  403 401
 POST /v1/families/{family_id}/measurements/youth-education ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
 POST /v1/families/{family_id}/measurements/family-answer  ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
+# The steering report: the coordination group only. It asks intake and finance for their
+# aggregates, which the matrix does not run (their addresses lead nowhere), so the coordination
+# group gets past authorisation to a 503; tests/casework/test_steering_report.py runs all three.
+GET  /v1/reports/steering                                 403 403 403 403 403 403 403 403 403 503 403 403 403 403 403 401
 # An opening names its site in the body; another site's is a field error (422, nothing to hide).
 POST /v1/job-openings                                     ok  422 ok  422 403 403 403 403 403 403 403 403 403 403 403 401
 POST /v1/job-openings/{opening_id}/candidates             ok  404 ok  404 403 403 403 403 403 403 403 403 403 403 403 401
@@ -270,8 +275,10 @@ TABLES = {"intake": INTAKE, "casework": CASEWORK, "referrals": REFERRALS, "finan
 async def test_every_endpoint_answers_every_kind_of_caller_as_the_matrix_says(
         service: str, postgres_url: str) -> None:
     under_test = SERVICES[service]
+    # Casework's steering report asks intake and finance: here at addresses where nothing answers.
+    peers = {"peer_urls": {name: f"http://127.0.0.1:{free_port()}" for name in TABLES}}
     async with service_api(under_test.create_app, service=service, broker=None,
-                           database_url=postgres_url) as http:
+                           database_url=postgres_url, **peers) as http:
         app = http.app  # type: ignore[attr-defined]
         ids, requests = await under_test.fixture(http, app)
         ids = {**ids, "event_id": await park_an_event(app)}

@@ -8,6 +8,7 @@ from services.casework.api import router
 from services.casework.domain import CaseworkConflict
 from services.casework.handlers import SUBSCRIPTION
 from services.casework.models import FamilyMember, metadata
+from services.casework.steering_api import router as steering_router
 from shared.app import ServiceDefinition, build_app
 from shared.audit import members_from
 from shared.audit_api import PersonalTables
@@ -20,7 +21,7 @@ DEFINITION = ServiceDefinition(
         "Teams, staff stationing, makkerpar, the family plan, escalation and outcomes. Families "
         "arrive from intake's enrolment events."
     ),
-    routers=[router],
+    routers=[router, steering_router],
     subscriptions=[SUBSCRIPTION],
     domain_errors={CaseworkConflict: 409},
     members=members_from(FamilyMember.__table__, family="family_id", person="person_id"),  # type: ignore[attr-defined]
