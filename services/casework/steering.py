@@ -160,10 +160,12 @@ async def steering_report(session: AsyncSession, *, site_id: str | None, period_
         answers = [await _get(client, peers, "finance", "/v1/allocations", {"site_id": s, "year": year},
                               absent_ok=True) for s in site_ids]
         allocations = [a for a in answers if a is not None]
+        funding = await _get(client, peers, "finance", "/v1/funding", {"site_id": site_id, "year": year})
         savings = await _get(client, peers, "finance", "/v1/savings/areas",
                              {"site_id": site_id, "year": year, "years": 4})
     sheet = Sheet()
     add_funnel(sheet, funnel["counts"])
+    add_partner_tips(sheet, funnel.get("identified_by_partner_tip") or {})
     add_capacity(sheet, [s for s in sites if s["id"] in site_ids], all_sites=site_id is None)
     add_profile(sheet, profile)
     ours = outcomes.model_dump(mode="json")
@@ -171,7 +173,7 @@ async def steering_report(session: AsyncSession, *, site_id: str | None, period_
                         f.denominator) for f in (cohort.figures if cohort else [])]
     add_outcomes(sheet, ours, {c.measure: c for c in beside})
     add_cofinancing(sheet, allocations)
-    add_funding(sheet, funding_rows(allocations))
+    add_funding(sheet, funding_rows(funding))
     add_savings(sheet, savings)
     return finish(sheet, site_id=site_id, period_start=period_start, period_end=period_end, year=year,
                   comparison_cohort_id=comparison_cohort_id)
@@ -205,6 +207,17 @@ def add_funnel(sheet: Sheet, counts: Mapping[str, int]) -> None:
     s = sheet.section("funnel", "Outreach funnel", (
         "Families that ever reached each stage (cumulative, so a family enrolled also counts as "
         "identified, contacted and screened), from intake's funnel; not limited to the period."),
+        [("families", "Families", "families")])
+    for stage, count in counts.items():
+        sheet.row(s, stage, stage.replace("_", " ").capitalize())
+        sheet.put(f"{s}.{stage}.families", count, counts=True)
+
+
+def add_partner_tips(sheet: Sheet, counts: Mapping[str, int]) -> None:
+    s = sheet.section("partner_tips", "Identified by a partner's tip", (
+        "Of the funnel above, the families a partner (caretakers, the housing-social plan's staff, "
+        "civil-society organisations) passed on and the team registered from the tip, by the "
+        "furthest stage reached; from intake's funnel."),
         [("families", "Families", "families")])
     for stage, count in counts.items():
         sheet.row(s, stage, stage.replace("_", " ").capitalize())
@@ -322,18 +335,18 @@ def add_cofinancing(sheet: Sheet, allocations: list[Mapping[str, Any]]) -> None:
         sheet.put(f"{s}.{key}.amount_ore", amount)
 
 
-def funding_rows(allocations: list[Mapping[str, Any]]) -> list[tuple[str, str, int]]:
-    """HOOK for external funding (issue 16, finance's grants, wired at merge): the grants that
-    reduce what the råderum and the departments pay, as (code, label, amount in øre) read from
-    finance's allocation answers: each answer's ``funding`` list of ``{code, label, amount_ore}``
-    (the shape to give finance's grants there, or to adapt here). Until finance's allocation
-    carries them, there are none and the section says so."""
-    rows: list[tuple[str, str, int]] = []
-    for allocation in allocations:
-        for grant in allocation.get("funding", []) or []:
-            rows.append((str(grant["code"]), str(grant.get("label", grant["code"])),
-                         int(grant["amount_ore"])))
-    return rows
+def funding_rows(sites: list[Mapping[str, Any]]) -> list[tuple[str, str, int]]:
+    """The grants that pay part of the year, as (code, label, amount in øre), from finance's
+    ``GET /v1/funding`` (per site: each grant's part of the year); a grant given to several sites
+    under one code is summed. The label says who pays and for what, both codes."""
+    amounts: dict[str, int] = {}
+    labels: dict[str, str] = {}
+    for site in sites:
+        for grant in site.get("grants", []) or []:
+            code = str(grant["code"])
+            amounts[code] = amounts.get(code, 0) + int(grant["amount_ore"])
+            labels[code] = f"{grant['funder']} ({grant['pays_for']})"
+    return [(code, labels[code], amount) for code, amount in sorted(amounts.items())]
 
 
 def add_funding(sheet: Sheet, rows: list[tuple[str, str, int]]) -> None:

@@ -147,6 +147,17 @@ async def build_cohort(http: dict[str, httpx.AsyncClient]) -> str:
     finance = bearer(settings, "finance")
     await ok(await fin.post("/v1/budgets", headers=finance, json={
         "site_id": "gellerup", "year": YEAR, "total_ore": 680_000_000, "pool_ore": 350_000_000}), 201)
+    # A foundation pays 100 M øre of the råderum's part this year.
+    await ok(await fin.post("/v1/grants", headers=finance, json={
+        "site_id": "gellerup", "code": "pilot-foundation-grant", "funder": "private-foundation",
+        "period_start": f"{YEAR}-01-01", "period_end": f"{YEAR}-12-31", "amount_ore": 100_000_000,
+        "pays_for": "pool"}), 201)
+    # A caretaker's tip; the team registered the first family from it.
+    partner = bearer(settings, "partner", subject="caretaker-gellerup")
+    tip = await ok(await intake.post("/v1/tips", headers=partner, json={
+        "site_id": "gellerup", "address": "Gudrunsvej 10, 1. th", "reason": "long_term_unemployment"}), 201)
+    await ok(await intake.post(f"/v1/tips/{tip['id']}/follow-up", headers=team, json={
+        "outcome": "registered", "household_id": gellerup[0]["id"]}), 200)
     for n, household in enumerate(gellerup[:6]):
         areas = {"income_support": {"baseline_ore": 18_000_000, "current_ore": 0 if n < 4 else 18_000_000}}
         if n < 3:
@@ -187,6 +198,9 @@ def expected_gellerup() -> dict[str, dict[str, dict[str, Any]]]:
         # Found 12, of them 9 reached every stage to enrolment.
         "funnel": {"identified": {"families": 12}, "contacted": {"families": 9}, "invited": {"families": 9},
                    "consented": {"families": 9}, "enrolled": {"families": 9}},
+        # One family, registered from a caretaker's tip and enrolled: "<5" at every stage.
+        "partner_tips": {stage: {"families": W} for stage in
+                         ("identified", "contacted", "invited", "consented", "enrolled")},
         "capacity": {"gellerup": {"capacity": 75, "enrolled": 9, "waitlisted": 0}},
         "profile": {
             "families": {"value": 9}, "adults": {"value": 15}, "children": {"value": 12},
@@ -196,11 +210,12 @@ def expected_gellerup() -> dict[str, dict[str, dict[str, Any]]]:
             # 6 families with one child, 3 with two: the 3 is withheld, and the 6 with it.
             "children_0": {"value": 0}, "children_1": {"value": W}, "children_2": {"value": W}},
         "outcomes": outcomes,
-        # 680 M øre budget, 350 M råderum; the rest split by equal FTE-days between two departments.
-        "cofinancing": {"total": {"amount_ore": 680_000_000}, "pool": {"amount_ore": 350_000_000},
+        # 680 M øre budget, 350 M råderum of which the foundation pays 100 M; the rest split by equal
+        # FTE-days between two departments.
+        "cofinancing": {"total": {"amount_ore": 680_000_000}, "pool": {"amount_ore": 250_000_000},
                         SOCIAL: {"amount_ore": 165_000_000}, "boern-og-unge": {"amount_ore": 0},
                         HEALTH: {"amount_ore": 165_000_000}, "kultur-og-borgerservice": {"amount_ore": 0}},
-        "funding": {},
+        "funding": {"pilot-foundation-grant": {"amount_ore": 100_000_000}},
         # Six families with figures: income support 6 × 18 M before, 2 × 18 M now; Serviceloven for 3,
         # 5 M → 3 M each; Barnets Lov none.
         "savings": {

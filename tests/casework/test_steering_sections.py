@@ -1,5 +1,5 @@
-"""The steering report's sections from the services' answers, without I/O: the funding hook and
-money summed over a few families."""
+"""The steering report's sections from the services' answers, without I/O: external funding,
+partners' tips and money summed over a few families."""
 
 from __future__ import annotations
 
@@ -20,16 +20,25 @@ def finished(sheet: steering.Sheet) -> steering.SteeringReportRead:
                            period_end=date(2026, 12, 31), year=2026, comparison_cohort_id=None)
 
 
-def test_grants_in_finances_allocation_answer_fill_the_funding_section() -> None:
-    # The shape the hook reads (finance's grants, wired at merge): a list of code, label, øre.
-    with_grant = {**ALLOCATION, "funding": [{"code": "realdania", "label": "Foundation grant",
-                                            "amount_ore": 575_000_000}]}
+def test_grants_from_finances_funding_answer_fill_the_funding_section() -> None:
+    # finance's GET /v1/funding: per site, each grant's part of the year; one code over two sites adds up.
+    grant = {"code": "realdania", "funder": "private-foundation", "pays_for": "operating_cost",
+             "amount_ore": 575_000_000}
+    sites = [{"site_id": "gellerup", "grants": [grant]}, {"site_id": "viby", "grants": [grant]},
+             {"site_id": "tilst", "grants": []}]
     sheet = steering.Sheet()
-    steering.add_funding(sheet, steering.funding_rows([with_grant, ALLOCATION]))
-    assert section(finished(sheet), "funding") == {"realdania": {"amount_ore": 575_000_000}}
+    steering.add_funding(sheet, steering.funding_rows(sites))
+    assert section(finished(sheet), "funding") == {"realdania": {"amount_ore": 1_150_000_000}}
     empty = steering.Sheet()
-    steering.add_funding(empty, steering.funding_rows([ALLOCATION]))
+    steering.add_funding(empty, steering.funding_rows([{"site_id": "tilst", "grants": []}]))
     assert section(finished(empty), "funding") == {}
+
+
+def test_families_from_partners_tips_are_counted_with_small_numbers_withheld() -> None:
+    sheet = steering.Sheet()
+    steering.add_partner_tips(sheet, {"identified": 7, "contacted": 6, "enrolled": 2})
+    assert section(finished(sheet), "partner_tips") == {
+        "identified": {"families": 7}, "contacted": {"families": 6}, "enrolled": {"families": "<5"}}
 
 
 def test_money_summed_over_fewer_than_five_families_is_withheld_with_their_count() -> None:
