@@ -78,7 +78,7 @@ def main() -> None:
     #: The service's SQLAlchemy pool allows 20 + 20 overflow connections; the same here.
     app = create_app(os.environ["BENCH_BASELINE_DSN"], int(os.environ.get("BENCH_POOL_SIZE", "40")))
     uvicorn.run(app, host=os.environ.get("OTO_HOST", "127.0.0.1"), port=int(os.environ["OTO_PORT"]),
-                log_config=None, timeout_graceful_shutdown=20)
+                log_config=None, access_log=False, timeout_graceful_shutdown=20)
 
 
 if __name__ == "__main__":

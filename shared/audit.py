@@ -75,12 +75,17 @@ def _subjects(families: Ids, persons: Ids, referrals: Ids, more: Iterable[Subjec
     return named + list(more)
 
 
-async def _with_members(session: AsyncSession, subjects: list[Subject]) -> list[dict[str, str]]:
-    """The subjects, each once, with the members of every named family added as persons."""
+async def _with_members(session: AsyncSession, subjects: list[Subject],
+                        known: Mapping[str, Collection[str]] | None = None) -> list[dict[str, str]]:
+    """The subjects, each once, with the members of every named family added as persons.
+
+    ``known``: the members the caller has just read itself (every person of each named family, as
+    the member lookup would return them), which saves the lookup's round trip."""
     lookup: MemberLookup | None = session.info.get(MEMBERS_INFO_KEY)
     families = list(dict.fromkeys(i for kind, i in subjects if kind == "family"))
     if lookup is not None and families:
-        members = await lookup(session, families)
+        members = known if known is not None and set(known) >= set(families) \
+            else await lookup(session, families)
         subjects = subjects + [("person", p) for family in families for p in members.get(family, ())]
     return [{"kind": kind, "id": i} for kind, i in dict.fromkeys(subjects)]
 
@@ -88,11 +93,11 @@ async def _with_members(session: AsyncSession, subjects: list[Subject]) -> list[
 async def write_entry(
     session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
     families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
-    allowed: bool = True,
+    allowed: bool = True, members: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Add one entry to the caller's transaction (a write commits it with its change); nothing is
-    written when the answer named nobody."""
-    named = await _with_members(session, _subjects(families, persons, referrals, subjects))
+    written when the answer named nobody. ``members``: see ``_with_members``."""
+    named = await _with_members(session, _subjects(families, persons, referrals, subjects), members)
     if not named:
         return
     department = principal.department.value if principal.department else None
@@ -106,7 +111,7 @@ async def write_entry(
 async def record_access(
     session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
     families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
-    allowed: bool = True,
+    allowed: bool = True, members: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Write one entry for a read and commit it (callers read before, return after)."""
     if session.in_transaction() and (await session.connection()).invalidated:
@@ -115,7 +120,8 @@ async def record_access(
         # of the database's own error (a 503). Start afresh; the entry is written if it can be.
         await session.rollback()
     await write_entry(session, principal, endpoint=endpoint, purpose=purpose, families=families,
-                      persons=persons, referrals=referrals, subjects=subjects, allowed=allowed)
+                      persons=persons, referrals=referrals, subjects=subjects, allowed=allowed,
+                      members=members)
     await session.commit()
 
 

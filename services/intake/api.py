@@ -17,6 +17,7 @@ from services.intake import service
 from services.intake import subject_access as access
 from services.intake.cpr import CprVault
 from services.intake.domain import IMPORT_COLUMNS
+from services.intake.household_view import load_household_view
 from services.intake.models import Household
 from services.intake.schemas import (
     ConsentIn,
@@ -109,19 +110,23 @@ async def list_households(request: Request, session: SessionDep, principal: Staf
 @router.get("/households/{household_id}", response_model=HouseholdRead)
 async def read_household(household_id: UUID, request: Request, session: SessionDep, principal: Staff,
                          v: Vault) -> HouseholdRead:
+    """The team view: one statement for the household, its members and waitlist place
+    (``household_view``), then the audit entry naming them, committed before the answer leaves."""
     endpoint = f"GET {request.url.path}"
+    family = str(household_id)
+    members: dict[str, list[str]] = {family: []}
     try:
-        household = await service.get_household(session, household_id)
-        service.check_site(principal, household.site_id)
+        view = await load_household_view(session, household_id=household_id, vault=v)
+        members[family] = view.person_ids
+        service.check_site(principal, view.read.site_id)
     except (NotFound, Forbidden):
         await session.rollback()
-        await record_access(session, principal, families=[household_id],
-                          endpoint=endpoint, purpose="casework", allowed=False)
+        await record_access(session, principal, families=[household_id], members=members,
+                            endpoint=endpoint, purpose="casework", allowed=False)
         raise
-    household = await service.read_household(session, household_id=household_id, vault=v)
-    await record_access(session, principal, families=[household_id],
-                      endpoint=endpoint, purpose="casework")
-    return household
+    await record_access(session, principal, families=[household_id], members=members,
+                        endpoint=endpoint, purpose="casework")
+    return view.read
 
 
 @router.post("/households/{household_id}/screen", response_model=HouseholdRead,

@@ -1,0 +1,68 @@
+"""The team view of a household, read in one statement: the fast path of ``GET /v1/households/{id}``.
+
+The team view is the most frequent read of personal data, and each one must also write an audit
+entry in the same transaction. The ORM path took four statements (the row, the members, the
+waitlist position, the audit's member lookup) plus the session's bookkeeping. Here one Core
+``SELECT`` returns the household with every person ever in it (the active ones are the answer's
+members; all of them are named in the audit entry, exactly as the member lookup would name them)
+and, for a waitlisted family, its position. With the audit ``INSERT`` and the ``COMMIT`` a read
+is BEGIN, SELECT, INSERT, COMMIT: the round trips of the bare audited read itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from services.intake.cpr import CprVault
+from services.intake.models import Household, Person
+from services.intake.schemas import HouseholdRead, MemberRead
+from services.intake.service import _criterion
+from shared.errors import NotFound
+
+_households = Household.__table__  # type: ignore[attr-defined]
+_persons = Person.__table__  # type: ignore[attr-defined]
+_ahead = aliased(_households)
+
+#: The family's place on its site's waitlist (1 = next), only while it is waitlisted.
+_POSITION = case((_households.c.status == "waitlisted", select(func.count()).where(
+    _ahead.c.site_id == _households.c.site_id, _ahead.c.status == "waitlisted",
+    _ahead.c.waitlisted_at < _households.c.waitlisted_at).scalar_subquery() + 1), else_=None)
+
+_VIEW = (select(_households.c.id, _households.c.site_id, _households.c.address, _households.c.status,
+                _households.c.eligible, _households.c.screening, _POSITION.label("position"),
+                _persons.c.id.label("person_id"), _persons.c.role, _persons.c.birth_date,
+                _persons.c.cpr_ciphertext, _persons.c.unemployed_since, _persons.c.lives_at_address,
+                _persons.c.active)
+         .select_from(_households.outerjoin(_persons, _persons.c.household_id == _households.c.id))
+         .order_by(_persons.c.added_at, _persons.c.id))
+
+
+@dataclass(frozen=True)
+class HouseholdView:
+    """The answer, and every person the household has held (the audit entry names them all)."""
+
+    read: HouseholdRead
+    person_ids: list[str]
+
+
+async def load_household_view(session: AsyncSession, *, household_id: uuid.UUID,
+                              vault: CprVault) -> HouseholdView:
+    rows = (await session.execute(_VIEW.where(_households.c.id == household_id))).all()
+    if not rows:
+        raise NotFound("No such household.")
+    first = rows[0]
+    people = [row for row in rows if row.person_id is not None]
+    members = [MemberRead(id=p.person_id, role=p.role, birth_year=p.birth_date.year,
+                          cpr_masked=vault.decrypt(p.cpr_ciphertext).masked(),
+                          unemployed_since=p.unemployed_since, lives_at_address=p.lives_at_address)
+               for p in people if p.active]
+    read = HouseholdRead(id=first.id, site_id=first.site_id, address=first.address, status=first.status,
+                         eligible=first.eligible, waitlist_position=first.position,
+                         screening=[_criterion(c) for c in first.screening or []], members=members)
+    return HouseholdView(read=read, person_ids=[str(p.person_id) for p in people])
+
