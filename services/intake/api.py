@@ -178,7 +178,7 @@ async def list_consents(household_id: UUID, request: Request, session: SessionDe
             summary="One consent: its departments and purposes, its history and the receipt written from it")
 async def read_consent(household_id: UUID, consent_id: UUID, request: Request, session: SessionDep,
                        principal: Staff) -> ConsentRead:
-    async with audited_read(session, principal, subject_kind="family", subject_id=household_id,
+    async with audited_read(session, principal, families=[household_id],
                             endpoint=f"GET {request.url.path}", purpose="consent record"):
         await _authorise(session, principal, household_id)
         return await service.read_consent(session, household_id=household_id, consent_id=consent_id)
