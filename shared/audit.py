@@ -18,7 +18,7 @@ from uuid import UUID
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import Select, Table, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy import Select, Table, bindparam, exists, func, literal_column, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,11 @@ Ids = Iterable[UUID | str]
 MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
 #: Where the session carries its service's member lookup (set by ``shared.app``).
 MEMBERS_INFO_KEY = "audit_members"
+
+#: One statement object for every entry, its values bound per execution: SQLAlchemy keys its
+#: compiled-statement cache by a statement's structure, and an ``insert().values(…)`` built per
+#: request made it recompute that key each time (more CPU than the rest of the audit write).
+_INSERT_ENTRY = audit_log.insert()
 
 #: Response keys naming a subject, wherever they appear in an answer.
 _KEYS: dict[str, SubjectKind] = {
@@ -101,11 +106,11 @@ async def write_entry(
     if not named:
         return
     department = principal.department.value if principal.department else None
-    await session.execute(audit_log.insert().values(
-        at=datetime.now(UTC), actor=principal.subject, client=principal.client, role=str(principal.role),
-        department=department, site_id=principal.site, subjects=named, endpoint=endpoint[:300],
-        purpose=purpose, outcome="allowed" if allowed else "denied",
-        correlation_id=obs.correlation_id.get()))
+    await session.execute(_INSERT_ENTRY, {
+        "at": datetime.now(UTC), "actor": principal.subject, "client": principal.client,
+        "role": str(principal.role), "department": department, "site_id": principal.site,
+        "subjects": named, "endpoint": endpoint[:300], "purpose": purpose,
+        "outcome": "allowed" if allowed else "denied", "correlation_id": obs.correlation_id.get()})
 
 
 async def record_access(
@@ -170,14 +175,15 @@ def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
     """A member lookup over a service's own table linking persons to families, so a family's
     entry names its members (a family's data is about them) without another service asked."""
 
+    column = table.c[family]
+    query = select(column, table.c[person]).where(column.in_(bindparam("families", expanding=True)))
+
     async def lookup(session: AsyncSession, families: list[str]) -> Mapping[str, Collection[str]]:
         found: dict[str, list[str]] = {}
-        column = table.c[family]
         keys = [UUID(f) for f in families if _is_uuid(f)]
         if not keys:
             return found
-        for family_id, person_id in await session.execute(
-                select(column, table.c[person]).where(column.in_(keys))):
+        for family_id, person_id in await session.execute(query, {"families": keys}):
             found.setdefault(str(family_id), []).append(str(person_id))
         return found
 
