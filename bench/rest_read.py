@@ -230,6 +230,11 @@ def _notes(results: Results, profile: Profile, statements: dict[str, int], audit
         f"in-process on its engine, the audit INSERT included) inside BEGIN … COMMIT, no pre-ping: "
         f"{statements['team'] + 2}, {statements['slice'] + 2} and {statements['list'] + 2} round "
         f"trips. Every system read wrote its audit row ({audited:,} rows after the runs).")
+    timed_out = [f"{kind} at {connections} conns: {result.timeouts} of {result.requests + result.timeouts}"
+                 for (kind, connections), result in results.items() if result.timeouts]
+    if timed_out:
+        notes.append("Requests wrk gave up on after 10 s (not in the latencies, so those p99 figures are "
+                     "lower bounds; the machine was overloaded): " + "; ".join(timed_out) + ".")
     if profile is None:
         notes.append("No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`).")
     else:
