@@ -11,14 +11,12 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
 
 from services.intake import service
 from services.intake import subject_access as access
 from services.intake.cpr import CprVault
 from services.intake.domain import IMPORT_COLUMNS
-from services.intake.household_view import load_household_view
-from services.intake.models import Household
+from services.intake.household_view import household_page, load_household_view
 from services.intake.schemas import (
     ConsentIn,
     ConsentRead,
@@ -44,7 +42,7 @@ from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound, UnsupportedMediaType
 from shared.idempotency import IdempotencyDep
 from shared.observability import correlation_id
-from shared.pagination import Cursor, Limit, Page, paginate
+from shared.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 Staff = Annotated[Principal, Depends(require_roles(Role.TEAM_STAFF, Role.TEAM_LEADER, Role.SYSTEM))]
@@ -94,14 +92,7 @@ async def list_households(request: Request, session: SessionDep, principal: Staf
                           status: Annotated[str | None, Query(max_length=30)] = None,
                           ) -> Page[HouseholdSummary]:
     site_id = service.require_site_access(principal, site_id)
-    query = select(Household)
-    if site_id:
-        query = query.where(Household.site_id == site_id)
-    if status:
-        query = query.where(Household.status == status)
-    page = await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
-                          convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
-                                                             eligible=h.eligible), parse_key=UUID)
+    page = await household_page(session, site_id=site_id, status=status, cursor=cursor, limit=limit)
     await record_access(session, principal, families=[h.id for h in page.items],
                        endpoint=f"GET {request.url.path}", purpose="household list")
     return page

@@ -1,4 +1,6 @@
-"""The team view of a household, read in one statement: the fast path of ``GET /v1/households/{id}``.
+"""The team's reads of households on SQLAlchemy Core: the team view of one household in one
+statement (``GET /v1/households/{id}``), and a page of the household list
+(``GET /v1/households``).
 
 The team view is the most frequent read of personal data, and each one must also write an audit
 entry in the same transaction. The ORM path took four statements (the row, the members, the
@@ -15,8 +17,10 @@ every time (about as much CPU as the rest of the read).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +28,10 @@ from sqlalchemy.orm import aliased
 
 from services.intake.cpr import CprVault
 from services.intake.models import Household, Person
-from services.intake.schemas import HouseholdRead, MemberRead
+from services.intake.schemas import HouseholdRead, HouseholdSummary, MemberRead
 from services.intake.service import _criterion
 from shared.errors import NotFound
+from shared.pagination import Page, cursor_key, encode_cursor
 
 _households = Household.__table__  # type: ignore[attr-defined]
 _persons = Person.__table__  # type: ignore[attr-defined]
@@ -71,3 +76,32 @@ async def load_household_view(session: AsyncSession, *, household_id: uuid.UUID,
                          screening=[_criterion(c) for c in first.screening or []], members=members)
     return HouseholdView(read=read, person_ids=[str(p.person_id) for p in people])
 
+
+
+@functools.cache
+def _page_query(by_site: bool, by_status: bool, after: bool) -> Any:
+    """One statement per shape of the list query, built once (see the module's docstring): the
+    summary's four columns, in id order, from the (site, status, id) index, one row more than
+    the page to know whether another follows."""
+    query = select(_households.c.id, _households.c.site_id, _households.c.status, _households.c.eligible)
+    if by_site:
+        query = query.where(_households.c.site_id == bindparam("site_id"))
+    if by_status:
+        query = query.where(_households.c.status == bindparam("status"))
+    if after:
+        query = query.where(_households.c.id > bindparam("after"))
+    return query.order_by(_households.c.id).limit(bindparam("rows"))
+
+
+async def household_page(session: AsyncSession, *, site_id: str | None, status: str | None,
+                         cursor: str | None, limit: int) -> Page[HouseholdSummary]:
+    """A page of household summaries (keyset pagination by id, as ``shared.pagination``)."""
+    params: dict[str, Any] = {"site_id": site_id, "status": status, "rows": limit + 1}
+    if cursor is not None:
+        params["after"] = cursor_key(cursor, uuid.UUID)
+    query = _page_query(bool(site_id), bool(status), cursor is not None)
+    rows = (await session.execute(query, {k: v for k, v in params.items() if v is not None})).all()
+    items = [HouseholdSummary(id=r.id, site_id=r.site_id, status=r.status, eligible=r.eligible)
+             for r in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return Page[HouseholdSummary](items=items, next_cursor=next_cursor)

@@ -14,9 +14,11 @@ from sqlalchemy import event, select, update
 
 from services.intake import service
 from services.intake.app import create_app
-from services.intake.models import Person
+from services.intake.models import Household, Person
+from services.intake.schemas import HouseholdSummary
 from shared.audit import record_access
 from shared.auth import Principal, Role
+from shared.pagination import paginate
 from shared.tables import audit_log
 from tests.intake.factories import define_area, household_body
 from tests.support import bearer, service_api
@@ -113,3 +115,44 @@ async def test_the_fast_team_view_answers_and_audits_as_the_orm_path_did(api: An
     assert ("person", left["members"][1]["id"]) in (await _last_entry(api))["subjects"]
     assert (await api.get(f"/v1/households/{waiting['id']}", headers=hasle)).json()[
         "waitlist_position"] == 2
+
+
+async def _orm_page(api: Any, *, site_id: str | None, status: str | None, cursor: str | None,
+                    limit: int) -> dict[str, Any]:
+    """The page the ORM path (``select(Household)`` through ``shared.pagination.paginate``) gave."""
+    query = select(Household)
+    if site_id:
+        query = query.where(Household.site_id == site_id)
+    if status:
+        query = query.where(Household.status == status)
+    async with api.app.state.sessionmaker() as session:
+        page = await paginate(session, query, key=Household.id, cursor=cursor, limit=limit,  # type: ignore[arg-type]
+                              convert=lambda h: HouseholdSummary(id=h.id, site_id=h.site_id, status=h.status,
+                                                                 eligible=h.eligible), parse_key=uuid.UUID)
+    return page.model_dump(mode="json")
+
+
+async def test_the_core_household_list_pages_as_the_orm_path_did(api: Any) -> None:
+    gellerup = bearer(api.settings, "team_staff", site="gellerup")
+    system = bearer(api.settings, "system")
+    for _ in range(5):
+        await _create(api, gellerup)
+    hasle = bearer(api.settings, "team_staff", site="hasle")
+    await _consent_and_enrol(api, await _create(api, hasle, "hasle"), hasle)
+    for site_id, status, headers in (("gellerup", None, gellerup), ("hasle", "enrolled", hasle),
+                                     (None, None, system), (None, "identified", system)):
+        cursor, pages = None, 0
+        while True:
+            query = {"limit": 2, **({"site_id": site_id} if site_id else {}),
+                     **({"status": status} if status else {}), **({"cursor": cursor} if cursor else {})}
+            fast = await api.get("/v1/households", params=query, headers=headers)
+            assert fast.status_code == 200, fast.text
+            assert fast.json() == await _orm_page(api, site_id=site_id, status=status, cursor=cursor, limit=2)
+            named = {i for kind, i in (await _last_entry(api))["subjects"] if kind == "family"}
+            assert named == {item["id"] for item in fast.json()["items"]}
+            cursor, pages = fast.json()["next_cursor"], pages + 1
+            if cursor is None:
+                break
+        assert pages >= 1
+    broken = await api.get("/v1/households", params={"cursor": "bm90LWEtdXVpZA"}, headers=system)
+    assert broken.status_code == 422 and broken.json()["errors"][0]["field"] == "query.cursor"
