@@ -101,8 +101,9 @@ async def list_households(request: Request, session: SessionDep, principal: Staf
 @router.get("/households/{household_id}", response_model=HouseholdRead)
 async def read_household(household_id: UUID, request: Request, session: SessionDep, principal: Staff,
                          v: Vault) -> HouseholdRead:
-    """The team view: one statement for the household, its members and waitlist place
-    (``household_view``), then the audit entry naming them, committed before the answer leaves."""
+    # The team view: one statement for the household, its members and waitlist place
+    # (``household_view``), then the audit entry naming them, committed before the answer leaves.
+    # (A comment, not a docstring: FastAPI would publish a docstring as the operation's description.)
     endpoint = f"GET {request.url.path}"
     family = str(household_id)
     members: dict[str, list[str]] = {family: []}
