@@ -6,7 +6,12 @@ so the ratio isolates what the system adds: authentication, authorisation, the O
 queries, the audit write, logging and metrics.
 
 ``/audited`` is the same read plus the one thing the system must do on every read of personal
-data, the audit-log insert and its commit, to show how much of the gap that alone explains.
+data, the audit-log insert and its commit: the physical limit of an audited read, and the
+yardstick the REST-read goals are set against.
+
+``/bench/households…`` (``bench.baseline_writes``) is the write benchmark's baseline: registering
+and enrolling a household as bare inserts, each request its rows and its outbox row in one
+transaction.
 
 Run: ``BENCH_BASELINE_DSN=postgresql://… OTO_PORT=… python -m bench.baseline_app``.
 """
@@ -24,6 +29,8 @@ from uuid import UUID
 import asyncpg
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
+
+from bench.baseline_writes import write_router
 
 HOUSEHOLD = "SELECT * FROM households WHERE id = $1"
 AUDIT = ("INSERT INTO audit_log (at, actor, role, site_id, subjects, endpoint, purpose, outcome)"
@@ -70,6 +77,7 @@ def create_app(dsn: str, pool_size: int) -> FastAPI:
                                f"GET {request.url.path}")
         return dict(row)
 
+    app.include_router(write_router())
     return app
 
 
@@ -78,7 +86,7 @@ def main() -> None:
     #: The service's SQLAlchemy pool allows 20 + 20 overflow connections; the same here.
     app = create_app(os.environ["BENCH_BASELINE_DSN"], int(os.environ.get("BENCH_POOL_SIZE", "40")))
     uvicorn.run(app, host=os.environ.get("OTO_HOST", "127.0.0.1"), port=int(os.environ["OTO_PORT"]),
-                log_config=None, timeout_graceful_shutdown=20)
+                log_config=None, access_log=False, timeout_graceful_shutdown=20)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""REST read: a family read from the owning service (intake) on PostgreSQL, against a bare
-FastAPI + asyncpg endpoint reading the same household row (``bench/baseline_app.py``).
+"""REST read: a family read from the owning service (intake) on PostgreSQL, against the audited
+baseline: a bare FastAPI + asyncpg endpoint reading the same household row and writing the audit
+entry in the same transaction (``bench/baseline_app.py``, ``/audited``), the physical limit of a
+read that must leave an audit trace. The bare read without the audit is measured too.
 
-Two system reads: the team view (``GET /v1/households/{id}``, team staff of the family's site)
-and a department's slice (``GET /v1/families/{id}/slice``, department staff whose department has
-events about the family). Each at 16 and 64 keep-alive connections from wrk in a process of its
-own, after a warm-up; the service runs as in production (``python -m shared.serve``, uvicorn, one
-worker, JSON logs to a file) without the relay and consumers, which a read does not use.
+Three system reads: the team view (``GET /v1/households/{id}``, team staff of the family's site),
+a department's slice (``GET /v1/families/{id}/slice``, department staff whose department has
+events about the family) and the first page of a site's household list
+(``GET /v1/households?site_id=…&limit=50``, team staff of that site). Each at 16 and 64
+keep-alive connections from wrk in a process of its own, after a warm-up; the service runs as
+in production (``python -m shared.serve``, uvicorn, one worker, JSON logs to a file) without the
+relay and consumers, which a read does not use.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from shared.departments import Department
 HOUSEHOLDS = 400
 CONNECTIONS = (16, 64)
 DEPARTMENT = Department.HEALTH_AND_CARE
-THROUGHPUT_GOAL = 0.70
-P99_GOAL = 1.5
+#: Against the audited baseline (issue 14): at least half its throughput, at most twice its p99.
+THROUGHPUT_GOAL = 0.50
+P99_GOAL = 2.0
+LIST_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class Targets:
 
     team: Path
     slice: Path
+    list: Path
     baseline: Path
     audited: Path
 
@@ -68,8 +75,11 @@ def _write_targets(folder: Path, families: Sequence[Family]) -> Targets:
     slices = [support.Target(f"/v1/families/{f.id}/slice", department)
               for f in families if DEPARTMENT.value in f.seen_by]
     audited = [support.Target(f"{t.path}/audited", t.token) for t in team]
+    pages = [support.Target(f"/v1/households?site_id={site}&limit={LIST_LIMIT}", support.team_token(site))
+             for site in sorted({f.site_id for f in families})]
     return Targets(team=support.write_targets(folder / "team.txt", team),
                    slice=support.write_targets(folder / "slice.txt", slices),
+                   list=support.write_targets(folder / "list.txt", pages),
                    baseline=support.write_targets(folder / "baseline.txt", team),
                    audited=support.write_targets(folder / "audited.txt", audited))
 
@@ -120,8 +130,11 @@ def _measure(database: support.Database, scratch: Path, targets: Targets,
             raise RuntimeError("the team view has no members: the seed is wrong")
         if not _check(system, _first_target(targets.slice)).get("events"):
             raise RuntimeError("the department slice is empty: the seed is wrong")
-        runs = (("baseline", baseline, targets.baseline), ("team", system, targets.team),
-                ("slice", system, targets.slice), ("audited", baseline, targets.audited))
+        if not _check(system, _first_target(targets.list)).get("items"):
+            raise RuntimeError("the household list is empty: the seed is wrong")
+        runs = (("audited", baseline, targets.audited), ("team", system, targets.team),
+                ("slice", system, targets.slice), ("list", system, targets.list),
+                ("baseline", baseline, targets.baseline))
         for connections in CONNECTIONS:
             for kind, server, path in runs:
                 print(f"   {kind}, {connections} connections", flush=True)
@@ -138,10 +151,12 @@ def _statements(database: support.Database, families: Sequence[Family]) -> dict[
     """SQL statements per read, counted in-process: the round trips behind the gap."""
     family = next(f for f in families if DEPARTMENT.value in f.seen_by)
     department = support.bearer("department_staff", department=DEPARTMENT.value)
-    team, slice_ = support.statement_counts("intake", database, [
+    team, slice_, page = support.statement_counts("intake", database, [
         support.Target(f"/v1/households/{family.id}", support.team_token(family.site_id)),
-        support.Target(f"/v1/families/{family.id}/slice", department)])
-    return {"team": team, "slice": slice_}
+        support.Target(f"/v1/families/{family.id}/slice", department),
+        support.Target(f"/v1/households?site_id={family.site_id}&limit={LIST_LIMIT}",
+                       support.team_token(family.site_id))])
+    return {"team": team, "slice": slice_, "list": page}
 
 
 def _audit_rows(database: support.Database) -> int:
@@ -158,22 +173,23 @@ def _audit_rows(database: support.Database) -> int:
 # --- the report ---------------------------------------------------------------------------
 
 VIEWS = {"team": "team view (GET /v1/households/{id})",
-         "slice": "department slice (GET /v1/families/{id}/slice)"}
+         "slice": "department slice (GET /v1/families/{id}/slice)",
+         "list": f"household list, first page (GET /v1/households?site_id=…&limit={LIST_LIMIT})"}
 
 
 def _figures(results: Results) -> list[Figure]:
     figures = []
     for kind, label in VIEWS.items():
         for connections in CONNECTIONS:
-            system, base = results[kind, connections], results["baseline", connections]
+            system, base = results[kind, connections], results["audited", connections]
             where = f"{label}, {connections} conns"
             figures += [
                 Figure(f"{where}: throughput", "req/s", system.rps, base.rps,
-                       goal=f">= {THROUGHPUT_GOAL:.2f} x baseline",
+                       goal=f">= {THROUGHPUT_GOAL:.2f} x audited",
                        met=system.rps >= THROUGHPUT_GOAL * base.rps),
                 Figure(f"{where}: p50", "ms", system.p50_ms, base.p50_ms),
                 Figure(f"{where}: p99", "ms", system.p99_ms, base.p99_ms,
-                       goal=f"<= {P99_GOAL} x baseline", met=system.p99_ms <= P99_GOAL * base.p99_ms),
+                       goal=f"<= {P99_GOAL} x audited", met=system.p99_ms <= P99_GOAL * base.p99_ms),
             ]
     return figures
 
@@ -182,38 +198,43 @@ def _gap(results: Results) -> str:
     """The gap in one sentence, from the server CPU each read costs (16 conns)."""
     first = CONNECTIONS[0]
     team, base, audited = (results[kind, first].cpu_ms or 0.0 for kind in ("team", "baseline", "audited"))
-    if not base:
+    if not audited:
         return "No CPU figures: the gap cannot be split."
-    return (f"Why the throughput goal is out of reach: the team view costs the service {team:.2f} ms "
-            f"of CPU per read against the bare endpoint's {base:.2f} ms ({team / base:.1f}x). The "
-            f"required audit write (INSERT + COMMIT) accounts for {audited - base:.2f} ms of it; the "
-            f"other {team - audited:.2f} ms are the stack every endpoint shares: the SQLAlchemy "
-            f"session and its extra round trips, FastAPI's dependencies and middleware, token "
-            f"verification, the response model, logging and metrics (profile below).")
+    return (f"Server CPU per read bounds the throughput of one worker: the team view costs the "
+            f"service {team:.2f} ms per read against the audited baseline's {audited:.2f} ms "
+            f"({team / audited:.1f}x; the bare read without the audit {base:.2f} ms). The "
+            f"difference is the stack every endpoint shares: FastAPI's routing, dependencies and "
+            f"response model, the middleware, SQLAlchemy's session, token checks, metrics "
+            f"(profile below).")
 
 
 def _notes(results: Results, profile: Profile, statements: dict[str, int], audited: int) -> list[str]:
     cpu = "; ".join(f"{connections} conns: " + ", ".join(
         f"{kind} {results[kind, connections].cpu_ms or 0:.2f} ms"
-        for kind in ("team", "slice", "baseline", "audited")) for connections in CONNECTIONS)
+        for kind in ("team", "slice", "list", "audited", "baseline")) for connections in CONNECTIONS)
     notes = [_gap(results),
-             f"Server CPU per request (steadier than req/s on a busy machine; audited = the "
-             f"baseline plus the audit write): {cpu}. One uvicorn worker is one core at most, so "
-             f"the CPU per request bounds the throughput."]
+             f"Server CPU per request (steadier than req/s on a busy machine; audited = the bare "
+             f"read plus the audit write; baseline = the bare read): {cpu}. One uvicorn worker is "
+             f"one core at most, so the CPU per request bounds the throughput."]
     for connections in CONNECTIONS:
         base, with_audit = results["baseline", connections], results["audited", connections]
         notes.append(
-            f"The audit write alone (bare endpoint + the audit INSERT and its COMMIT, as every read "
-            f"of personal data must do), {connections} conns: {with_audit.rps:,.0f} req/s "
-            f"({with_audit.rps / base.rps:.0%} of the bare read), p50 {with_audit.p50_ms:.2f} ms, "
-            f"p99 {with_audit.p99_ms:.2f} ms.")
+            f"The bare read without the audit (`SELECT * FROM households WHERE id = $1`, no "
+            f"transaction), {connections} conns: {base.rps:,.0f} req/s; the audited baseline does "
+            f"{with_audit.rps / base.rps:.0%} of it (p50 {with_audit.p50_ms:.2f} ms, p99 "
+            f"{with_audit.p99_ms:.2f} ms).")
     notes.append(
-        f"Round trips to PostgreSQL per request: the baseline 1; the system runs "
-        f"{statements['team']} statements for the team view and {statements['slice']} for the slice "
-        f"(counted in-process on its engine, the audit INSERT included), inside BEGIN … COMMIT, "
-        f"after the pool's pre-ping, which SQLAlchemy's asyncpg dialect does as BEGIN; `;`; "
-        f"ROLLBACK: {statements['team'] + 5} and {statements['slice'] + 5} round trips. Every "
-        f"system read wrote its audit row ({audited:,} rows after the runs).")
+        f"Round trips to PostgreSQL per request: the audited baseline 4 (BEGIN, SELECT, INSERT, "
+        f"COMMIT); the system runs {statements['team']} statements for the team view, "
+        f"{statements['slice']} for the slice and {statements['list']} for the list page (counted "
+        f"in-process on its engine, the audit INSERT included) inside BEGIN … COMMIT, no pre-ping: "
+        f"{statements['team'] + 2}, {statements['slice'] + 2} and {statements['list'] + 2} round "
+        f"trips. Every system read wrote its audit row ({audited:,} rows after the runs).")
+    timed_out = [f"{kind} at {connections} conns: {result.timeouts} of {result.requests + result.timeouts}"
+                 for (kind, connections), result in results.items() if result.timeouts]
+    if timed_out:
+        notes.append("Requests wrk gave up on after 10 s (not in the latencies, so those p99 figures are "
+                     "lower bounds; the machine was overloaded): " + "; ".join(timed_out) + ".")
     if profile is None:
         notes.append("No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`).")
     else:
@@ -227,8 +248,9 @@ def _section(results: Results, profile: Profile, statements: dict[str, int], aud
     setup = (f"Intake on its own PostgreSQL database with {HOUSEHOLDS} households (seeded by "
              f"`bench/seed.py`: real screening, CPR encrypted by the project's vault, outbox history), "
              f"served by `python -m shared.serve` (uvicorn, one worker; relay and consumers off; JSON "
-             f"logs to a file). Baseline: `bench/baseline_app.py`, bare FastAPI + asyncpg "
-             f"`SELECT * FROM households WHERE id = $1`, same uvicorn arguments, same database. "
+             f"logs to a file). Baseline (the yardstick): `bench/baseline_app.py` `/audited`, bare "
+             f"FastAPI + asyncpg, in one transaction `SELECT * FROM households WHERE id = $1` and the "
+             f"audit-log INSERT, then COMMIT; same uvicorn arguments, same database. "
              f"Load: wrk (one thread, keep-alive, random family per request) from its own process, "
              f"{timing.warmup:.0f} s warm-up then {timing.seconds:.0f} s per run, over 127.0.0.1. "
              f"Department slice as `{DEPARTMENT.value}` staff, only families it has events for."

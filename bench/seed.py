@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 
 from services.intake import domain as d
+from services.intake.areas import Area, StreetRange
 from services.intake.cpr import CprVault, parse_cpr
 from shared.departments import Department
 from shared.events import intake as ev
@@ -107,7 +108,9 @@ class _Generator:
                                             settings.cpr_hash_key.get_secret_value())
         self.rng = random.Random(seed)
         self.sites, self.weights = list(sites), list(weights)
-        self.target_sites = {s.id for s in sites}
+        #: Every seeded site's target area covers the seed's streets, so screening finds a
+        #: household in its area (its other criteria decide), as the sites were before areas.
+        self.area = Area("seeded", tuple(StreetRange(street) for street in STREETS))
         self.places = {s.id: s.capacity for s in sites}
         self.today = date.today()
         self.now = datetime.now(UTC)
@@ -122,9 +125,10 @@ class _Generator:
         household_id = uuid.uuid4()
         created = self.now - timedelta(days=rng.uniform(30, 1100))
         members = self._members(batch, household_id, created)
+        address = f"{rng.choice(STREETS)} {rng.randint(1, 120)}, {rng.randint(0, 7)}. th"
         screening = d.screen(d.HouseholdFacts(site, tuple(
             d.MemberFacts(m.id, d.MemberRole(m.role), m.birth_date, m.unemployed_since)
-            for m in members)), today=self.today, target_sites=self.target_sites)
+            for m in members), address), today=self.today, area=self.area)
         status = self._status(site, screening.eligible)
         clock = created + timedelta(minutes=5)
         self._event(batch, clock, ev.HouseholdScreened(
@@ -136,7 +140,7 @@ class _Generator:
         path += [stage for stage in ("consented", "waitlisted", "enrolled", "exited") if stage in times]
         self.serial += 1
         row = (
-            household_id, site, f"{rng.choice(STREETS)} {rng.randint(1, 120)}, {rng.randint(0, 7)}. th",
+            household_id, site, address,
             f"REG-{self.serial:07d}" if rng.random() < 0.7 else None, status, screening.eligible,
             json.dumps([{"code": c.code, "met": c.met, "explanation": c.explanation}
                         for c in screening.criteria]),

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import Select, Table, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy import Select, Table, bindparam, exists, func, literal_column, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,11 @@ Ids = Iterable[UUID | str]
 MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
 #: Where the session carries its service's member lookup (set by ``shared.app``).
 MEMBERS_INFO_KEY = "audit_members"
+
+#: One statement object for every entry, its values bound per execution: SQLAlchemy keys its
+#: compiled-statement cache by a statement's structure, and an ``insert().values(…)`` built per
+#: request made it recompute that key each time (more CPU than the rest of the audit write).
+_INSERT_ENTRY = audit_log.insert()
 
 #: Response keys naming a subject, wherever they appear in an answer.
 _KEYS: dict[str, SubjectKind] = {
@@ -75,12 +80,17 @@ def _subjects(families: Ids, persons: Ids, referrals: Ids, more: Iterable[Subjec
     return named + list(more)
 
 
-async def _with_members(session: AsyncSession, subjects: list[Subject]) -> list[dict[str, str]]:
-    """The subjects, each once, with the members of every named family added as persons."""
+async def _with_members(session: AsyncSession, subjects: list[Subject],
+                        known: Mapping[str, Collection[str]] | None = None) -> list[dict[str, str]]:
+    """The subjects, each once, with the members of every named family added as persons.
+
+    ``known``: the members the caller has just read itself (every person of each named family, as
+    the member lookup would return them), which saves the lookup's round trip."""
     lookup: MemberLookup | None = session.info.get(MEMBERS_INFO_KEY)
     families = list(dict.fromkeys(i for kind, i in subjects if kind == "family"))
     if lookup is not None and families:
-        members = await lookup(session, families)
+        members = known if known is not None and set(known) >= set(families) \
+            else await lookup(session, families)
         subjects = subjects + [("person", p) for family in families for p in members.get(family, ())]
     return [{"kind": kind, "id": i} for kind, i in dict.fromkeys(subjects)]
 
@@ -88,25 +98,25 @@ async def _with_members(session: AsyncSession, subjects: list[Subject]) -> list[
 async def write_entry(
     session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
     families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
-    allowed: bool = True,
+    allowed: bool = True, members: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Add one entry to the caller's transaction (a write commits it with its change); nothing is
-    written when the answer named nobody."""
-    named = await _with_members(session, _subjects(families, persons, referrals, subjects))
+    written when the answer named nobody. ``members``: see ``_with_members``."""
+    named = await _with_members(session, _subjects(families, persons, referrals, subjects), members)
     if not named:
         return
     department = principal.department.value if principal.department else None
-    await session.execute(audit_log.insert().values(
-        at=datetime.now(UTC), actor=principal.subject, client=principal.client, role=str(principal.role),
-        department=department, site_id=principal.site, subjects=named, endpoint=endpoint[:300],
-        purpose=purpose, outcome="allowed" if allowed else "denied",
-        correlation_id=obs.correlation_id.get()))
+    await session.execute(_INSERT_ENTRY, {
+        "at": datetime.now(UTC), "actor": principal.subject, "client": principal.client,
+        "role": str(principal.role), "department": department, "site_id": principal.site,
+        "subjects": named, "endpoint": endpoint[:300], "purpose": purpose,
+        "outcome": "allowed" if allowed else "denied", "correlation_id": obs.correlation_id.get()})
 
 
 async def record_access(
     session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
     families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
-    allowed: bool = True,
+    allowed: bool = True, members: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Write one entry for a read and commit it (callers read before, return after)."""
     if session.in_transaction() and (await session.connection()).invalidated:
@@ -115,7 +125,8 @@ async def record_access(
         # of the database's own error (a 503). Start afresh; the entry is written if it can be.
         await session.rollback()
     await write_entry(session, principal, endpoint=endpoint, purpose=purpose, families=families,
-                      persons=persons, referrals=referrals, subjects=subjects, allowed=allowed)
+                      persons=persons, referrals=referrals, subjects=subjects, allowed=allowed,
+                      members=members)
     await session.commit()
 
 
@@ -164,14 +175,15 @@ def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
     """A member lookup over a service's own table linking persons to families, so a family's
     entry names its members (a family's data is about them) without another service asked."""
 
+    column = table.c[family]
+    query = select(column, table.c[person]).where(column.in_(bindparam("families", expanding=True)))
+
     async def lookup(session: AsyncSession, families: list[str]) -> Mapping[str, Collection[str]]:
         found: dict[str, list[str]] = {}
-        column = table.c[family]
         keys = [UUID(f) for f in families if _is_uuid(f)]
         if not keys:
             return found
-        for family_id, person_id in await session.execute(
-                select(column, table.c[person]).where(column.in_(keys))):
+        for family_id, person_id in await session.execute(query, {"families": keys}):
             found.setdefault(str(family_id), []).append(str(person_id))
         return found
 

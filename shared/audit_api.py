@@ -140,7 +140,8 @@ def audit_router(personal: PersonalTables | None, service: str) -> APIRouter:
         query = entries_naming(session, [subject_id])
         if cursor is not None:
             after = decode_cursor(cursor)
-            if not after.isdigit():
+            # An id beyond BIGINT is no entry's (the database would refuse the comparison: a 503)
+            if not after.isdigit() or int(after) > 2**63 - 1:
                 raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
             query = query.where(audit_log.c.id > int(after))
         rows = (await session.execute(query.limit(limit + 1))).all()

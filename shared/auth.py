@@ -8,6 +8,8 @@ one are refused.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,15 +69,46 @@ class Principal:
         return self.role in {Role.COORDINATION, Role.FINANCE, Role.ADMIN, Role.SYSTEM}
 
 
+#: How many verified tokens a service remembers (a few hundred staff and systems hold one each).
+TOKEN_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    """Verifies bearer tokens, remembering each verified token until its ``exp``.
+
+    Verifying costs a signature check and the claims' parsing on every request; a caller sends
+    the same token for hours. The cache is keyed by the raw token (a different token, however
+    similar, is verified afresh), bounded (least recently used dropped first) and never answers
+    for a token past its ``exp``: that one is verified again, which refuses it as expired.
+    Refused tokens are not remembered.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 cache_size: int = TOKEN_CACHE_SIZE) -> None:
         self.settings = settings
+        self._clock = clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @cached_property
     def _jwks(self) -> jwt.PyJWKClient | None:
         return jwt.PyJWKClient(self.settings.jwks_url) if self.settings.jwks_url else None
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if self._clock() < expires:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify_signed(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
             if self._jwks is not None:
                 signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
@@ -87,11 +120,13 @@ class TokenVerifier:
                 issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub", "iss", "aud"]},
             )
+            if self._clock() >= float(claims["exp"]):
+                raise jwt.ExpiredSignatureError("Signature has expired")
         except jwt.ExpiredSignatureError:
             raise Unauthorized("The token has expired.") from None
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
             raise Unauthorized(f"The token is not valid: {type(exc).__name__}.") from None
-        return _principal_from(claims)
+        return _principal_from(claims), float(claims["exp"])
 
 
 #: The longest value each text claim may have: they are written into the audit log's columns.

@@ -29,7 +29,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: on asyncpg it is BEGIN; `;`; ROLLBACK — three round trips on every checkout,
+    # more than a typical read costs. A connection the server dropped fails its first statement
+    # instead; SQLAlchemy then invalidates it and every older connection of the pool, the request
+    # answers 503 (``is_outage``) and the next one reconnects (tests/faults/test_database_restart.py).
+    # Connections are recycled hourly so none outlives a server-side idle timeout unnoticed.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 3600)
     return create_async_engine(url, **kwargs)
 
 

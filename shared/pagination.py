@@ -49,6 +49,14 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def cursor_key(cursor: str, parse_key: Callable[[str], Any] = str) -> Any:
+    """The key a cursor holds, parsed; 422 for anything that is not one."""
+    try:
+        return parse_key(decode_cursor(cursor))
+    except (ValueError, TypeError, ArithmeticError):
+        raise _invalid_cursor() from None  # valid base64 of a string that is no key
+
+
 async def paginate(
     session: AsyncSession, query: Select[Any], *, key: InstrumentedAttribute[Any],
     cursor: str | None, limit: int, convert: Callable[[Any], T],
@@ -56,11 +64,7 @@ async def paginate(
 ) -> Page[T]:
     """Order by the unique ``key`` column and start after the cursor's key."""
     if cursor is not None:
-        try:
-            after = parse_key(decode_cursor(cursor))
-        except (ValueError, TypeError, ArithmeticError):
-            raise _invalid_cursor() from None  # valid base64 of a string that is no key
-        query = query.where(key > after)
+        query = query.where(key > cursor_key(cursor, parse_key))
     rows: Sequence[Any] = (await session.execute(query.order_by(key).limit(limit + 1))).scalars().all()
     items = list(rows[:limit])
     next_cursor = encode_cursor(getattr(items[-1], key.key)) if len(rows) > limit else None

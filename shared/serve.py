@@ -21,7 +21,7 @@ def main() -> None:
     app = module.create_app(settings)
     uvicorn.run(app, host=os.environ.get("OTO_HOST", "0.0.0.0"),
                 port=int(os.environ.get("OTO_PORT", "8000")), log_config=None,
-                timeout_graceful_shutdown=20)
+                access_log=False, timeout_graceful_shutdown=20)
 
 
 if __name__ == "__main__":

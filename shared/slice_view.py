@@ -14,7 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from shared.audit import record_access
 from shared.auth import CurrentPrincipal, Principal, Role, roles_checked_in_route
@@ -72,10 +72,14 @@ def slice_router() -> APIRouter:
     return router
 
 
+#: Built once (a statement built per request costs SQLAlchemy its cache key each time).
+_FAMILY_EVENTS = select(outbox).where(
+    outbox.c.partition_key == bindparam("family"), outbox.c.parked_at.is_(None),
+    outbox.c.discarded_at.is_(None)).order_by(outbox.c.id).limit(MAX_EVENTS)
+
+
 async def _family_events(session: Any, family_id: UUID) -> list[Envelope]:
-    rows = await session.execute(select(outbox).where(
-        outbox.c.partition_key == str(family_id), outbox.c.parked_at.is_(None),
-        outbox.c.discarded_at.is_(None)).order_by(outbox.c.id).limit(MAX_EVENTS))
+    rows = await session.execute(_FAMILY_EVENTS, {"family": str(family_id)})
     return [row_to_envelope(row) for row in rows]
 
 
