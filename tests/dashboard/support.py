@@ -78,7 +78,7 @@ def referral(family: uuid.UUID, *, due_in: timedelta, site: str = "gellerup",
     now = datetime.now(UTC)
     return rf.ReferralSent(family_id=family, site_id=site, referral_id=uuid.uuid4(), offer_code=offer,
                            target_department=department.value, priority="routine", state="sent",
-                           at=now - timedelta(days=20), due_at=now + due_in)
+                           at=now - timedelta(days=20), due_at=now + due_in, received_by=department.value)
 
 
 def revoked(family: uuid.UUID, *, site: str = "gellerup", department: Department = HEALTH) -> DomainEvent:

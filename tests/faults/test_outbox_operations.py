@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from services.intake.app import create_app as create_intake
 from shared.events.envelope import Envelope
 from shared.tables import outbox
-from tests.intake.factories import household_body
+from tests.intake.factories import define_area, household_body
 from tests.support import Broker, bearer, eventually, service_api
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
@@ -27,6 +27,7 @@ LONE_SURROGATE = "\ud800"
 
 async def new_family(api: httpx.AsyncClient) -> tuple[str, str]:
     """A household with its outreach done; returns its id and the mother's."""
+    await define_area(api, bearer(api.settings, "admin"))  # type: ignore[attr-defined]
     created = await api.post("/v1/households", json=household_body(), headers=api.team)  # type: ignore[attr-defined]
     assert created.status_code == 201, created.text
     household = created.json()
@@ -127,7 +128,7 @@ async def test_a_poison_row_is_parked_other_families_flow_and_an_admin_retries_o
         assert not await _published(api, discard_me)
         assert (await api.post(f"/v1/outbox/parked/{discard_me}/discard", headers=admin)).status_code == 409
         assert (await api.post(f"/v1/outbox/parked/{uuid.uuid4()}/retry", headers=admin)).status_code == 404
-        audit = (await api.get("/audit", params={"subject_id": poisoned}, headers=admin)).json()
+        audit = (await api.get("/audit", params={"subject_id": poisoned}, headers=admin)).json()["items"]
         ready_after = await api.get("/readyz")
     assert [(a["actor"], a["purpose"].split(" (")[0]) for a in audit if "discard" in a["purpose"]] == [
         ("admin-user", f"discard parked event {discard_me}")]

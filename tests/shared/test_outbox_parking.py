@@ -104,8 +104,8 @@ async def test_a_poison_row_is_parked_its_key_held_other_keys_flow_then_retried_
         per_key.setdefault(e.key, []).append(e.data["seq"])
     assert per_key == {str(poisoned): [1, 2, 3], str(healthy): [1, 2], str(discarded): [2]}
     assert other_poison not in {e.id for e in records}
-    assert [(a.actor, a.subject_id, a.purpose.split(" (")[0]) for a in audited] == [
-        ("operator", str(discarded), f"discard parked event {other_poison}")]
+    assert [(a.actor, a.subjects, a.purpose.split(" (")[0]) for a in audited] == [
+        ("operator", [{"kind": "family", "id": str(discarded)}], f"discard parked event {other_poison}")]
 
 
 async def _backlog_is(sessionmaker: Any, **expected: int) -> bool:
