@@ -50,6 +50,6 @@ async def test_the_html_report_renders_in_chromium_without_a_request_leaving_the
             await browser.close()
 
     assert title.startswith("Steering report: gellerup")
-    assert charts >= 5 and tables == 8 and scripts == 0 and bars > 0 and withheld > 0
+    assert charts >= 5 and tables == 9 and scripts == 0 and bars > 0 and withheld > 0
     assert requested and all(urlsplit(u).hostname == "127.0.0.1" for u in requested), requested
     assert (ARTEFACTS / "steering-report.png").stat().st_size > 10_000
