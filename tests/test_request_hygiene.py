@@ -28,7 +28,7 @@ from shared.screening import UNSAFE_TYPE
 from shared.settings import SERVICES
 from shared.tables import audit_log, outbox
 from tests.intake.factories import cpr as make_cpr
-from tests.intake.factories import household_body
+from tests.intake.factories import define_area, household_body
 from tests.openapi_support import (
     METHODS,
     body_with,
@@ -106,6 +106,7 @@ async def test_a_cpr_number_sent_as_request_id_reaches_no_audit_entry_outbox_row
 
     cpr = "010190-1234"
     async with service_api(create_app, service="intake", broker=broker, database_url=postgres_url) as api:
+        await define_area(api, bearer(api.settings, "admin"))  # type: ignore[attr-defined]
         headers = {**api.team, "X-Request-ID": cpr}
         household = await api.post("/v1/households", json=household_body(), headers=headers)
         assert household.status_code == 201, household.text
