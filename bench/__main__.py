@@ -24,17 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only these")
     parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
     args = parser.parse_args(argv)
-    sections: list[Section] = []
     for name in args.only or BENCHMARKS:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        for section in module.run(quick=args.quick):
+        sections: list[Section] = module.run(quick=args.quick)
+        for section in sections:
             print(section.markdown(), flush=True)
-            sections.append(section)
-    preamble = ("Quick run (`--quick`): short durations, figures are indicative only."
-                if args.quick else "Full run: `bench/run.sh` (= `python -m bench`).")
-    write_report(args.output, sections, preamble=preamble)
-    print(f"report written to {args.output}")
+        # Written after each benchmark, so one that fails later loses nothing measured before it.
+        command = f"`python -m bench{' --quick' if args.quick else ''} --only {name}`"
+        note = ("quick run: short durations, figures indicative only" if args.quick else "full run")
+        write_report(args.output, sections, preamble=f"Command: {command} ({note}).")
+        print(f"report updated: {args.output}", flush=True)
     return 0
 
 

@@ -86,11 +86,56 @@ def machine_description() -> str:
             f"Python {platform.python_version()}; {postgres or 'psql not found'}")
 
 
+#: The generated summary at the end of the report; rebuilt from every section's goal rows.
+SUMMARY_TITLE = "Goals at a glance"
+_HEADER = ("# Performance\n\nWritten by `bench/run.sh` (= `python -m bench`). Each section says "
+           "when, on what machine and by which command it was measured; `--only NAME` measures "
+           "again and replaces only that benchmark's sections, so every figure in a section comes "
+           "from one run. "
+           "Each figure is compared with a baseline measured in the same run on the same machine: "
+           "the ratio, not the absolute number, is what carries across machines.\n")
+
+
 def write_report(path: Path, sections: list[Section], *, preamble: str = "") -> None:
-    """Write the whole report: heading, date, machine, then each section in order."""
+    """Replace these sections in the report (or add them), keep the others, and rebuild the
+    summary of every goal from all sections' tables.
+
+    A benchmark run with ``--only`` thus updates its own part without erasing what the other
+    benchmarks measured earlier; each section carries its own date, machine and command."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts = ["# Performance", "", f"Measured {now} on {machine_description()}.", ""]
-    if preamble:
-        parts += [preamble, ""]
-    parts += [section.markdown() for section in sections]
-    path.write_text("\n".join(parts))
+    stamp = f"_Measured {now} on {machine_description()}. {preamble}_".replace(" _", "_")
+    blocks = _read_sections(path)
+    for section in sections:
+        text = section.markdown()
+        heading, _, body = text.partition("\n")
+        blocks[section.title] = f"{heading}\n\n{stamp}\n{body}"
+    blocks.pop(SUMMARY_TITLE, None)
+    parts = [_HEADER, *blocks.values(), _summary(blocks)]
+    path.write_text("\n".join(part.rstrip("\n") + "\n" for part in parts))
+
+
+def _read_sections(path: Path) -> dict[str, str]:
+    """The report's sections by title, in order (the text before the first one is dropped)."""
+    if not path.exists():
+        return {}
+    blocks: dict[str, str] = {}
+    title: str | None = None
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("## "):
+            title = line[3:].strip()
+            blocks[title] = ""
+        if title is not None:
+            blocks[title] += line
+    return blocks
+
+
+def _summary(blocks: dict[str, str]) -> str:
+    """One row per figure that has a goal, read back from each section's table."""
+    rows = ["| benchmark | figure | system | ratio | goal | met |", "| --- | --- | ---: | ---: | --- | --- |"]
+    for title, block in blocks.items():
+        for line in block.splitlines():
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if len(cells) == 7 and cells[5] and cells[5] != "goal" and not set(cells[5]) <= {"-", " "}:
+                name, unit, system, _base, ratio, goal, met = cells
+                rows.append(f"| {title} | {name} | {system} {unit} | {ratio} | {goal} | {met} |")
+    return f"## {SUMMARY_TITLE}\n\n" + "\n".join(rows) + "\n"
