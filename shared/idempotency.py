@@ -50,39 +50,42 @@ class Idempotency:
         ``subject`` is the kind of the answer's own ``id`` when it is one (a new household is a
         family)."""
         shape = _shape(model)
-        if self.key is not None:
-            stored = await self._stored()
-            if stored is not None:
-                await audit_answer(self.session, self.principal, self.request,
-                                   json.loads(stored.response_body), top_level=subject)
-                await self.session.commit()
-                return self._replay(shape, stored)
+        stored = await self._stored() if self.key is not None else None
+        if stored is not None:
+            return await self._replay(shape, stored, subject)
         answer = await action()
         body = shape.dump_python(answer, mode="json", by_alias=True)
         await audit_answer(self.session, self.principal, self.request, body, top_level=subject)
-        if self.key is not None:
-            await self.session.execute(idempotency_keys.insert().values(
-                principal=self.principal.subject, key=self.key, fingerprint=self.fingerprint,
-                status_code=self._status_code(), response_body=json.dumps(body),
-                created_at=datetime.now(UTC)))
         try:
+            if self.key is not None:
+                await self.session.execute(idempotency_keys.insert().values(
+                    principal=self.principal.subject, key=self.key, fingerprint=self.fingerprint,
+                    status_code=self._status_code(), response_body=json.dumps(body),
+                    created_at=datetime.now(UTC)))
             await self.session.commit()
         except IntegrityError:
+            # A concurrent request with the same key committed first (the INSERT itself fails
+            # on the unique key, waiting for it if need be): answer as that request did.
             await self.session.rollback()
             stored = await self._stored() if self.key is not None else None
             if stored is None:
                 raise
-            return self._replay(shape, stored)
+            return await self._replay(shape, stored, subject)
         return answer
 
     def _status_code(self) -> int:
         """The status of a fresh answer: the route's own (``status_code=`` in its decorator)."""
         return getattr(self.request.scope.get("route"), "status_code", None) or 200
 
-    def _replay(self, shape: TypeAdapter[T], stored: Row[Any]) -> T:
+    async def _replay(self, shape: TypeAdapter[T], stored: Row[Any], subject: SubjectKind | None) -> T:
+        """The stored answer, audited as the first was (it names the same persons again)."""
+        answer = shape.validate_json(stored.response_body)
+        await audit_answer(self.session, self.principal, self.request, json.loads(stored.response_body),
+                           top_level=subject)
+        await self.session.commit()
         self.response.status_code = stored.status_code
         self.response.headers[REPLAY_HEADER] = "true"
-        return shape.validate_json(stored.response_body)
+        return answer
 
     async def _stored(self) -> Row[Any] | None:
         row = (await self.session.execute(select(idempotency_keys).where(
