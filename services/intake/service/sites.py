@@ -21,9 +21,6 @@ async def seed_sites(session: AsyncSession) -> None:
 
 
 async def list_sites(session: AsyncSession) -> list[SiteRead]:
-    counts = dict(((await session.execute(select(Household.site_id, Household.status, func.count())
-                                          .group_by(Household.site_id, Household.status)))
-                  .all() and {}) or {})
     rows = (await session.execute(select(Household.site_id, Household.status, func.count())
                                   .group_by(Household.site_id, Household.status))).all()
     counts = defaultdict(int, {(site, status): n for site, status, n in rows})
