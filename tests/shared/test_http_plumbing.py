@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -21,11 +21,12 @@ from shared.events.envelope import CORRELATION_HEADER
 from shared.idempotency import IdempotencyDep
 from shared.inbox import STALL_SECONDS, EventConsumer, Subscription
 from shared.outbox import record_event, row_to_envelope
-from shared.tables import outbox
+from shared.tables import audit_log, idempotency_keys, outbox
 from tests.shared.plumbing import thing
 from tests.support import bearer, make_settings
 
 router = APIRouter(prefix="/v1")
+WINNER = uuid.uuid4()
 
 
 class ThingIn(BaseModel):
@@ -33,13 +34,39 @@ class ThingIn(BaseModel):
     cpr: str | None = Field(default=None, pattern=r"^\d{10}$")
 
 
-@router.post("/things")
+class ThingOut(BaseModel):
+    seq: int
+    id: uuid.UUID
+    at: datetime
+
+
+@router.post("/things", response_model=ThingOut, status_code=201)
 async def create_thing(body: ThingIn, idem: IdempotencyDep,
-                       principal: Principal = Depends(require_roles(Role.TEAM_STAFF))):
-    async def action():
+                       principal: Principal = Depends(require_roles(Role.TEAM_STAFF))) -> ThingOut:
+    async def action() -> ThingOut:
         await record_event(idem.session, thing(uuid.uuid4(), body.seq))
-        return {"seq": body.seq, "id": str(uuid.uuid4())}
-    return await idem.run(action)
+        return ThingOut(seq=body.seq, id=uuid.uuid4(), at=datetime.now(UTC))
+    return await idem.run(ThingOut, action)
+
+
+class RacedOut(BaseModel):
+    family_id: uuid.UUID
+    winner: bool
+
+
+@router.post("/raced", response_model=RacedOut, status_code=201)
+async def raced(request: Request, idem: IdempotencyDep,
+                principal: Principal = Depends(require_roles(Role.TEAM_STAFF))) -> RacedOut:
+    """While this request runs, a concurrent one with the same key commits its answer first."""
+    async def action() -> RacedOut:
+        async with request.app.state.sessionmaker() as other:
+            await other.execute(idempotency_keys.insert().values(
+                principal=idem.principal.subject, key=idem.key, fingerprint=idem.fingerprint,
+                status_code=201, response_body=RacedOut(family_id=WINNER, winner=True).model_dump_json(),
+                created_at=datetime.now(UTC)))
+            await other.commit()
+        return RacedOut(family_id=uuid.uuid4(), winner=False)
+    return await idem.run(RacedOut, action)
 
 
 @router.get("/finance-only")
@@ -108,12 +135,25 @@ async def test_idempotency_key_replays_the_first_response_and_writes_once(client
     first = await client.post("/v1/things", json={"seq": 7}, headers=headers)
     second = await client.post("/v1/things", json={"seq": 7}, headers=headers)
     assert first.status_code == second.status_code == 201
-    assert first.json() == second.json()
+    assert first.content == second.content  # byte for byte, the time's microseconds included
+    assert "idempotent-replayed" not in first.headers
     assert second.headers["idempotent-replayed"] == "true"
     other = await client.post("/v1/things", json={"seq": 8}, headers=headers)
     assert other.status_code == 409
     async with client.app.state.sessionmaker() as session:
         assert (await session.execute(select(func.count()).select_from(outbox))).scalar_one() == 1
+
+
+async def test_the_loser_of_a_race_for_a_key_answers_as_the_winner_did_and_is_audited(client) -> None:
+    headers = {**bearer(client.settings, "team_staff", site="viby"), "Idempotency-Key": "race-1"}
+    response = await client.post("/v1/raced", headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"family_id": str(WINNER), "winner": True}
+    assert response.headers["idempotent-replayed"] == "true"
+    async with client.app.state.sessionmaker() as session:
+        entries = (await session.execute(select(audit_log.c.endpoint, audit_log.c.subjects))).all()
+    assert [(endpoint, str(WINNER) in json.dumps(subjects)) for endpoint, subjects in entries] == [
+        ("POST /v1/raced", True)]
 
 
 async def test_oversized_bodies_are_refused(client) -> None:
