@@ -22,7 +22,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +43,7 @@ from bench.kafka_support import (
     write_json,
 )
 from bench.report import Figure, Section
-from shared.db import make_engine
+from shared.db import insert_rows, make_engine
 from shared.events.casework import ContactRecorded
 from shared.events.envelope import Envelope
 from shared.events.registry import REGISTRY
@@ -114,6 +114,7 @@ class Outcome:
 def run(*, quick: bool) -> list[Section]:
     count = QUICK_EVENTS if quick else EVENTS
     variants = [Variant("baseline", "baseline", "", count), Variant("inbox", "inbox", "add", count),
+                Variant("inbox, batch handler", "inbox", "batch", count),
                 Variant("inbox, no-op handler", "inbox", "noop", count),
                 Variant("inbox, INSERT per event", "inbox", "insert", min(count, INSERT_EVENTS))]
     with work_dir("oto-bench-projection-") as work, tansu_broker(work) as broker:
@@ -215,17 +216,21 @@ async def _count_rows(url: str) -> tuple[int, int]:
 
 
 def _section(outcomes: list[Outcome], count: int, produced_s: float) -> Section:
-    baseline, system, noop, insert = outcomes
-    ratio = system.rate / baseline.rate if baseline.rate else 0.0
+    baseline, system, batch, noop, insert = outcomes
+    ratio = batch.rate / baseline.rate if baseline.rate else 0.0
     figures = [
-        Figure("replay rate, inbox consumer", "events/s", system.rate, baseline.rate,
+        Figure("replay rate, inbox consumer with a batch handler", "events/s", batch.rate, baseline.rate,
                f">= {GOAL_RATE:,.0f}/s and >= {GOAL_RATIO:.2f} x baseline",
-               system.rate >= GOAL_RATE and ratio >= GOAL_RATIO),
+               batch.rate >= GOAL_RATE and ratio >= GOAL_RATIO),
+        Figure("replay rate, inbox consumer with a per-event (ORM) handler", "events/s", system.rate,
+               baseline.rate),
         Figure("replay rate, inbox with a no-op handler", "events/s", noop.rate, baseline.rate),
         Figure(f"replay rate, inbox with an INSERT per event (first {insert.variant.count:,})", "events/s",
                insert.rate, baseline.rate),
-        Figure("consumer CPU per event, inbox consumer", "µs", system.cpu_us, baseline.cpu_us),
-        Figure("replay time incl. start-up and group join", "s", system.total_s, baseline.total_s),
+        Figure("consumer CPU per event, inbox consumer with a batch handler", "µs", batch.cpu_us,
+               baseline.cpu_us),
+        Figure("replay time incl. start-up and group join, batch handler", "s", batch.total_s,
+               baseline.total_s),
     ]
     notes = [
         "rows committed (projection / inbox): " + "; ".join(
@@ -236,8 +241,10 @@ def _section(outcomes: list[Outcome], count: int, produced_s: float) -> Section:
     setup = (f"Replay of {count:,} `contact-recorded` events ({FAMILIES:,} families, 3 partitions, tansu) "
              f"from offset 0 into a projection table; each consumer is one process on a fresh PostgreSQL "
              f"database. System: `shared.inbox.EventConsumer` (envelope parsing, payload validation, "
-             f"inbox claim, one transaction per partition batch) with a handler that `session.add`s one "
-             f"row per event, as the services' handlers write. Baseline: plain aiokafka, one "
+             f"inbox claim in one statement, one transaction per partition batch) with a batch handler "
+             f"that writes the batch's rows with one statement (`shared.db.insert_rows`, `unnest` on "
+             f"PostgreSQL), as the services' projections do; beside it the per-event form with a "
+             f"handler that `session.add`s one row per event. Baseline: plain aiokafka, one "
              f"`executemany` INSERT and commit per fetched batch, no inbox. Rates count from partition "
              f"assignment to the last commit (tansu holds a group's join ~5 s).")
     return Section("Projection rebuild throughput (inbox consumer)", setup, figures, notes)
@@ -264,7 +271,15 @@ async def ignore_contact(session: AsyncSession, event: ContactRecorded, envelope
     """No effect: what is left is the inbox's own cost (parse, validate, claim, commit)."""
 
 
+async def add_contacts(session: AsyncSession, batch: Sequence[tuple[ContactRecorded, Envelope]]) -> None:
+    """The batch form: the run's rows in one statement (the inbox has claimed only new events)."""
+    await insert_rows(session, contacts, [
+        {"contact_id": str(event.contact_id), "event_id": envelope.id, "family_id": str(event.family_id),
+         "site_id": event.site_id, "kind": event.kind, "at": event.at} for event, envelope in batch])
+
+
 HANDLERS = {"add": add_contact, "insert": insert_contact, "noop": ignore_contact}
+BATCH_HANDLERS = {"batch": add_contacts}
 
 
 def _child_settings(args: argparse.Namespace) -> Settings:
@@ -281,8 +296,12 @@ async def _run_inbox(args: argparse.Namespace) -> None:
     settings = _child_settings(args)
     engine = make_engine(args.database)
     # a group of its own per handler: each run replays the topic from offset 0
-    subscription = Subscription(f"{SUBSCRIPTION}-{args.handler}", ("casework",),
-                                {ContactRecorded: HANDLERS[args.handler]})
+    if args.handler in BATCH_HANDLERS:
+        subscription = Subscription(f"{SUBSCRIPTION}-{args.handler}", ("casework",), {},
+                                    batch_handlers={ContactRecorded: BATCH_HANDLERS[args.handler]})
+    else:
+        subscription = Subscription(f"{SUBSCRIPTION}-{args.handler}", ("casework",),
+                                    {ContactRecorded: HANDLERS[args.handler]})
     consumer = EventConsumer(settings=settings, subscription=subscription,
                              sessionmaker=make_sessionmaker(engine))
     task = asyncio.create_task(consumer.run())
@@ -362,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(name, required=True)
     parser.add_argument("--expected", type=int, required=True)
     parser.add_argument("--deadline", type=float, default=600)
-    parser.add_argument("--handler", choices=sorted(HANDLERS), default="add")
+    parser.add_argument("--handler", choices=sorted([*HANDLERS, *BATCH_HANDLERS]), default="add")
     args = parser.parse_args(argv)
     asyncio.run(_run_inbox(args) if args.mode == "inbox" else _run_baseline(args))
 

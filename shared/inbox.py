@@ -36,7 +36,7 @@ from shared import observability as obs
 from shared.db import insert_rows, is_outage
 from shared.events.envelope import Envelope, EnvelopeError
 from shared.events.registry import REGISTRY, DomainEvent, InvalidPayload, UnknownEventType
-from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.kafka import AdaptiveFetchWait, ensure_topics, make_consumer, make_producer
 from shared.settings import Settings
 from shared.tables import inbox
 
@@ -143,6 +143,7 @@ class EventConsumer:
         self._done: dict[TopicPartition, int] = {}
         self._deferred: dict[TopicPartition, _Deferred] = {}
         self._stopping = asyncio.Event()
+        self.fetch_wait = AdaptiveFetchWait.from_settings(settings)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -187,6 +188,7 @@ class EventConsumer:
             retried = await self._retry_deferred()
             batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
             self.last_progress = time.monotonic()
+            self.fetch_wait.observe(self._consumer, got_messages=bool(batch), now=self.last_progress)
             for tp, records in batch.items():
                 if tp not in self._consumer.assignment():
                     continue  # revoked meanwhile: the new owner starts from the last commit
@@ -397,6 +399,7 @@ class EventConsumer:
                 log.debug("final commit failed")
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+            self.fetch_wait.forget()
         self._done.clear()
         self._deferred.clear()
         if self._producer is not None:
