@@ -328,11 +328,10 @@ class EventConsumer:
 
     async def _claim(self, session: AsyncSession, envelopes: list[Envelope]) -> set[tuple[str, str]]:
         """Insert the batch's inbox rows in one statement; return the keys that were new."""
-        now = datetime.now(UTC)
-        rows = [{"consumer": self.inbox_key, "source": e.source, "event_id": e.id, "event_type": e.type,
-                 "processed_at": now} for e in envelopes]
-        result = await insert_rows(session, inbox, rows, returning=("source", "event_id"))
-        return {(row.source, row.event_id) for row in result}
+        rows = [{"source": e.source, "event_id": e.id, "event_type": e.type} for e in envelopes]
+        result = await insert_rows(session, inbox, rows, returning=("source", "event_id"),
+                                   same={"consumer": self.inbox_key, "processed_at": datetime.now(UTC)})
+        return set(result)
 
     async def _handle_prepared(self, item: _Prepared) -> bool:
         """Handle (or dead-letter) one message; False when its handler said "not yet"."""

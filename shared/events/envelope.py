@@ -63,7 +63,7 @@ class Envelope:
         cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple
     ) -> Envelope:
         """Parse a Kafka record; raise EnvelopeError for anything that is not our CloudEvent."""
-        found = {name: raw.decode("utf-8", "replace") for name, raw in headers or ()}
+        found = {name: _text(raw) for name, raw in headers or () if name in _READ_HEADERS}
         missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
         if missing:
             raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
@@ -86,6 +86,19 @@ class Envelope:
             correlation_id=found.get(CORRELATION_HEADER),
             dataschema=found.get("ce_dataschema"),
         )
+
+
+#: The headers ``from_kafka`` reads; others (content-type, a DLQ's own) are not decoded at all.
+_READ_HEADERS = frozenset({*REQUIRED_HEADERS, "ce_time", "ce_subject", "ce_dataschema", CORRELATION_HEADER})
+
+
+def _text(raw: bytes) -> str:
+    """UTF-8, with replacement characters for what is not (a consumer's hot loop: the strict
+    decode is the fast path)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
 
 
 def _format_time(moment: datetime) -> str:
