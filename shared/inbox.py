@@ -50,6 +50,18 @@ BatchHandler = Callable[[AsyncSession, Sequence[tuple[Any, Envelope]]], Awaitabl
 STALL_SECONDS = 60.0
 
 
+def one_at_a_time(batch: BatchHandler) -> Handler:
+    """The per-event form of a batch handler, for callers that hand over one event at a time
+    (tests, tools); the consumer itself calls the batch form."""
+
+    async def handle(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
+        await batch(session, [(payload, envelope)])
+
+    handle.__name__ = handle.__qualname__ = f"{batch.__name__}_one"
+    handle.__doc__ = batch.__doc__
+    return handle
+
+
 class NotYet(Exception):
     """Raised by a handler: the event refers to something this service has not learnt of yet;
     try it again later (bounded, backed off, then the DLQ)."""
