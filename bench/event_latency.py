@@ -67,6 +67,8 @@ DEFAULT_FETCH_MAX_WAIT_MS = 500
 #: Enrolment serialises on the site row; spread the load over a few sites as real teams would be.
 SITES = tuple(f"bench-{n}" for n in range(1, 5))
 PREPARE_CONCURRENCY = 8
+#: The benchmark sites' target area: the street every prepared household lives on.
+TARGET_AREA = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej"}]}
 GOAL_P50_MS, GOAL_P99_MS = 20.0, 100.0
 ENROLLED = FamilyEnrolled.event_type
 
@@ -163,6 +165,9 @@ async def _prepare(base: str, settings: Settings, count: int) -> list[list[str]]
         for site in SITES:
             response = await http.post("/v1/sites", headers=admin,
                                        json={"id": site, "name": f"Benchmark {site}", "capacity": 10_000})
+            response.raise_for_status()
+            # without a target area nobody at the site is found eligible
+            response = await http.put(f"/v1/sites/{site}/area", headers=admin, json=TARGET_AREA)
             response.raise_for_status()
 
         async def one(index: int) -> list[str]:

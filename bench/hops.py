@@ -193,6 +193,10 @@ def _section(system: Measurement, baseline: Measurement, idle_cores: float, idle
         f"enrol POST took {_p50_p99(system.call_ms)}; casework process used "
         f"{system.cpu.process_share:.2f} cores during the load; machine {system.cpu.machine_busy:.0%} busy "
         f"(system run), {baseline.cpu.machine_busy:.0%} (baseline run) of {os.cpu_count()} cores",
+        f"split at casework's relay producer's record timestamp (ms resolution): POST returned → "
+        f"casework's relay send() {_p50_p99(system.returned_to_send)} (intake's relay, the broker, "
+        f"casework's consumer, handler and commit); send() → consumed {_p50_p99(system.send_to_consumed)}; "
+        f"baseline send() → consumed (after its relay) {_p50_p99(baseline.send_to_consumed)}",
         f"message value sizes: system {system.message_bytes} B, baseline {baseline.message_bytes} B",
         *notes,
     ]

@@ -48,6 +48,9 @@ Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 #: A consumer that has not looped for this long is reported not alive.
 STALL_SECONDS = 60.0
+#: Records taken per poll, over all partitions; each partition's share is one transaction. A
+#: replay's cost per transaction (begin, claim, write, commit) is spread over this many events.
+MAX_RECORDS = 2000
 
 
 def one_at_a_time(batch: BatchHandler) -> Handler:
@@ -198,7 +201,7 @@ class EventConsumer:
         assert self._consumer is not None
         while not self._stopping.is_set():
             retried = await self._retry_deferred()
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            batch = await self._consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
             self.last_progress = time.monotonic()
             self.fetch_wait.observe(self._consumer, got_messages=bool(batch), now=self.last_progress)
             for tp, records in batch.items():
