@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import insert_rows
 from shared.events import FamilyEvent, event
@@ -159,5 +160,67 @@ async def test_insert_rows_merges_a_key_as_one_statement_per_row_would(database_
             await session.commit()
             result = await session.execute(select(things.c.id, things.c.family_id, things.c.seq))
             assert sorted(tuple(r) for r in result) == [("a", "first", 4), ("b", "only", 3), ("c", "new", 5)]
+    finally:
+        await engine.dispose()
+
+
+class OrmBase(DeclarativeBase):
+    """An ORM-mapped table of the test's own: per-event handlers in the services' style."""
+
+
+class Counter(OrmBase):
+    __tablename__ = "batch_counters"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+async def add_counter(session: AsyncSession, event: ThingHappened, envelope: Envelope) -> None:
+    """Pending, not flushed: the unit of work would insert it only at the commit."""
+    session.add(Counter(id=str(event.family_id), seq=event.seq))
+
+
+async def upsert_counters(session: AsyncSession, batch: Sequence[tuple[ThingCounted, Envelope]]) -> None:
+    await insert_rows(session, Counter.__table__, [{"id": str(e.family_id), "seq": e.seq} for e, _ in batch],
+                      update=("seq",))
+
+
+async def copy_counter(session: AsyncSession, event: ThingHappened, envelope: Envelope) -> None:
+    """Reads through the identity map: it must see the batch handler's write."""
+    counter = await session.get(Counter, str(event.family_id))
+    assert counter is not None
+    await session.execute(effects.insert().values(event_id=envelope.id, family_id=counter.id,
+                                                  seq=counter.seq))
+
+
+async def test_per_event_orm_handlers_around_a_batch_run_see_what_one_by_one_handling_would(
+        database_url: str) -> None:
+    """The pending ORM row is flushed before the batch statement (else the commit would insert it
+    twice) and the batch's write is what a later ``session.get`` returns (else it would be stale)."""
+    from shared.db import make_engine, make_sessionmaker
+    from shared.inbox import _Prepared
+    from tests.shared.plumbing import create_tables
+    from tests.support import make_settings
+
+    engine = make_engine(database_url)
+    try:
+        await create_tables(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(OrmBase.metadata.create_all)
+        family = uuid.uuid4()
+        subscription = Subscription("orm", ("testkit",), {ThingHappened: add_counter},
+                                    batch_handlers={ThingCounted: upsert_counters})
+        consumer = EventConsumer(settings=make_settings(database_url=database_url), subscription=subscription,
+                                 sessionmaker=make_sessionmaker(engine))
+        first, then = envelope_for(thing(family, 1)), counted(family, 2)
+        last = envelope_for(thing(family, 3))
+        items = [_Prepared(None, first, thing(family, 1), add_counter, None),
+                 _Prepared(None, then, ThingCounted(family_id=family, site_id="gellerup", seq=2), None,
+                           upsert_counters),
+                 _Prepared(None, last, thing(family, 3), copy_counter, None)]
+        assert await consumer._apply_batch(items) == ["handled"] * 3
+        async with make_sessionmaker(engine)() as session:
+            assert (await session.get(Counter, str(family))).seq == 2  # type: ignore[union-attr]
+            copied = (await session.execute(select(effects.c.seq))).scalars().all()
+        assert copied == [2]
     finally:
         await engine.dispose()
