@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql import Executable, Insert
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.schema import Table
 
 
@@ -59,12 +59,6 @@ def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
     if isinstance(session_or_engine, AsyncSession):
         return session_or_engine.get_bind().dialect.name == "postgresql"
     return session_or_engine.dialect.name == "postgresql"
-
-
-def insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Insert:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect; pass rows to ``execute``."""
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    return insert(table).on_conflict_do_nothing()
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]], *,
