@@ -119,6 +119,10 @@ class Subscription:
     dead_letter: bool = True
     batch_handlers: Mapping[type[DomainEvent], BatchHandler] = field(default_factory=dict)
 
+    def handled(self) -> list[type[DomainEvent]]:
+        """Every event type with a handler, of either form."""
+        return [*self.handlers, *self.batch_handlers]
+
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
     def __init__(self, owner: EventConsumer) -> None:
