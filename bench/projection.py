@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bench.kafka_support import (
+    Child,
     child,
     postgres_database,
     read_json,
@@ -43,6 +45,7 @@ from bench.kafka_support import (
     write_json,
 )
 from bench.report import Figure, Section
+from bench.support import py_spy, shares_of_samples
 from shared.db import insert_rows, make_engine
 from shared.events.casework import ContactRecorded
 from shared.events.envelope import Envelope
@@ -98,6 +101,18 @@ class Variant:
     count: int
 
 
+#: Where the batch-handler consumer's CPU goes: the innermost of these frames names the part.
+PROFILE_PARTS = (
+    ("envelope JSON (json.loads)", "Envelope.from_kafka", "loads"),
+    ("envelope headers and fields", "Envelope.from_kafka", ""),
+    ("payload validation (pydantic)", "EventRegistry.parse", ""),
+    ("inbox claim (one statement)", "EventConsumer._claim", ""),
+    ("batch handler (rows + one statement)", "add_contacts", ""),
+    ("aiokafka fetch and record decoding", "AIOKafkaConsumer.getmany", ""),
+    ("commit and session", "EventConsumer._apply_batch", ""),
+)
+
+
 @dataclass
 class Outcome:
     """What one run measured (from the child) and found in its database afterwards."""
@@ -109,6 +124,7 @@ class Outcome:
     cpu_us: float  # consumer-process CPU per event, over the same span as ``rate``
     projected: int
     claimed: int
+    profile: dict[str, float] | None = None
 
 
 def run(*, quick: bool) -> list[Section]:
@@ -176,11 +192,15 @@ def _replay(work: Path, variant: Variant, settings: Settings) -> Outcome:
                 str(variant.count), "--out", str(out), "--deadline", str(budget)]
         if variant.handler:
             args += ["--handler", variant.handler]
+        samples = work / f"{name}.pyspy"
         with child(args, work / f"{name}.log") as consumer:
+            spy = _profile(consumer, samples) if variant.handler in BATCH_HANDLERS else None
             wait_for(lambda: out.exists() or not consumer.running(), timeout=budget + 60, interval=0.2,
                      what=f"{variant.name} consumer")
             if not out.exists():
                 raise RuntimeError(f"{variant.name} consumer exited early:\n{consumer.tail()}")
+        if spy is not None:
+            spy.wait(timeout=30)  # py-spy ends with its target
         result = read_json(out)
         projected, claimed = asyncio.run(_count_rows(url))
     if result["handled"] < variant.count:
@@ -189,7 +209,28 @@ def _replay(work: Path, variant: Variant, settings: Settings) -> Outcome:
     span = result["finished"] - result["assigned"]
     return Outcome(variant, result["handled"], result["handled"] / span if span > 0 else 0.0,
                    result["finished"] - result["started"], result["cpu_s"] / max(result["handled"], 1) * 1e6,
-                   projected, claimed)
+                   projected, claimed, shares_of_samples(samples, _part) if spy is not None else None)
+
+
+def _profile(consumer: Child, samples: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy on the consumer process until it exits (None without py-spy: the profile is optional)."""
+    tool = py_spy()
+    if tool is None:
+        return None
+    return subprocess.Popen([tool, "record", "-p", str(consumer.process.pid), "-r", "100", "-f", "raw",
+                             "--nonblocking", "-o", str(samples)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _part(frames: list[str]) -> str | None:
+    """The part of the consumer loop a stack is in; None outside the loop (start-up, imports)."""
+    if not any("EventConsumer._loop" in frame for frame in frames):
+        return None
+    for index in range(len(frames) - 1, -1, -1):
+        for part, frame, below in PROFILE_PARTS:
+            if frame in frames[index] and (not below or any(below in f for f in frames[index + 1:])):
+                return part
+    return "consumer loop, other"
 
 
 async def _create_tables(url: str) -> None:
@@ -236,6 +277,7 @@ def _section(outcomes: list[Outcome], count: int, produced_s: float) -> Section:
         "rows committed (projection / inbox): " + "; ".join(
             f"{o.variant.name} {o.projected:,} / {o.claimed:,} of {o.handled:,} handled" for o in outcomes),
         "consumer CPU per event: " + ", ".join(f"{o.variant.name} {o.cpu_us:.0f} µs" for o in outcomes),
+        _profile_note(batch),
         f"producing the {count:,} events took {produced_s:.0f} s (batched sends, not measured)",
     ]
     setup = (f"Replay of {count:,} `contact-recorded` events ({FAMILIES:,} families, 3 partitions, tansu) "
@@ -248,6 +290,13 @@ def _section(outcomes: list[Outcome], count: int, produced_s: float) -> Section:
              f"`executemany` INSERT and commit per fetched batch, no inbox. Rates count from partition "
              f"assignment to the last commit (tansu holds a group's join ~5 s).")
     return Section("Projection rebuild throughput (inbox consumer)", setup, figures, notes)
+
+
+def _profile_note(outcome: Outcome) -> str:
+    if outcome.profile is None:
+        return "No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`)."
+    parts = ", ".join(f"{part} {share:.0%}" for part, share in outcome.profile.items())
+    return f"where the batch-handler consumer's loop spends its CPU (py-spy samples): {parts}"
 
 
 # --- the children -------------------------------------------------------------------------
