@@ -67,6 +67,8 @@ DEFAULT_FETCH_MAX_WAIT_MS = 500
 #: Enrolment serialises on the site row; spread the load over a few sites as real teams would be.
 SITES = tuple(f"bench-{n}" for n in range(1, 5))
 PREPARE_CONCURRENCY = 8
+#: The benchmark sites' target area: the street every prepared household lives on.
+TARGET_AREA = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej"}]}
 GOAL_P50_MS, GOAL_P99_MS = 20.0, 100.0
 ENROLLED = FamilyEnrolled.event_type
 
@@ -164,6 +166,9 @@ async def _prepare(base: str, settings: Settings, count: int) -> list[list[str]]
             response = await http.post("/v1/sites", headers=admin,
                                        json={"id": site, "name": f"Benchmark {site}", "capacity": 10_000})
             response.raise_for_status()
+            # without a target area nobody at the site is found eligible
+            response = await http.put(f"/v1/sites/{site}/area", headers=admin, json=TARGET_AREA)
+            response.raise_for_status()
 
         async def one(index: int) -> list[str]:
             site = SITES[index % len(SITES)]
@@ -217,13 +222,15 @@ def _measure_baseline(bootstrap: str, work: Path, count: int) -> Measurement:
 
 
 def _drive(work: Path, name: str, load: list[str], bootstrap: str, topic: str, expected: int,
-           watch_pid: int | None = None, probe_default_wait: bool = False) -> Measurement:
-    """Start the measuring consumer(s), run the load generator, pair their times by key."""
+           watch_pid: int | None = None, probe_default_wait: bool = False, event_type: str = ENROLLED,
+           rate: float = RATE) -> Measurement:
+    """Start the measuring consumer(s), run the load generator, pair their times by key; only
+    events of ``event_type`` are measured."""
     waits = {name: FETCH_MAX_WAIT_MS}
     if probe_default_wait:
         waits[f"{name}-default-wait"] = DEFAULT_FETCH_MAX_WAIT_MS
     loaded = work / f"{name}.sent.json"
-    common = ["--bootstrap", bootstrap, "--topic", topic, "--expected", str(expected)]
+    common = ["--bootstrap", bootstrap, "--topic", topic, "--expected", str(expected), "--type", event_type]
     with contextlib.ExitStack() as stack:
         consumers = {label: stack.enter_context(child(_consume_args(work, label, wait, common),
                                                       work / f"{label}.consumer.log"))
@@ -232,7 +239,7 @@ def _drive(work: Path, name: str, load: list[str], bootstrap: str, topic: str, e
             _wait_consumer_ready(work, label, consumer)
         cpu = CpuWatch(watch_pid).start()
         with child([*load, "--out", str(loaded)], work / f"{name}.load.log") as generator:
-            if generator.wait(expected / RATE + 120) != 0:
+            if generator.wait(expected / rate + 120) != 0:
                 raise RuntimeError(f"{name} load generator failed:\n{generator.tail()}")
         cpu.stop()
         for label, consumer in consumers.items():
@@ -336,14 +343,15 @@ def _notes(system: Measurement, baseline: Measurement) -> list[str]:
 class Arrivals:
     """What the measuring consumer saw: receive time and producer timestamp per family id."""
 
+    event_type: str = ENROLLED
     received: dict[str, float] = field(default_factory=dict)
     timestamps: dict[str, int] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
     sample: dict[str, Any] = field(default_factory=dict)
 
     def note(self, record: Any, now: float) -> None:
-        """Keep a family-enrolled record's times (the first copy only); ignore everything else."""
-        if dict(record.headers).get("ce_type") != ENROLLED.encode() or not record.key:
+        """Keep the measured type's record times (the first copy only); ignore everything else."""
+        if dict(record.headers).get("ce_type") != self.event_type.encode() or not record.key:
             return
         key = record.key.decode()
         if key in self.received:
@@ -367,7 +375,7 @@ async def _consume(args: argparse.Namespace) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=args.fetch_max_wait_ms)
     await consumer.start()
-    arrivals = Arrivals()
+    arrivals = Arrivals(args.type)
     try:
         await _assign_at_end(consumer, args.topic)
         Path(args.ready).touch()
@@ -473,6 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     consume.add_argument("--sample", required=True, help="where to write the first matching message")
     consume.add_argument("--deadline", type=float, default=900)
     consume.add_argument("--fetch-max-wait-ms", type=int, default=FETCH_MAX_WAIT_MS)
+    consume.add_argument("--type", default=ENROLLED, help="the event type measured (ce_type)")
     http_load = roles.add_parser("http-load")
     http_load.add_argument("--plan", required=True)
     http_load.add_argument("--rate", type=float, required=True)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -399,13 +399,19 @@ def profile_shares(server: Server, targets_file: Path, output: Path, *, connecti
         spy.wait(timeout=seconds + 30)
     finally:
         _stop(spy)
+    return shares_of_samples(output, _category)
+
+
+def shares_of_samples(output: Path,
+                      category_of: Callable[[list[str]], str | None]) -> dict[str, float] | None:
+    """Split py-spy's raw samples (one stack a line, frames split by ``;``) by category, largest
+    first; a stack whose category is None is left out. None if there are no samples."""
     if not output.exists():
         return None
     counts: dict[str, int] = {}
     for line in output.read_text().splitlines():
         stack, _, number = line.rpartition(" ")
-        if number.isdigit():
-            category = _category(stack.split(";"))
+        if number.isdigit() and (category := category_of(stack.split(";"))) is not None:
             counts[category] = counts.get(category, 0) + int(number)
     total = sum(counts.values())
     return {name: count / total for name, count in sorted(counts.items(), key=lambda kv: -kv[1])} \

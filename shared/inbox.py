@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -32,18 +33,36 @@ from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import observability as obs
-from shared.db import insert_ignoring_conflicts, is_outage
+from shared.db import insert_rows, is_outage
 from shared.events.envelope import Envelope, EnvelopeError
 from shared.events.registry import REGISTRY, DomainEvent, InvalidPayload, UnknownEventType
-from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.kafka import AdaptiveFetchWait, ensure_topics, make_consumer, make_producer
 from shared.settings import Settings
 from shared.tables import inbox
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+#: Receives a run of consecutive new events of one type, in partition order, and writes them all
+#: with one statement (``shared.db.insert_rows``).
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 #: A consumer that has not looped for this long is reported not alive.
 STALL_SECONDS = 60.0
+#: Records taken per poll, over all partitions; each partition's share is one transaction. A
+#: replay's cost per transaction (begin, claim, write, commit) is spread over this many events.
+MAX_RECORDS = 2000
+
+
+def one_at_a_time(batch: BatchHandler) -> Handler:
+    """The per-event form of a batch handler, for callers that hand over one event at a time
+    (tests, tools); the consumer itself calls the batch form."""
+
+    async def handle(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
+        await batch(session, [(payload, envelope)])
+
+    handle.__name__ = handle.__qualname__ = f"{batch.__name__}_one"
+    handle.__doc__ = batch.__doc__
+    return handle
 
 
 class NotYet(Exception):
@@ -62,10 +81,13 @@ class _Deferred:
 
 
 class _Prepared(NamedTuple):
+    """A parsed message and what handles it: a per-event ``handler`` or a ``batch`` handler."""
+
     record: ConsumerRecord
     envelope: Envelope
     payload: DomainEvent
-    handler: Handler
+    handler: Handler | None
+    batch: BatchHandler | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,15 @@ class Subscription:
     """What one service's consumer listens to: producing services and a handler per event type.
 
     Handlers write through the session and never commit; the consumer commits.
+
+    ``batch_handlers`` is the form for projections that only insert or upsert rows: a batch
+    handler receives every new event of a run of consecutive same-type events of one partition
+    batch and writes them with one statement (``shared.db.insert_rows``), where a per-event
+    handler would cost a statement (or ORM flush) each. The consumer keeps the same guarantees:
+    only events it claims are passed, a failing batch is retried one transaction per message
+    (the batch handler then gets one event), the order within a partition is kept. A batch
+    handler reads nothing it needs to decide on (use a per-event handler and ``NotYet`` for
+    that) and records no events of its own (it runs without a per-event correlation id).
 
     A department dashboard reads a department topic instead (``topics``): its events are slices,
     so ``parse`` checks them in place of the full model, and it may not write (``dead_letter``
@@ -86,6 +117,11 @@ class Subscription:
     topics: tuple[str, ...] = ()
     parse: Callable[[Envelope], Any] | None = None
     dead_letter: bool = True
+    batch_handlers: Mapping[type[DomainEvent], BatchHandler] = field(default_factory=dict)
+
+    def handled(self) -> list[type[DomainEvent]]:
+        """Every event type with a handler, of either form."""
+        return [*self.handlers, *self.batch_handlers]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -115,11 +151,18 @@ class EventConsumer:
         self.inbox_key = self.group_id
         self.topics = [*(settings.domain_topic(s) for s in subscription.services), *subscription.topics]
         self.by_type = {model.event_type: handler for model, handler in subscription.handlers.items()}
+        self.batch_by_type = {model.event_type: batch for model, batch in subscription.batch_handlers.items()}
+        if both := set(self.by_type) & set(self.batch_by_type):
+            raise ValueError(f"event types with two handlers: {sorted(both)}")
+        #: ``Counter.labels`` looks its child up under a lock: once per outcome, not per message.
+        self._consumed = {outcome: obs.CONSUMED.labels(self.group_id, outcome) for outcome in
+                          ("handled", "duplicate", "ignored", "deferred", "skipped")}
         self.last_progress = time.monotonic()
         self.handled = 0
         self._done: dict[TopicPartition, int] = {}
         self._deferred: dict[TopicPartition, _Deferred] = {}
         self._stopping = asyncio.Event()
+        self.fetch_wait = AdaptiveFetchWait.from_settings(settings)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -162,8 +205,9 @@ class EventConsumer:
         assert self._consumer is not None
         while not self._stopping.is_set():
             retried = await self._retry_deferred()
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            batch = await self._consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
             self.last_progress = time.monotonic()
+            self.fetch_wait.observe(self._consumer, got_messages=bool(batch), now=self.last_progress)
             for tp, records in batch.items():
                 if tp not in self._consumer.assignment():
                     continue  # revoked meanwhile: the new owner starts from the last commit
@@ -209,8 +253,8 @@ class EventConsumer:
             tp = TopicPartition(records[0].topic, records[0].partition)
             await self._settle(tp, ready, attempts=0, last_offset=records[-1].offset)
             return
-        for outcome in outcomes:
-            obs.CONSUMED.labels(self.group_id, outcome).inc()
+        for outcome, times in Counter(outcomes).items():
+            self._consumed[outcome].inc(times)
         self.handled += len(outcomes)
 
     async def _settle(self, tp: TopicPartition, items: list[_Prepared], *, attempts: int,
@@ -228,7 +272,7 @@ class EventConsumer:
                 self._done[tp] = leftover[0].record.offset  # never commit past the waiting one
                 if self._consumer is not None:
                     self._consumer.pause(tp)
-                obs.CONSUMED.labels(self.group_id, "deferred").inc()
+                self._consumed["deferred"].inc()
                 return
             await self._dead_letter(leftover[0].record, NotYet(f"not yet, {attempts} times"))
             items, attempts = leftover[1:], 0
@@ -277,46 +321,45 @@ class EventConsumer:
             await self._dead_letter(record, exc)
             return None
         handler = self.by_type.get(envelope.type)
-        if handler is None:
-            obs.CONSUMED.labels(self.group_id, "ignored").inc()
+        batch = self.batch_by_type.get(envelope.type) if handler is None else None
+        if handler is None and batch is None:
+            self._consumed["ignored"].inc()
             return None
-        return _Prepared(record, envelope, payload, handler)
+        return _Prepared(record, envelope, payload, handler, batch)
 
     async def _apply_batch(self, items: list[_Prepared]) -> list[str]:
         async with self.sessionmaker() as session:
             claimed = await self._claim(session, [item.envelope for item in items])
             outcomes = []
+            fresh = []
             for item in items:
                 key = (item.envelope.source, item.envelope.id)
                 if key not in claimed:
                     outcomes.append("duplicate")
                     continue
                 claimed.discard(key)  # the same id twice in one batch runs once
-                token = obs.correlation_id.set(_correlation(item.envelope))
-                try:
-                    await item.handler(session, item.payload, item.envelope)
-                finally:
-                    obs.correlation_id.reset(token)
+                fresh.append(item)
                 outcomes.append("handled")
+            for run in _runs(fresh):
+                await _handle_run(session, run)
             await session.commit()
         return outcomes
 
     async def _claim(self, session: AsyncSession, envelopes: list[Envelope]) -> set[tuple[str, str]]:
-        now = datetime.now(UTC)
-        rows = {(e.source, e.id): {"consumer": self.inbox_key, "source": e.source, "event_id": e.id,
-                                   "event_type": e.type, "processed_at": now} for e in envelopes}
-        statement = insert_ignoring_conflicts(session, inbox).returning(inbox.c.source, inbox.c.event_id)
-        result = await session.execute(statement, list(rows.values()))
-        return {(row.source, row.event_id) for row in result}
+        """Insert the batch's inbox rows in one statement; return the keys that were new."""
+        rows = [{"source": e.source, "event_id": e.id, "event_type": e.type} for e in envelopes]
+        result = await insert_rows(session, inbox, rows, returning=("source", "event_id"),
+                                   same={"consumer": self.inbox_key, "processed_at": datetime.now(UTC)})
+        return set(result)
 
     async def _handle_prepared(self, item: _Prepared) -> bool:
         """Handle (or dead-letter) one message; False when its handler said "not yet"."""
-        record, envelope, payload, handler = item
+        record, envelope = item.record, item.envelope
         error: Exception | None = None
         for attempt in range(1, self.settings.consumer_max_attempts + 1):
             try:
-                outcome = await self._apply(handler, payload, envelope)
-                obs.CONSUMED.labels(self.group_id, outcome).inc()
+                outcome = await self._apply(item)
+                self._consumed[outcome].inc()
                 self.handled += 1
                 return True
             except NotYet:
@@ -334,21 +377,17 @@ class EventConsumer:
         await self._dead_letter(record, error)
         return True
 
-    async def _apply(self, handler: Handler, payload: DomainEvent, envelope: Envelope) -> str:
-        token = obs.correlation_id.set(_correlation(envelope))
-        try:
-            async with self.sessionmaker() as session:
-                if not await self._claim(session, [envelope]):
-                    return "duplicate"
-                await handler(session, payload, envelope)
-                await session.commit()
-                return "handled"
-        finally:
-            obs.correlation_id.reset(token)
+    async def _apply(self, item: _Prepared) -> str:
+        async with self.sessionmaker() as session:
+            if not await self._claim(session, [item.envelope]):
+                return "duplicate"
+            await _handle_run(session, [item])
+            await session.commit()
+            return "handled"
 
     async def _dead_letter(self, record: ConsumerRecord, error: Exception) -> None:
         if not self.subscription.dead_letter:
-            obs.CONSUMED.labels(self.group_id, "skipped").inc()
+            self._consumed["skipped"].inc()
             log.warning("message skipped", extra={"consumer": self.group_id, "topic": record.topic,
                                                   "partition": record.partition, "offset": record.offset,
                                                   "error": type(error).__name__})
@@ -378,11 +417,47 @@ class EventConsumer:
                 log.debug("final commit failed")
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+            self.fetch_wait.forget()
         self._done.clear()
         self._deferred.clear()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
+
+
+def _runs(items: list[_Prepared]) -> list[list[_Prepared]]:
+    """Split into runs of consecutive items with the same handler (order kept across runs)."""
+    runs: list[list[_Prepared]] = []
+    for item in items:
+        if runs and item.batch is not None and runs[-1][-1].batch is item.batch:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+async def _handle_run(session: AsyncSession, run: list[_Prepared]) -> None:
+    """One per-event handler call (with the event's correlation id), or one batch handler call.
+
+    A batch handler writes with Core statements, which neither flush the ORM's pending changes
+    nor refresh the objects it holds: the session is flushed before, and its objects expired
+    after, so per-event handlers on either side see exactly what one-by-one handling would show.
+    """
+    first = run[0]
+    if first.batch is None:
+        assert first.handler is not None
+        token = obs.correlation_id.set(_correlation(first.envelope))
+        try:
+            await first.handler(session, first.payload, first.envelope)
+        finally:
+            obs.correlation_id.reset(token)
+        return
+    touched = bool(session.identity_map) or bool(session.new) or bool(session.dirty)
+    if touched:
+        await session.flush()
+    await first.batch(session, [(item.payload, item.envelope) for item in run])
+    if touched:
+        session.expire_all()
 
 
 def _describe(error: Exception) -> str:

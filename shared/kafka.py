@@ -101,9 +101,61 @@ def make_consumer(settings: Settings, *, group_id: str | None, **overrides: Any)
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": 500,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         **overrides,
     }
     return AIOKafkaConsumer(**options)
+
+
+def set_fetch_max_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """Change how long a running consumer's next fetch requests wait for data.
+
+    aiokafka takes ``fetch_max_wait_ms`` only at construction and has no public setter, so this
+    sets the private ``_fetch_max_wait_ms`` of the consumer's fetcher, the one place in the
+    project that touches it. ``tests/shared/test_fetch_wait.py`` fails if aiokafka renames it
+    or stops reading it when it builds a fetch request.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None:
+        return  # not started yet: it is built with the wait given at construction
+    if not hasattr(fetcher, "_fetch_max_wait_ms"):
+        raise RuntimeError("aiokafka's fetcher no longer has _fetch_max_wait_ms")
+    fetcher._fetch_max_wait_ms = wait_ms
+
+
+class AdaptiveFetchWait:
+    """Fetches wait briefly while messages flow and long once the topic has been quiet a while.
+
+    On tansu (the embedded broker) an empty fetch returns only when its wait runs out, so a
+    message arriving meanwhile waits for it: with the long wait every hop between services
+    would cost a few hundred milliseconds, with a short one always an idle service would poll
+    its broker a hundred times a second. A message switches to the short wait (the request
+    already in flight keeps its own); ``busy_seconds`` without one switch back.
+    """
+
+    def __init__(self, *, idle_ms: int, busy_ms: int, busy_seconds: float) -> None:
+        self.idle_ms, self.busy_ms, self.busy_seconds = idle_ms, busy_ms, busy_seconds
+        self.current_ms = idle_ms
+        self._last_message = float("-inf")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdaptiveFetchWait:
+        return cls(idle_ms=settings.consumer_fetch_max_wait_ms,
+                   busy_ms=settings.consumer_busy_fetch_max_wait_ms,
+                   busy_seconds=settings.consumer_busy_seconds)
+
+    def observe(self, consumer: AIOKafkaConsumer, *, got_messages: bool, now: float) -> None:
+        """After each poll: note whether it brought messages and set the wait it calls for."""
+        if got_messages:
+            self._last_message = now
+        wanted = self.busy_ms if now - self._last_message < self.busy_seconds else self.idle_ms
+        if wanted != self.current_ms:
+            set_fetch_max_wait(consumer, wanted)
+            self.current_ms = wanted
+
+    def forget(self) -> None:
+        """A new client starts with the idle wait it was built with."""
+        self.current_ms, self._last_message = self.idle_ms, float("-inf")
 
 
 async def ensure_topics(

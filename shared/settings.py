@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     #: off from ``consumer_not_yet_delay`` seconds up to 30 s between tries, before the DLQ.
     consumer_not_yet_attempts: int = Field(default=10, ge=1)
     consumer_not_yet_delay: float = Field(default=0.5, gt=0)
+    #: How long a consumer's fetch waits for data while the topic is quiet. The local tansu broker
+    #: answers an empty fetch only when this runs out, so it is also the delay before a message
+    #: arriving on an idle topic is seen; long keeps an idle service's CPU near zero.
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
+    #: The fetch wait for ``consumer_busy_seconds`` after the last message: short, so a hop
+    #: between services costs milliseconds while events flow (``shared.kafka.AdaptiveFetchWait``).
+    consumer_busy_fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
+    consumer_busy_seconds: float = Field(default=5.0, ge=0)
     #: Published outbox rows older than this many days are deleted; unset keeps everything (the
     #: embedded default). Only kept rows can be re-published and shown in the department view.
     outbox_retention_days: int | None = Field(default=None, ge=1)

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.finance.models import AdultStatus, FamilySavings, StationingCopy
+from shared.db import insert_rows
 from shared.events.casework import EmploymentStatusRecorded, StaffStationed, StationingEnded
 from shared.events.envelope import Envelope
 from shared.events.intake import FamilyEnrolled
-from shared.inbox import Subscription
+from shared.inbox import Subscription, one_at_a_time
+
+STATIONINGS, SAVINGS = (cast(Table, model.__table__) for model in (StationingCopy, FamilySavings))
 
 
-async def on_staff_stationed(session: AsyncSession, event: StaffStationed, envelope: Envelope) -> None:
-    """Keyed by the stationing id: the same stationing reported twice is counted once."""
-    row = await session.get(StationingCopy, event.stationing_id) or StationingCopy(
-        id=event.stationing_id, staff_id=event.staff_id, site_id=event.site_id, department=event.department,
-        fte=event.fte, starts_on=event.starts_on)
-    row.fte, row.starts_on, row.ends_on = event.fte, event.starts_on, event.ends_on
-    _changed_by(row, envelope)
-    session.add(row)
-    await session.flush()
+async def on_staff_stationings(session: AsyncSession,
+                               batch: Sequence[tuple[StaffStationed, Envelope]]) -> None:
+    """Keyed by the stationing id: the same stationing reported twice is counted once; a later
+    report changes its extent and remembers the roster change (``_changed_by``)."""
+    await insert_rows(session, STATIONINGS, [
+        {"id": e.stationing_id, "staff_id": e.staff_id, "site_id": e.site_id, "department": e.department,
+         "fte": e.fte, "starts_on": e.starts_on, "ends_on": e.ends_on, "changed_by": envelope.id,
+         "changed_at": envelope.time} for e, envelope in batch],
+        update=("fte", "starts_on", "ends_on", "changed_by", "changed_at"))
 
 
 async def on_stationing_ended(session: AsyncSession, event: StationingEnded, envelope: Envelope) -> None:
@@ -35,10 +42,13 @@ def _changed_by(row: StationingCopy, envelope: Envelope) -> None:
     row.changed_by, row.changed_at = envelope.id, envelope.time
 
 
-async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: Envelope) -> None:
-    if await session.get(FamilySavings, event.family_id) is None:
-        session.add(FamilySavings(family_id=event.family_id, site_id=event.site_id))
-        await session.flush()
+async def on_families_enrolled(session: AsyncSession,
+                               batch: Sequence[tuple[FamilyEnrolled, Envelope]]) -> None:
+    await insert_rows(session, SAVINGS, [{"family_id": e.family_id, "site_id": e.site_id} for e, _ in batch])
+
+
+on_staff_stationed = one_at_a_time(on_staff_stationings)
+on_family_enrolled = one_at_a_time(on_families_enrolled)
 
 
 async def on_employment_status(session: AsyncSession, event: EmploymentStatusRecorded, _: Envelope) -> None:
@@ -58,5 +68,5 @@ async def on_employment_status(session: AsyncSession, event: EmploymentStatusRec
 
 
 SUBSCRIPTION = Subscription(name="finance", services=("intake", "casework"), handlers={
-    StaffStationed: on_staff_stationed, StationingEnded: on_stationing_ended,
-    FamilyEnrolled: on_family_enrolled, EmploymentStatusRecorded: on_employment_status})
+    StationingEnded: on_stationing_ended, EmploymentStatusRecorded: on_employment_status},
+    batch_handlers={StaffStationed: on_staff_stationings, FamilyEnrolled: on_families_enrolled})

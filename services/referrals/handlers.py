@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals import domain as d
@@ -12,6 +13,7 @@ from services.referrals import service
 from services.referrals.models import ConsentCover, FamilyMember, FamilySite, Offer, Referral
 from services.referrals.schemas import ReferralIn
 from shared.auth import Principal, Role
+from shared.db import insert_rows
 from shared.events.casework import EscalationRaised
 from shared.events.envelope import Envelope
 from shared.events.intake import (
@@ -24,43 +26,48 @@ from shared.events.intake import (
     Member,
     MemberAdded,
 )
-from shared.inbox import NotYet, Subscription
+from shared.inbox import NotYet, Subscription, one_at_a_time
 
 SYSTEM = Principal(subject="referrals-service", role=Role.SYSTEM)
+SITES, MEMBERS, COVERS = (cast(Table, model.__table__) for model in (FamilySite, FamilyMember, ConsentCover))
 
 
-async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, _: Envelope) -> None:
-    if await session.get(FamilySite, event.family_id) is None:
-        session.add(FamilySite(family_id=event.family_id, site_id=event.site_id))
-    for member in event.members:
-        await _add_member(session, event.family_id, member)
-    await session.flush()
+async def on_families_enrolled(session: AsyncSession,
+                               batch: Sequence[tuple[FamilyEnrolled, Envelope]]) -> None:
+    """Learn each family's site and members (kept as first learnt: a family keeps its id)."""
+    await _add_sites(session, [event for event, _ in batch])
+    await _add_members(session, [(event.family_id, member) for event, _ in batch for member in event.members])
 
 
-async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope) -> None:
-    await _add_member(session, event.family_id, event.member)
-    await session.flush()
+async def on_members_added(session: AsyncSession, batch: Sequence[tuple[MemberAdded, Envelope]]) -> None:
+    await _add_members(session, [(event.family_id, event.member) for event, _ in batch])
 
 
-async def _add_member(session: AsyncSession, family_id: UUID, member: Member) -> None:
+async def _add_sites(session: AsyncSession, events: Sequence[FamilyEnrolled | ConsentGivenBase]) -> None:
+    await insert_rows(session, SITES, [{"family_id": e.family_id, "site_id": e.site_id} for e in events])
+
+
+async def _add_members(session: AsyncSession, members: list[tuple[Any, Member]]) -> None:
     """Learn who belongs to the family, so a referral can only name one of its members."""
-    if await session.get(FamilyMember, member.person_id) is None:
-        session.add(FamilyMember(person_id=member.person_id, family_id=family_id, role=member.role))
+    await insert_rows(session, MEMBERS, [{"person_id": member.person_id, "family_id": family_id,
+                                          "role": member.role} for family_id, member in members])
 
 
-async def on_consent_given(session: AsyncSession, event: ConsentGivenBase, _: Envelope) -> None:
-    """A new consent, or a renewal (same id, new expiry): record whose it is and until when."""
-    if await session.get(FamilySite, event.family_id) is None:
-        session.add(FamilySite(family_id=event.family_id, site_id=event.site_id))
-    for department in event.departments:
-        cover = await session.get(ConsentCover, (event.consent_id, department))
-        if cover is None:
-            cover = ConsentCover(consent_id=event.consent_id, department=department,
-                                 family_id=event.family_id)
-            session.add(cover)
-        cover.person_id, cover.person_role = event.person_id, event.person_role
-        cover.expires_on = event.expires_on
-    await session.flush()
+async def on_consents_given(session: AsyncSession,
+                            batch: Sequence[tuple[ConsentGivenBase, Envelope]]) -> None:
+    """A new consent, or a renewal (same id, new expiry): record whose it is and until when (a
+    revoked cover stays inactive)."""
+    events = [event for event, _ in batch]
+    await _add_sites(session, events)
+    await insert_rows(session, COVERS, [
+        {"consent_id": e.consent_id, "department": department, "family_id": e.family_id, "active": True,
+         "person_id": e.person_id, "person_role": e.person_role, "expires_on": e.expires_on}
+        for e in events for department in e.departments], update=("person_id", "person_role", "expires_on"))
+
+
+on_family_enrolled = one_at_a_time(on_families_enrolled)
+on_member_added = one_at_a_time(on_members_added)
+on_consent_given = one_at_a_time(on_consents_given)
 
 
 async def on_consent_revoked(session: AsyncSession, event: ConsentRevoked, _: Envelope) -> None:
@@ -133,6 +140,7 @@ async def on_escalation_raised(session: AsyncSession, event: EscalationRaised, _
 
 
 SUBSCRIPTION = Subscription(name="referrals", services=("intake", "casework"), handlers={
-    FamilyEnrolled: on_family_enrolled, MemberAdded: on_member_added, FamilyExited: on_family_exited,
-    ConsentGiven: on_consent_given, ConsentGivenV2: on_consent_given, ConsentRevoked: on_consent_revoked,
-    EscalationRaised: on_escalation_raised})
+    FamilyExited: on_family_exited, ConsentRevoked: on_consent_revoked,
+    EscalationRaised: on_escalation_raised},
+    batch_handlers={FamilyEnrolled: on_families_enrolled, MemberAdded: on_members_added,
+                    ConsentGiven: on_consents_given, ConsentGivenV2: on_consents_given})

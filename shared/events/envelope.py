@@ -63,7 +63,7 @@ class Envelope:
         cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple
     ) -> Envelope:
         """Parse a Kafka record; raise EnvelopeError for anything that is not our CloudEvent."""
-        found = {name: raw.decode("utf-8", "replace") for name, raw in headers or ()}
+        found = _read_headers(headers or ())
         missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
         if missing:
             raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
@@ -88,6 +88,19 @@ class Envelope:
         )
 
 
+#: The headers ``from_kafka`` reads; others (content-type, a DLQ's own) are not decoded at all.
+_READ_HEADERS = frozenset({*REQUIRED_HEADERS, "ce_time", "ce_subject", "ce_dataschema", CORRELATION_HEADER})
+
+
+def _read_headers(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str]:
+    """The headers we read, as UTF-8 (replacement characters for what is not). A consumer's hot
+    loop: the strict decode is the fast path, the lenient one runs only for a broken header."""
+    try:
+        return {name: raw.decode() for name, raw in headers if name in _READ_HEADERS}
+    except UnicodeDecodeError:
+        return {name: raw.decode("utf-8", "replace") for name, raw in headers if name in _READ_HEADERS}
+
+
 def _format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -96,7 +109,7 @@ def _parse_time(raw: str | None) -> datetime:
     if not raw:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(raw)  # Python 3.11 reads the "Z" of RFC 3339
     except ValueError as exc:
         raise EnvelopeError("ce_time is not RFC 3339") from exc
     if parsed.tzinfo is None:

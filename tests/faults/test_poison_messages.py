@@ -62,7 +62,7 @@ def consumed_topics() -> list[tuple[str, Subscription, str]]:
 
 def handled_spec(subscription: Subscription, producer: str) -> EventSpec:
     """The first event type (by name) of ``producer`` that the subscription handles."""
-    specs = sorted((REGISTRY.spec(model.event_type) for model in subscription.handlers),
+    specs = sorted((REGISTRY.spec(model.event_type) for model in subscription.handled()),
                    key=lambda spec: spec.type)
     found = [spec for spec in specs if spec.service == producer]
     assert found, f"{subscription.name} consumes {producer}'s topic but handles none of its events"
