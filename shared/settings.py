@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     topic_namespace: str = "oto"
     consumers_enabled: bool = True
     relay_enabled: bool = True
+    #: uvicorn worker processes per service; with more than one, one of them (the leader, see
+    #: ``shared.leader``) runs the relay and the consumers.
+    workers: int = Field(default=1, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
     #: A handler that says "not yet" (``shared.inbox.NotYet``) is tried this many times, backing
     #: off from ``consumer_not_yet_delay`` seconds up to 30 s between tries, before the DLQ.
