@@ -4,6 +4,7 @@ consumers (``shared.leader``); a follower takes over when the leader stops or di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -69,15 +70,16 @@ async def test_only_the_leader_runs_the_relay_and_the_consumers_and_a_follower_t
     settings = make_settings(broker=broker, database_url=f"sqlite+aiosqlite:///{tmp_path / 'casework.db'}",
                              service="casework", workers=2, data_dir=tmp_path)
     leader_app, follower_app = create_casework(settings), create_casework(settings)
-    async with running(follower_app):
-        async with running(leader_app):
+    async with contextlib.AsyncExitStack() as leader:
+        await leader.enter_async_context(running(leader_app))  # started first: it leads
+        async with running(follower_app):
             background = sorted(t.get_name() for t in leader_app.state.tasks)
             assert "casework-relay" in background and any(n.startswith("consumer-") for n in background)
             assert follower_app.state.tasks == [] and follower_app.state.consumers == []
             assert not follower_app.state.follower.done()
-        # The leader stopped (and gave up its lock): the follower starts the same work.
-        taken_over = await eventually(lambda: _names(follower_app))
-        assert taken_over == background
+            await leader.aclose()  # the leader stops and gives up its lock: the follower takes over
+            taken_over = await eventually(lambda: _names(follower_app))
+            assert taken_over == background
 
 
 async def _names(app: object) -> list[str]:
@@ -140,7 +142,8 @@ def _worker_pids(supervisor: int) -> list[int]:
     """uvicorn's workers, the serving children of the supervisor (not multiprocessing's helpers)."""
     deadline = time.monotonic() + 30
     while True:
-        children = [int(c) for c in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()]
+        listed = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text()
+        children = [int(c) for c in listed.split()]
         workers = [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
         if len(workers) >= 2 or time.monotonic() > deadline:
             return workers
