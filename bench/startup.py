@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ def _start_system(data_dir: Path) -> Start:
     try:
         ready = _wait_ready({name: f"http://127.0.0.1:{base + offset}{path}"
                              for name, (offset, path) in _children().items()}, started, process)
-        cpu = _tree_cpu(process.pid)
+        cpu = support.tree_cpu_seconds(process.pid)
     finally:
         _stop_runner(process)
         reader.join(timeout=10)
@@ -143,23 +143,6 @@ def _wait_ready(urls: dict[str, str], started: float, process: subprocess.Popen[
                             ready[name] = time.monotonic() - started
             time.sleep(POLL)
     return ready
-
-
-def _tree_cpu(root: int) -> float:
-    """User + system CPU of the process and every living descendant (/proc)."""
-    total = 0
-    for pid in _descendants(root):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(pid: int) -> Iterator[int]:
-    yield pid
-    with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            yield from _descendants(int(child))
 
 
 def _stop_runner(process: subprocess.Popen[str]) -> None:
