@@ -151,6 +151,11 @@ def _forked_main(target: str, args: tuple[Any, ...], kwargs: dict[str, Any], env
     """The child's set-up, as ``spawn`` does it: own process group, stop with its parent (the fork
     server), output to the log, the given environment."""
     _die_with_parent()
+    # multiprocessing closed stdin; uvicorn's workers (OTO_WORKERS) inherit fd 0, so give it one.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's stdin, open for its life
     out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(out, 1)
     os.dup2(out, 2)
