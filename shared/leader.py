@@ -1,7 +1,8 @@
 """One leader among a service's uvicorn workers (``OTO_WORKERS`` > 1) on one host.
 
 The outbox relay and the Kafka consumers must run in exactly one worker. The leader is the worker
-that holds an exclusive ``flock`` on ``<data dir>/<service>.leader``: the kernel releases the lock
+that holds an exclusive ``flock`` on ``<data dir>/<service>.leader`` (the temporary folder when
+the data folder is not writable, as in the container image): the kernel releases the lock
 when its holder dies however it dies (a crash, SIGKILL, the OOM killer), so there is no stale
 lease to expire and no clock to trust. The other workers try again every ``FOLLOW_SECONDS``;
 the first to get the lock starts the relay and the consumers (uvicorn also starts a new worker
@@ -26,6 +27,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -38,8 +40,7 @@ class Leadership:
     """The leader lock of one service on this host, and the leader's wake-up socket."""
 
     def __init__(self, data_dir: Path, service: str) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = (data_dir / f"{service}.leader").resolve()
+        self.path = (_writable(data_dir) / f"{service}.leader").resolve()
         self.prepare_path = self.path.with_suffix(".prepare")
         digest = hashlib.sha256(str(self.path).encode()).hexdigest()[:24]
         self.address = f"\0oto-wake-{digest}"
@@ -122,3 +123,13 @@ class Leadership:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _writable(data_dir: Path) -> Path:
+    """The data folder, or the temporary folder where it cannot be written (a container's image
+    folder): the workers of one host all choose the same."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.gettempdir())
+    return data_dir if os.access(data_dir, os.W_OK) else Path(tempfile.gettempdir())
