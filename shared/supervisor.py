@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import forkserver, get_context
 from multiprocessing.process import BaseProcess
@@ -85,9 +86,20 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 def start_fork_server(modules: Sequence[str]) -> None:
     """Start the fork server now, importing ``modules``; it works while the runner goes on."""
-    os.environ[FORK_SERVER_PARENT] = str(os.getpid())
     forkserver.set_forkserver_preload(["shared.supervisor", *modules])
-    forkserver.ensure_running()
+    with _naming_the_runner():
+        forkserver.ensure_running()
+
+
+@contextmanager
+def _naming_the_runner() -> Iterator[None]:
+    """Put the runner's pid in the environment of a fork server started meanwhile (it starts
+    one again if the first died), and in no other process's."""
+    os.environ[FORK_SERVER_PARENT] = str(os.getpid())
+    try:
+        yield
+    finally:
+        del os.environ[FORK_SERVER_PARENT]
 
 
 def _bind_fork_server_to_runner() -> None:
@@ -95,7 +107,7 @@ def _bind_fork_server_to_runner() -> None:
     its "alive" pipe too, so without this a killed runner would leave the server and its
     children running; with it the server dies, and its children (``_forked_main``) follow."""
     parent = os.environ.get(FORK_SERVER_PARENT)
-    if parent is None or "multiprocessing.forkserver" not in sys.modules or parent != str(os.getppid()):
+    if parent is None or parent != str(os.getppid()):
         return
     _stop_with_parent(signal.SIGKILL)
     if str(os.getppid()) != parent:  # the runner died before the line above
@@ -142,7 +154,8 @@ def fork(target: str, *args: Any, env: dict[str, str], log_path: Path, **kwargs:
     like ``spawn``."""
     process = get_context("forkserver").Process(
         target=_forked_main, args=(target, args, kwargs, env, str(log_path)), name=log_path.stem)
-    process.start()
+    with _naming_the_runner():
+        process.start()
     return Forked(process)
 
 
