@@ -2,9 +2,9 @@
 with ``OTO_WORKERS=2`` against the same service with one worker (the baseline), on the same
 PostgreSQL database, at 16 keep-alive connections from wrk.
 
-The seeding, the targets and the wrk driver are ``bench/rest_read.py``'s. Both servers are up
-during the whole run and measured alternately (one worker, two workers, and again), so a busy
-spell on the machine does not fall on one side only; the better of the two runs of each counts.
+The seeding, the targets and the wrk driver are ``bench/rest_read.py``'s. The two are measured
+alternately (one worker, two workers, and again), so a busy spell on the machine does not fall
+on one side only; the better of the two runs of each counts.
 """
 
 from __future__ import annotations
@@ -43,25 +43,23 @@ def run(*, quick: bool) -> list[Section]:
 
 def _measure(database: support.Database, scratch: Path, targets: Path,
              timing: rest_read.Timing) -> dict[int, Run]:
+    """Alternating rounds; each server runs only for its own measurement, so the two never hold
+    PostgreSQL connections at once (the shared server's connection limit is not the figure)."""
     best: dict[int, Run] = {}
-    envs = {workers: {**support.service_env("intake", database, support.new_port()),
-                      "OTO_WORKERS": str(workers), "OTO_DATA_DIR": str(scratch / f"data-{workers}")}
-            for workers in WORKERS}
-    with support.serving("intake-1-worker", "shared.serve", envs[1], scratch) as one, \
-            support.serving("intake-2-workers", "shared.serve", envs[2], scratch) as two:
-        servers = {1: one, 2: two}
-        for server in servers.values():
-            rest_read._check(server, rest_read._first_target(targets))
-        for _ in range(ROUNDS):
-            for workers, server in servers.items():
+    for _ in range(ROUNDS):
+        for workers in WORKERS:
+            env = {**support.service_env("intake", database, support.new_port()),
+                   "OTO_WORKERS": str(workers), "OTO_DATA_DIR": str(scratch / f"data-{workers}")}
+            with support.serving(f"intake-{workers}-workers", "shared.serve", env, scratch) as server:
+                rest_read._check(server, rest_read._first_target(targets))
                 print(f"   {workers} worker(s), {CONNECTIONS} connections", flush=True)
                 busy_before, total_before = machine_cpu_ticks()
                 load = support.measure(server, targets, connections=CONNECTIONS, seconds=timing.seconds,
                                        warmup=timing.warmup)
                 busy, total = machine_cpu_ticks()
-                result = Run(load, (busy - busy_before) / max(total - total_before, 1))
-                if workers not in best or result.load.rps > best[workers].load.rps:
-                    best[workers] = result
+            result = Run(load, (busy - busy_before) / max(total - total_before, 1))
+            if workers not in best or result.load.rps > best[workers].load.rps:
+                best[workers] = result
     return best
 
 
@@ -93,7 +91,7 @@ def _section(runs: dict[int, Run], timing: rest_read.Timing, quick: bool) -> Sec
     setup = (f"Intake on its own PostgreSQL database with {rest_read.HOUSEHOLDS} households "
              f"(bench/rest_read.py's seed and targets: team staff reading families of their site), "
              f"`python -m shared.serve` with OTO_WORKERS=2 (system) and =1 (baseline), relay and "
-             f"consumers off, both up during the whole run; wrk, one thread, {CONNECTIONS} keep-alive "
+             f"consumers off, started for their own runs; wrk, one thread, {CONNECTIONS} keep-alive "
              f"connections, {timing.warmup:.0f} s warm-up then {timing.seconds:.0f} s, {ROUNDS} "
              f"alternating rounds, the better of each counted."
              + (" Quick run: indicative only." if quick else ""))

@@ -54,6 +54,8 @@ class Start:
     phases: list[tuple[str, float]] = field(default_factory=list)
     first_line: float = 0.0
     cpu_seconds: float = 0.0
+    #: The runner's lines about a child that exited or was late: why a run was slow.
+    incidents: list[str] = field(default_factory=list)
 
     @property
     def all_ready(self) -> float:
@@ -115,11 +117,14 @@ def _start_system(data_dir: Path) -> Start:
         ready = _wait_ready({name: f"http://127.0.0.1:{base + offset}{path}"
                              for name, (offset, path) in _children().items()}, started, process)
         cpu = support.tree_cpu_seconds(process.pid)
+        ready_at = max(ready.values())
     finally:
         _stop_runner(process)
         reader.join(timeout=10)
+    incidents = [line for at, line in lines if at <= ready_at and any(
+        word in line for word in ("exited", "restart", "not ready"))]
     return Start(ready=ready, phases=_phases(lines), first_line=lines[0][0] if lines else 0.0,
-                 cpu_seconds=cpu)
+                 cpu_seconds=cpu, incidents=incidents)
 
 
 def _read_lines(process: subprocess.Popen[str], started: float, lines: list[tuple[float, str]]) -> None:
@@ -238,6 +243,8 @@ def _section(starts: list[Start], bare: list[float], eight: list[float],
     middle = sorted(starts, key=lambda s: s.all_ready)[len(starts) // 2]
     services = max(middle.ready[s] for s in SERVICES)
     dashboards = max(t for name, t in middle.ready.items() if name not in SERVICES)
+    incidents = [f"run {index + 1}: " + "; ".join(s.incidents) for index, s in enumerate(starts)
+                 if s.incidents]
     notes = [
         "Per run, seconds to everything ready: " + ", ".join(f"{s.all_ready:.1f}" for s in starts)
         + "; one bare FastAPI interpreter (the baseline): " + ", ".join(f"{b:.1f}" for b in bare)
@@ -249,13 +256,17 @@ def _section(starts: list[Start], bare: list[float], eight: list[float],
                     if "ready on" not in label and label not in middle.ready)
         + f". Every service ready {services:.1f} s and every dashboard {dashboards:.1f} s after "
           f"the launch.",
-        f"The fork server imports the services, the dashboard and their libraries once "
-        f"({preload:.1f} s of CPU in one interpreter, while the runner starts the broker); each "
-        f"child is a fork of it and only builds its app, migrates its SQLite file and connects.",
+        f"The fork server imports the libraries, `shared` and the dashboard once ({preload:.1f} s "
+        f"of CPU in one interpreter, while the runner starts the broker); each child is a fork of "
+        f"it and only imports its service's own modules, builds its app, migrates its SQLite file "
+        f"and connects.",
         "Import profile of one service (`python -X importtime -c 'import services.intake.app'`, "
         "cumulative ms, the fork server pays it once): "
         + ", ".join(f"{name} {ms:.0f}" for name, ms in imports) + ".",
     ]
+    if incidents:
+        notes.append("Children that exited or were late before everything was ready (the runner's "
+                     "lines): " + " | ".join(incidents) + ".")
     setup = ("`./run.sh --no-demo` on this checkout (virtualenv installed, bytecode compiled), a fresh "
              "data folder and free ports per run, one start not counted first; the benchmark polls "
              f"every /readyz (four services, four dashboards) every {POLL * 1000:.0f} ms from launch "

@@ -42,11 +42,12 @@ STOP_GRACE, RESTART_GRACE = 4.0, 20.0
 PORT_RELEASE_WAIT = 5.0
 #: Dashboards listen on base port + this + 0..3 (8011–8014 by default), in ``Department`` order.
 DASHBOARD_PORT_OFFSET = 10
-#: What the fork server imports once for every child: the services, the dashboard, and what
-#: their start-up would import lazily (the SQLite driver, alembic, uvicorn's protocol modules).
-PRELOAD = ("shared.serve", "shared.cli", "shared.migrations", "alembic.command",
-           "alembic.runtime.environment",
-           *(f"services.{service}.app" for service in SERVICES), "dashboard.__main__",
+#: What the fork server imports once for every child: what they share (the libraries, ``shared``,
+#: the dashboard, which four children use) and what their start-up would import lazily (the
+#: SQLite driver, alembic, uvicorn's protocol modules). Each service's own modules (a quarter of
+#: the imports) are left to its child: imported once either way, but then on both cores at once.
+PRELOAD = ("shared.serve", "shared.cli", "shared.app", "shared.migrations", "alembic.command",
+           "alembic.runtime.environment", "dashboard.__main__",
            "sqlalchemy.dialects.sqlite.aiosqlite", "uvicorn.loops.auto", "uvicorn.protocols.http.auto",
            "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on")
 #: How often the runner asks the children whether they are ready while they start.
