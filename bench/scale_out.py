@@ -83,8 +83,8 @@ def _section(runs: dict[int, Run], timing: rest_read.Timing, quick: bool) -> Sec
         "workers is contention (two processes on two busy cores), not more work per read.",
         "With several workers one of them (the leader: the holder of an flock on "
         "`<data dir>/intake.leader`) would run the relay and the consumers; here both are off, as "
-        "in bench/rest_read.py, since a read uses neither. Each worker keeps its own Prometheus "
-        "registry (docs/operations.md).",
+        "in bench/rest_read.py, since a read uses neither. The two workers count their requests in "
+        "Prometheus' multiprocess mode (files in a temporary folder; docs/operations.md).",
         "Profile: where one worker's CPU goes on this read is bench/rest_read.py's breakdown; the "
         "scale-out run adds no code path (uvicorn's workers share the listening socket).",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -11,7 +12,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +28,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
 from shared.leader import Leadership
-from shared.observability import RequestContextMiddleware, configure_logging
+from shared.observability import MULTIPROCESS_DIR, RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
 from shared.outbox import WAKEUP_KEY, OutboxRelay, outbox_backlog, relay_wakeup_info
 from shared.outbox_admin import outbox_router
@@ -273,9 +275,20 @@ def operations_router() -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """This process's registry; with several workers (``shared.serve`` sets
+    PROMETHEUS_MULTIPROC_DIR for them) every worker's, summed (counters, histograms) or the
+    latest value (gauges), whichever worker answers the scrape."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 async def _outbox_moving(state: Any) -> tuple[bool, int, str]:

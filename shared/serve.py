@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared.observability import MULTIPROCESS_DIR
 from shared.settings import DevelopmentSecrets, Settings
 
 
@@ -24,7 +27,14 @@ def main() -> None:
                                "port": int(os.environ.get("OTO_PORT", "8000")), "log_config": None,
                                "access_log": False, "timeout_graceful_shutdown": 20}
     if settings.workers > 1:  # uvicorn starts the workers and starts a new one when one dies
-        uvicorn.run("shared.serve:app_from_environment", factory=True, workers=settings.workers, **options)
+        # Before any worker imports prometheus_client: each writes its metrics to files there,
+        # and /metrics reads them all (a fresh folder: no counts of an earlier run).
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix=f"oto-metrics-{settings.service}-")
+        try:
+            uvicorn.run("shared.serve:app_from_environment", factory=True, workers=settings.workers,
+                        **options)
+        finally:
+            shutil.rmtree(os.environ[MULTIPROCESS_DIR], ignore_errors=True)
     else:
         uvicorn.run(app_from_environment(settings), **options)
 

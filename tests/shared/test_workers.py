@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.casework.app import create_app as create_casework
 from shared.broker import free_port
@@ -113,6 +114,10 @@ async def test_two_workers_answer_and_publish_every_event_once(tmp_path: Path, b
             workers = _worker_pids(server.pid)
             assert len(workers) == 2
             assert _lock_holders(tmp_path / "intake.leader") == 1
+            # Prometheus' multiprocess mode: whichever worker answers counts every worker's requests.
+            for _ in range(3):
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as once:
+                    assert _registered(await once.get("/metrics")) == households
             outbox_rows = await eventually(lambda: _published(database, households), timeout=30)
             records = await read_topic(broker.bootstrap, settings.domain_topic("intake"),
                                        expected=outbox_rows, settle=2.0)
@@ -121,6 +126,14 @@ async def test_two_workers_answer_and_publish_every_event_once(tmp_path: Path, b
         server.wait(timeout=60)
     ids = [dict(r.headers)["ce_id"] for r in records]
     assert len(ids) == outbox_rows >= households and len(set(ids)) == len(ids)
+
+
+def _registered(metrics: httpx.Response) -> float:
+    """Households registered (201 on POST /v1/households), as /metrics counts them."""
+    return sum(sample.value for family in text_string_to_metric_families(metrics.text)
+               if family.name == "oto_http_requests" for sample in family.samples
+               if sample.name == "oto_http_requests_total" and sample.labels.get("method") == "POST"
+               and sample.labels.get("route") == "/v1/households" and sample.labels.get("status") == "201")
 
 
 async def _ready(http: httpx.AsyncClient) -> bool:
