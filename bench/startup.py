@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -29,7 +30,6 @@ import httpx
 
 from bench import support
 from bench.report import Figure, Section
-from shared.broker import free_port
 from shared.departments import Department
 from shared.embedded import DASHBOARD_PORT_OFFSET, PRELOAD
 from shared.settings import SERVICES
@@ -38,6 +38,8 @@ GOAL_SECONDS = 10.0
 #: How often the benchmark asks every /readyz while the system starts.
 POLL = 0.02
 READY_TIMEOUT = 120.0
+#: The broker listens on the base port plus this (the children use base + 0..3 and 10..13).
+BROKER_OFFSET = 20
 BARE_APP = ("import fastapi, sqlalchemy.ext.asyncio, aiokafka, uvicorn\n"
             "app = fastapi.FastAPI()\n"
             "app.get('/readyz')(lambda: {'status': 'ready'})\n"
@@ -90,23 +92,30 @@ def _children() -> dict[str, tuple[int, str]]:
                for offset, d in enumerate(Department)}}
 
 
-def _free_base() -> int:
-    offsets = [offset for offset, _ in _children().values()]
+def _free_base(offsets: Sequence[int]) -> int:
+    """A base port below the kernel's ephemeral range where every ``base + offset`` (the
+    children's ports and the broker's) can be bound: a port in that range may be the local end of a
+    connection of some other program, and a child that cannot bind exits and is restarted with
+    backoff, which would measure the collision instead of the start."""
     while True:
-        base = free_port()
-        if all(_port_free(base + offset) for offset in offsets):
+        base = random.randrange(20_000, 32_000)
+        if all(_bindable(base + offset) for offset in offsets):
             return base
 
 
-def _port_free(port: int) -> bool:
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_system(data_dir: Path) -> Start:
-    base = _free_base()
+    base = _free_base([*(offset for offset, _ in _children().values()), BROKER_OFFSET])
     command = [str(support.ROOT / "run.sh"), "--data-dir", str(data_dir), "--base-port", str(base),
-               "--broker-port", str(free_port()), "--no-demo"]
+               "--broker-port", str(base + BROKER_OFFSET), "--no-demo"]
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=support.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True, text=True, env={**os.environ, "COLUMNS": "200"})
@@ -175,7 +184,8 @@ def _phases(lines: Sequence[tuple[float, str]]) -> list[tuple[str, float]]:
 
 def _start_bare(count: int, scratch: Path) -> list[float]:
     """``count`` bare interpreters started at once; seconds from launch to each one's first 200."""
-    ports = [free_port() for _ in range(count)]
+    base = _free_base(range(count))
+    ports = [base + offset for offset in range(count)]
     started = time.monotonic()
     processes = [subprocess.Popen([sys.executable, "-c", BARE_APP.replace("{port}", str(port))],
                                   cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
