@@ -9,6 +9,7 @@ on one side only; the better of the two runs of each counts.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def _measure(database: support.Database, scratch: Path, targets: Path,
     return best
 
 
+def _machine_ms_per_read(run: Run, cores: int) -> float:
+    reads = run.load.requests or 1
+    return 1000 * run.machine_busy * cores * run.load.seconds / reads
+
+
 def _section(runs: dict[int, Run], timing: rest_read.Timing, quick: bool) -> Section:
     one, two = runs[1].load, runs[2].load
     figures = [
@@ -73,11 +79,16 @@ def _section(runs: dict[int, Run], timing: rest_read.Timing, quick: bool) -> Sec
                goal="<= 1 x one worker", met=two.p99_ms <= one.p99_ms),
         Figure("server CPU per read", "ms", two.cpu_ms or 0.0, one.cpu_ms or 0.0),
     ]
+    cores = os.cpu_count() or 1
+    machine = {workers: _machine_ms_per_read(run, cores) for workers, run in runs.items()}
     notes = [
-        f"Machine busy during the counted runs (all cores, everything on the machine): one worker "
-        f"{runs[1].machine_busy:.0%}, two workers {runs[2].machine_busy:.0%}. This machine has two "
-        f"cores shared by the workers, PostgreSQL and wrk: a second worker can add at most what "
-        f"the first leaves idle, so the ratio here is a floor for a machine with cores to spare.",
+        f"Machine busy during the counted runs (all {cores} cores, everything on the machine): one "
+        f"worker {runs[1].machine_busy:.0%}, two workers {runs[2].machine_busy:.0%}. Machine CPU per "
+        f"read (busy share x cores x duration / reads): {machine[1]:.2f} ms with one worker, of "
+        f"which the server {one.cpu_ms or 0:.2f} ms; the rest is PostgreSQL, wrk and whatever else "
+        f"ran. So {cores} cores serve at most ~{1000 * cores / machine[1]:,.0f} reads/s however many "
+        f"workers there are: a second worker adds only what the first leaves idle, and the ratio "
+        f"here is a floor for a machine with cores to spare.",
         "Server CPU per read is the sum over the server's processes (with two workers: uvicorn's "
         "supervisor and both workers); the same code serves both, so a higher figure with two "
         "workers is contention (two processes on two busy cores), not more work per read.",
