@@ -98,9 +98,8 @@ class Server:
         raise RuntimeError(f"no VmRSS for {self.name}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server has used so far, its worker processes included."""
+        return tree_cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log other than access lines (those say nothing of a failure)."""
@@ -109,6 +108,24 @@ class Server:
         except OSError:
             return "(no log)"
         return "\n".join([line for line in text.splitlines() if "uvicorn.access" not in line][-lines:])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and every living descendant so far (/proc/<pid>/stat): a
+    server with several uvicorn workers, or the whole embedded system."""
+    total = 0
+    for pid in _descendants(root):
+        with contextlib.suppress(OSError):  # ended meanwhile
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> Iterator[int]:
+    yield pid
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            yield from _descendants(int(child))
 
 
 def service_env(service: str, database: Database, port: int) -> dict[str, str]:

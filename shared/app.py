@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +27,10 @@ from shared.auth import TokenVerifier
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers, problem_response
 from shared.inbox import EventConsumer, Subscription
-from shared.observability import RequestContextMiddleware, configure_logging
+from shared.leader import Leadership
+from shared.observability import MULTIPROCESS_DIR, RequestContextMiddleware, configure_logging
 from shared.openapi import DocumentedFastAPI
-from shared.outbox import OutboxRelay, outbox_backlog, relay_wakeup_info
+from shared.outbox import WAKEUP_KEY, OutboxRelay, outbox_backlog, relay_wakeup_info
 from shared.outbox_admin import outbox_router
 from shared.screening import RequestScreening
 from shared.settings import Settings
@@ -81,6 +84,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.token_verifier = TokenVerifier(settings)
     app.state.consumers = []
     app.state.relay = None
+    app.state.tasks, app.state.leadership, app.state.follower = [], None, None
     app.state.policy = definition.policy or default_policy()
     app.state.personal = definition.personal
     install_error_handlers(app, definition.domain_errors)
@@ -99,33 +103,52 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
 async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings) -> None:
     settings.refuse_development_secrets()  # however the app is served (shared.serve says it in one line)
     url = settings.resolved_database_url()
-    if settings.migrate_on_start:
-        await migrations.upgrade(definition.name, url)
-    engine = make_engine(url)
-    relay = OutboxRelay(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
-                        policy=app.state.policy) if settings.relay_enabled else None
-    info = {**relay_wakeup_info(relay), MEMBERS_INFO_KEY: definition.members}
-    sessionmaker = make_sessionmaker(engine, info)
-    app.state.engine, app.state.sessionmaker, app.state.relay = engine, sessionmaker, relay
-    app.state.head = migrations.head_revision(definition.name)
-    if definition.seed is not None:
-        async with sessionmaker() as session:
-            await definition.seed(session)
-            await session.commit()
-    tasks = []
-    if relay is not None:
-        tasks.append(asyncio.create_task(relay.run(), name=f"{definition.name}-relay"))
-    if settings.consumers_enabled:
-        for subscription in definition.subscriptions:
-            consumer = EventConsumer(settings=settings, subscription=subscription,
-                                     sessionmaker=sessionmaker)
-            app.state.consumers.append(consumer)
-            tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{subscription.name}"))
-    app.state.tasks = tasks
+    # Several workers (OTO_WORKERS): one leader runs the relay and the consumers (shared.leader).
+    leadership = Leadership(settings.data_dir, definition.name) if settings.workers > 1 else None
+    async with leadership.preparing() if leadership is not None else nullcontext():
+        if settings.migrate_on_start:
+            await migrations.upgrade(definition.name, url)
+        engine = make_engine(url)
+        relay = OutboxRelay(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
+                            policy=app.state.policy) if settings.relay_enabled else None
+        wakeup = relay_wakeup_info(relay) if leadership is None or relay is None \
+            else {WAKEUP_KEY: leadership.wake_leader}
+        sessionmaker = make_sessionmaker(engine, {**wakeup, MEMBERS_INFO_KEY: definition.members})
+        app.state.engine, app.state.sessionmaker, app.state.relay = engine, sessionmaker, relay
+        app.state.head = migrations.head_revision(definition.name)
+        if definition.seed is not None:
+            async with sessionmaker() as session:
+                await definition.seed(session)
+                await session.commit()
+    app.state.tasks, app.state.leadership, app.state.follower = [], leadership, None
+
+    async def lead() -> None:
+        """Start the relay and the consumers: at once with one worker, in the leader with several."""
+        if leadership is not None and relay is not None:
+            leadership.listen(relay.wake)
+        if relay is not None:
+            app.state.tasks.append(asyncio.create_task(relay.run(), name=f"{definition.name}-relay"))
+        if settings.consumers_enabled:
+            for subscription in definition.subscriptions:
+                consumer = EventConsumer(settings=settings, subscription=subscription,
+                                         sessionmaker=sessionmaker)
+                app.state.consumers.append(consumer)
+                app.state.tasks.append(asyncio.create_task(consumer.run(),
+                                                           name=f"consumer-{subscription.name}"))
+
+    if leadership is None or leadership.try_acquire():
+        await lead()
+    else:  # kept apart from the tasks: its end (this worker leads now) is no failure
+        app.state.follower = asyncio.create_task(leadership.follow(lead), name=f"{definition.name}-follower")
 
 
 async def _stop(app: FastAPI) -> None:
-    """Consumers finish their batch and commit; the relay flushes; then the engine closes."""
+    """Consumers finish their batch and commit; the relay flushes; then the engine closes and a
+    leader gives up its lock (another worker, if any, takes over)."""
+    if app.state.follower is not None:
+        app.state.follower.cancel()
+        with suppress(asyncio.CancelledError):
+            await app.state.follower
     for consumer in app.state.consumers:
         await consumer.stop()
     if app.state.relay is not None:
@@ -137,6 +160,8 @@ async def _stop(app: FastAPI) -> None:
         with suppress(asyncio.CancelledError, Exception):
             await task
     await app.state.engine.dispose()
+    if app.state.leadership is not None:
+        app.state.leadership.release()
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -250,9 +275,20 @@ def operations_router() -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """This process's registry; with several workers (``shared.serve`` sets
+    PROMETHEUS_MULTIPROC_DIR for them) every worker's, summed (counters, histograms) or the
+    latest value (gauges), whichever worker answers the scrape."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 async def _outbox_moving(state: Any) -> tuple[bool, int, str]:

@@ -1,8 +1,9 @@
 """The embedded default: the whole system on one machine, no Docker.
 
-Starts a tansu broker on loopback, creates the topics, migrates one SQLite file per service,
-starts the four services and one dashboard per department (base port + 10 …) as child processes
-and shows each phase with its duration. Then it
+Starts a tansu broker on loopback, creates the topics, starts the four services (each migrates
+its own SQLite file before it serves, so the four migrate at once) and one dashboard per
+department (base port + 10 …) together as child processes forked from a preloaded fork server
+(``shared.supervisor``), and shows each phase with its duration. Then it
 supervises: a service or the broker that dies is restarted with backoff (the broker on the same
 port; if that port is taken, on a new one, and the services are restarted with the new address).
 A slow or blocked service is reported, never a reason to stop the rest. Ctrl-C (SIGINT) or
@@ -15,8 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +26,10 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from shared import migrations
 from shared.broker import TansuBroker, free_port, port_is_free
 from shared.departments import Department
 from shared.settings import SERVICES, Settings
-from shared.supervisor import Backoff, Supervised, spawn, stop_all
+from shared.supervisor import Backoff, Child, Supervised, fork, start_fork_server, stop_all
 
 console = Console(highlight=False)
 #: How long the services get to finish their work after SIGTERM before they are killed: on
@@ -44,6 +42,16 @@ STOP_GRACE, RESTART_GRACE = 4.0, 20.0
 PORT_RELEASE_WAIT = 5.0
 #: Dashboards listen on base port + this + 0..3 (8011–8014 by default), in ``Department`` order.
 DASHBOARD_PORT_OFFSET = 10
+#: What the fork server imports once for every child: what they share (the libraries, ``shared``,
+#: the dashboard, which four children use) and what their start-up would import lazily (the
+#: SQLite driver, alembic, uvicorn's protocol modules). Each service's own modules (a quarter of
+#: the imports) are left to its child: imported once either way, but then on both cores at once.
+PRELOAD = ("shared.serve", "shared.cli", "shared.app", "shared.migrations", "alembic.command",
+           "alembic.runtime.environment", "dashboard.__main__",
+           "sqlalchemy.dialects.sqlite.aiosqlite", "uvicorn.loops.auto", "uvicorn.protocols.http.auto",
+           "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on")
+#: How often the runner asks the children whether they are ready while they start.
+START_POLL = 0.05
 
 
 def say(message: str, style: str | None = None) -> None:
@@ -107,8 +115,7 @@ class System:
         self.broker_started_at = time.monotonic()
         self.services = [self._running(service, base_port + offset)
                          for offset, service in enumerate(SERVICES)]
-        #: One dashboard per department, started once the services are ready (so they do not
-        #: slow the services' start) and supervised like them.
+        #: One dashboard per department, started with the services and supervised like them.
         self.dashboards = [self._dashboard(department, base_port + DASHBOARD_PORT_OFFSET + offset)
                            for offset, department in enumerate(Department)]
         self.http = httpx.Client(timeout=1.0)
@@ -128,12 +135,8 @@ class System:
             f"dashboard {department.value}",
             lambda: _spawn_dashboard(department, port, self.broker.bootstrap, self.data_dir)))
 
-    def start_services(self) -> None:
-        for running in self.services:
-            running.child.launch()
-
-    def start_dashboards(self) -> None:
-        for running in self.dashboards:
+    def start_children(self) -> None:
+        for running in self.children:
             running.child.launch()
 
     @property
@@ -228,6 +231,7 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
     """Run until interrupted; return the exit code."""
     data_dir.mkdir(parents=True, exist_ok=True)
     stop = StopFlag()
+    start_fork_server(PRELOAD)  # imports while the broker starts
     with phase("starting the broker"):
         broker = TansuBroker(_broker_port(broker_port), log_path=data_dir / "broker.log",
                              supervised=True).start()
@@ -235,30 +239,17 @@ def run(data_dir: Path, base_port: int, broker_port: int, ready_timeout: float =
     try:
         with phase("creating the topics"):
             create_topics(system.settings())
-        for service in SERVICES:
-            if stop.requested:
-                return 0
-            with phase(f"migrating {service}"):
-                migrations.upgrade_sync(service, f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}")
-        with phase("starting the services"):
-            system.start_services()
+        with phase("starting the services (each migrates its database) and the dashboards"):
+            system.start_children()
             deadline = time.monotonic() + ready_timeout
-            while not stop.requested and not all(r.ready for r in system.services) \
+            while not stop.requested and not all(r.ready for r in system.children) \
                     and time.monotonic() < deadline:
                 system.check()
-                time.sleep(0.2)
-        late = [r.service for r in system.services if not r.ready]
+                time.sleep(START_POLL)
+        late = [r.service for r in system.children if not r.ready]
         if late:
             say(f"not ready after {ready_timeout:.0f} s: {', '.join(late)} (see their logs in "
                 f"{data_dir}); the runner keeps them supervised", style="bold red")
-        if not stop.requested:
-            with phase("starting the department dashboards"):
-                system.start_dashboards()
-                deadline = time.monotonic() + ready_timeout
-                while not stop.requested and not all(r.ready for r in system.dashboards) \
-                        and time.monotonic() < deadline:
-                    system.check()
-                    time.sleep(0.2)
         demo_line = _seed_demo(system, data_dir) if demo and not late and not stop.requested else None
         if not stop.requested:
             _print_summary(system, data_dir, demo_line)
@@ -289,21 +280,21 @@ def _seed_demo(system: System, data_dir: Path) -> str | None:
 
 
 def _spawn(service: str, port: int, url: str, bootstrap: str, data_dir: Path,
-           peer_urls: dict[str, str]) -> subprocess.Popen[bytes]:
+           peer_urls: dict[str, str]) -> Child:
+    """One service (``python -m shared.serve``); it migrates its database before it serves."""
     env = {**os.environ, "OTO_SERVICE": service, "OTO_PORT": str(port), "OTO_HOST": "127.0.0.1",
            "OTO_DATABASE_URL": url, "OTO_KAFKA_BOOTSTRAP": bootstrap,
-           "OTO_KAFKA_IDEMPOTENCE": "false", "OTO_MIGRATE_ON_START": "false",
+           "OTO_KAFKA_IDEMPOTENCE": "false", "OTO_MIGRATE_ON_START": "true",
            "OTO_DATA_DIR": str(data_dir), "OTO_PEER_URLS": json.dumps(peer_urls), "OTO_ENV": "dev"}
-    return spawn([sys.executable, "-m", "shared.serve"], env=env, log_path=data_dir / f"{service}.log")
+    return fork("shared.serve:main", env=env, log_path=data_dir / f"{service}.log")
 
 
-def _spawn_dashboard(department: Department, port: int, bootstrap: str,
-                     data_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn_dashboard(department: Department, port: int, bootstrap: str, data_dir: Path) -> Child:
     """One department's dashboard (``python -m dashboard``), with the services' dev settings."""
     env = {**os.environ, "OTO_KAFKA_BOOTSTRAP": bootstrap, "OTO_KAFKA_IDEMPOTENCE": "false",
            "OTO_DATA_DIR": str(data_dir), "OTO_ENV": "dev"}
-    return spawn([sys.executable, "-m", "dashboard", department.value, "--port", str(port), "--host",
-                  "127.0.0.1"], env=env, log_path=data_dir / f"dashboard-{department.value}.log")
+    return fork("dashboard.__main__:serve", department, host="127.0.0.1", port=port, rebuild=False,
+                env=env, log_path=data_dir / f"dashboard-{department.value}.log")
 
 
 def summary_rows(system: System, data_dir: Path, demo_line: str | None) -> list[tuple[str, ...]]:

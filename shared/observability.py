@@ -9,7 +9,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,18 +24,26 @@ HTTP_LATENCY = Histogram(
     "oto_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-OUTBOX_PENDING = Gauge("oto_outbox_pending", "Unpublished outbox rows", ["service"])
+#: Where the workers of one service keep their metrics (Prometheus' multiprocess mode).
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: With several workers (``OTO_WORKERS``, Prometheus' multiprocess mode) a gauge shows the value
+#: written last: the leader's, the only worker that sets them (a new leader's after a take-over).
+LEADER_ONLY: Literal["mostrecent"] = "mostrecent"
+OUTBOX_PENDING = Gauge("oto_outbox_pending", "Unpublished outbox rows", ["service"],
+                       multiprocess_mode=LEADER_ONLY)
 OUTBOX_OLDEST_AGE = Gauge(
-    "oto_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
-)
+    "oto_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"],
+    multiprocess_mode=LEADER_ONLY)
 OUTBOX_PUBLISHED = Counter("oto_outbox_published_total", "Outbox rows published", ["service"])
-OUTBOX_PARKED = Gauge("oto_outbox_parked_events", "Outbox rows parked: they cannot be published", ["service"])
+OUTBOX_PARKED = Gauge("oto_outbox_parked_events", "Outbox rows parked: they cannot be published", ["service"],
+                      multiprocess_mode=LEADER_ONLY)
 OUTBOX_PARKED_TOTAL = Counter("oto_outbox_parked_total", "Outbox rows ever parked", ["service"])
 OUTBOX_HELD = Gauge("oto_outbox_held", "Outbox rows waiting behind a parked row of their key",
-                    ["service"])
+                    ["service"], multiprocess_mode=LEADER_ONLY)
 OUTBOX_REQUEUED = Counter(
     "oto_outbox_requeued_total", "Outbox rows queued again because the broker lost them", ["service"])
-CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", ["consumer", "topic"])
+CONSUMER_LAG = Gauge("oto_consumer_lag", "Messages behind the high watermark", ["consumer", "topic"],
+                     multiprocess_mode=LEADER_ONLY)
 CONSUMED = Counter("oto_consumed_total", "Messages handled", ["consumer", "outcome"])
 DLQ_MESSAGES = Counter("oto_dlq_messages_total", "Messages dead-lettered", ["consumer", "topic"])
 

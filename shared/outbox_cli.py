@@ -12,12 +12,14 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.settings import ServiceName, Settings
+
+if TYPE_CHECKING:  # imported by every `oto` command (`oto run` too): SQLAlchemy only when used
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 outbox_app = typer.Typer(help="A service's outbox: parked events.", no_args_is_help=True,

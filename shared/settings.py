@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 ServiceName = Literal["intake", "casework", "referrals", "finance"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "casework", "referrals", "finance")
@@ -53,6 +52,9 @@ class Settings(BaseSettings):
     topic_namespace: str = "oto"
     consumers_enabled: bool = True
     relay_enabled: bool = True
+    #: uvicorn worker processes per service; with more than one, one of them (the leader, see
+    #: ``shared.leader``) runs the relay and the consumers.
+    workers: int = Field(default=1, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
     #: A handler that says "not yet" (``shared.inbox.NotYet``) is tried this many times, backing
     #: off from ``consumer_not_yet_delay`` seconds up to 30 s between tries, before the DLQ.
@@ -103,6 +105,8 @@ class Settings(BaseSettings):
         if self.database_url:
             if self.database_password is None:
                 return self.database_url
+            from sqlalchemy.engine import make_url  # SQLAlchemy costs 0.3 s: not for `oto run`
+
             url = make_url(self.database_url).set(password=self.database_password.get_secret_value())
             return url.render_as_string(hide_password=False)
         return f"sqlite+aiosqlite:///{self.data_dir / f'{self.service}.db'}"
