@@ -1,7 +1,7 @@
 """Bulk seed of the intake database: households with their whole history, written with COPY.
 
 Going through the API would take hours for 100,000 families, so the rows are made here in the
-shapes the service itself writes (``services/intake/service.py``), into a database migrated by
+shapes the service itself writes (``services/intake/service/``), into a database migrated by
 the service's own migrations:
 
 - households screened by the real ``domain.screen`` (criteria and explanations as stored);

@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased
 from services.intake.cpr import CprVault
 from services.intake.models import Household, Person
 from services.intake.schemas import HouseholdRead, HouseholdSummary, MemberRead
-from services.intake.service import _criterion
+from services.intake.service.households import criterion_read
 from shared.errors import NotFound
 from shared.pagination import Page, cursor_key, encode_cursor
 
@@ -73,7 +73,7 @@ async def load_household_view(session: AsyncSession, *, household_id: uuid.UUID,
                for p in people if p.active]
     read = HouseholdRead(id=first.id, site_id=first.site_id, address=first.address, status=first.status,
                          eligible=first.eligible, waitlist_position=first.position,
-                         screening=[_criterion(c) for c in first.screening or []], members=members)
+                         screening=[criterion_read(c) for c in first.screening or []], members=members)
     return HouseholdView(read=read, person_ids=[str(p.person_id) for p in people])
 
 
