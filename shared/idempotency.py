@@ -10,12 +10,11 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from fastapi import Depends, Header, Request, Response
+from pydantic import TypeAdapter
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,37 +25,45 @@ from shared.errors import Conflict
 from shared.tables import idempotency_keys
 
 REPLAY_HEADER = "Idempotent-Replayed"
+T = TypeVar("T")
 
 
 class Idempotency:
     def __init__(self, session: AsyncSession, principal: Principal, key: str | None,
-                 fingerprint: str, request: Request) -> None:
+                 fingerprint: str, request: Request, response: Response) -> None:
         self.session = session
         self.request = request
+        self.response = response
         self.principal = principal
         self.key = key
         self.fingerprint = fingerprint
 
-    async def run(self, action: Callable[[], Awaitable[Any]], *, status_code: int = 201,
-                  subject: SubjectKind | None = None) -> JSONResponse:
-        """Replay a stored response, or run ``action``, store its response and commit.
+    async def run(self, model: type[T], action: Callable[[], Awaitable[T]], *,
+                  subject: SubjectKind | None = None) -> T:
+        """Replay a stored answer, or run ``action``, store its answer and commit.
 
-        Either way the answer's audit entry (the persons, families and referrals it names, see
-        ``shared.audit.audit_answer``) commits with it; ``subject`` is the kind of the answer's
-        own ``id`` when it is one (a new household is a family)."""
+        ``model`` is the route's ``response_model``: the route returns the answer as that model,
+        so FastAPI validates and serialises it like any other route's, and a replay (the stored
+        body validated back into the model) serialises to the same bytes, with the stored status
+        code and ``Idempotent-Replayed: true``. Either way the answer's audit entry (the persons,
+        families and referrals it names, see ``shared.audit.audit_answer``) commits with it;
+        ``subject`` is the kind of the answer's own ``id`` when it is one (a new household is a
+        family)."""
+        shape = _shape(model)
         if self.key is not None:
             stored = await self._stored()
             if stored is not None:
-                await audit_answer(self.session, self.principal, self.request, json.loads(bytes(stored.body)),
-                                   top_level=subject)
+                await audit_answer(self.session, self.principal, self.request,
+                                   json.loads(stored.response_body), top_level=subject)
                 await self.session.commit()
-                return stored
-        body = jsonable_encoder(await action())
+                return self._replay(shape, stored)
+        answer = await action()
+        body = shape.dump_python(answer, mode="json", by_alias=True)
         await audit_answer(self.session, self.principal, self.request, body, top_level=subject)
         if self.key is not None:
             await self.session.execute(idempotency_keys.insert().values(
                 principal=self.principal.subject, key=self.key, fingerprint=self.fingerprint,
-                status_code=status_code, response_body=json.dumps(body),
+                status_code=self._status_code(), response_body=json.dumps(body),
                 created_at=datetime.now(UTC)))
         try:
             await self.session.commit()
@@ -65,29 +72,46 @@ class Idempotency:
             stored = await self._stored() if self.key is not None else None
             if stored is None:
                 raise
-            return stored
-        return JSONResponse(body, status_code=status_code)
+            return self._replay(shape, stored)
+        return answer
 
-    async def _stored(self) -> JSONResponse | None:
+    def _status_code(self) -> int:
+        """The status of a fresh answer: the route's own (``status_code=`` in its decorator)."""
+        return getattr(self.request.scope.get("route"), "status_code", None) or 200
+
+    def _replay(self, shape: TypeAdapter[T], stored: Row[Any]) -> T:
+        self.response.status_code = stored.status_code
+        self.response.headers[REPLAY_HEADER] = "true"
+        return shape.validate_json(stored.response_body)
+
+    async def _stored(self) -> Row[Any] | None:
         row = (await self.session.execute(select(idempotency_keys).where(
             idempotency_keys.c.principal == self.principal.subject,
             idempotency_keys.c.key == self.key))).first()
-        if row is None:
-            return None
-        if row.fingerprint != self.fingerprint:
+        if row is not None and row.fingerprint != self.fingerprint:
             raise Conflict("This Idempotency-Key was used before with a different request.")
-        return JSONResponse(json.loads(row.response_body), status_code=row.status_code,
-                            headers={REPLAY_HEADER: "true"})
+        return row
+
+
+_shapes: dict[object, TypeAdapter[Any]] = {}
+
+
+def _shape(model: type[T]) -> TypeAdapter[T]:
+    """One adapter per answer model (building one costs far more than using it)."""
+    shape = _shapes.get(model)
+    if shape is None:
+        shape = _shapes[model] = TypeAdapter(model)
+    return shape
 
 
 async def get_idempotency(
-    request: Request, session: SessionDep, principal: CurrentPrincipal,
+    request: Request, response: Response, session: SessionDep, principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header(max_length=200, min_length=1)] = None,
 ) -> Idempotency:
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
     digest.update(await request.body())
-    return Idempotency(session, principal, idempotency_key, digest.hexdigest(), request)
+    return Idempotency(session, principal, idempotency_key, digest.hexdigest(), request, response)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -84,17 +85,18 @@ MeasurementKind = Literal["employment", "school_absence", "network", "wellbeing"
 
 
 @router.post("/staff", response_model=StaffRead, status_code=201, summary="Station a staff member (leader)")
-async def station_staff(body: StaffIn, idem: IdempotencyDep, principal: Leaders):  # type: ignore[no-untyped-def]
+async def station_staff(body: StaffIn, idem: IdempotencyDep, principal: Leaders) -> StaffRead:
     if not principal.can_see_site(body.site_id):
         raise Forbidden("A leader stations staff in their own site.")
-    return await idem.run(lambda: staffing.station_staff(idem.session, data=body))
+    return await idem.run(StaffRead, lambda: staffing.station_staff(idem.session, data=body))
 
 
 @router.post("/staff/{staff_id}/stationings", response_model=StationingRead, status_code=201,
              summary="A new stationing of the same person: an FTE change (ends the running one) or a return")
-async def add_stationing(staff_id: UUID, body: StationingIn, idem: IdempotencyDep, principal: Leaders):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: staffing.add_stationing(idem.session, principal=principal,
-                                                          staff_id=staff_id, data=body))
+async def add_stationing(staff_id: UUID, body: StationingIn, idem: IdempotencyDep,
+                         principal: Leaders) -> StationingRead:
+    return await idem.run(StationingRead, lambda: staffing.add_stationing(
+        idem.session, principal=principal, staff_id=staff_id, data=body))
 
 
 @router.get("/staff", response_model=Page[StaffDetail], summary="The team's staff with their stationings")
@@ -107,10 +109,9 @@ async def list_staff(session: SessionDep, principal: TeamOrAdmin, limit: Limit =
 @router.post("/stationings/{stationing_id}/end", response_model=StationingEndRead,
              summary="End a stationing on a date (leader)")
 async def end_stationing(stationing_id: UUID, body: EndStationingIn, idem: IdempotencyDep,
-                         principal: Leaders):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: staffing.end_stationing(idem.session, principal=principal,
-                                                          stationing_id=stationing_id, ends_on=body.ends_on),
-                          status_code=200)
+                         principal: Leaders) -> StationingEndRead:
+    return await idem.run(StationingEndRead, lambda: staffing.end_stationing(
+        idem.session, principal=principal, stationing_id=stationing_id, ends_on=body.ends_on))
 
 
 @router.get("/families", response_model=Page[FamilySummary],
@@ -147,29 +148,30 @@ async def entry_point(family_id: UUID, request: Request, session: SessionDep,
 
 @router.post("/families/{family_id}/makkerpar/reassign", response_model=FamilyRead,
              summary="Give the family a new pair; only with a reason, kept in the history")
-async def reassign(family_id: UUID, body: ReassignIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: staffing.reassign(
+async def reassign(family_id: UUID, body: ReassignIn, idem: IdempotencyDep, principal: Team) -> FamilyRead:
+    return await idem.run(FamilyRead, lambda: staffing.reassign(
         idem.session, principal=principal, family_id=family_id, reason_code=body.reason_code,
-        reason_text=body.reason_text), status_code=200)
+        reason_text=body.reason_text))
 
 
 @router.post("/absences", response_model=AbsenceRead, status_code=201,
              summary="A staff member is away; a named deputy stands in")
-async def record_absence(body: AbsenceIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: staffing.record_absence(idem.session, principal=principal, data=body))
+async def record_absence(body: AbsenceIn, idem: IdempotencyDep, principal: Team) -> AbsenceRead:
+    return await idem.run(AbsenceRead, lambda: staffing.record_absence(
+        idem.session, principal=principal, data=body))
 
 
 @router.post("/families/{family_id}/goals", response_model=PlanRead, status_code=201)
-async def add_goal(family_id: UUID, body: GoalIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.add_goal(idem.session, principal=principal, family_id=family_id,
-                                                   data=body))
+async def add_goal(family_id: UUID, body: GoalIn, idem: IdempotencyDep, principal: Team) -> PlanRead:
+    return await idem.run(PlanRead, lambda: service.add_goal(
+        idem.session, principal=principal, family_id=family_id, data=body))
 
 
 @router.post("/families/{family_id}/goals/{goal_id}/state", response_model=PlanRead)
 async def change_goal(family_id: UUID, goal_id: UUID, body: GoalStateIn, idem: IdempotencyDep,
-                      principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.change_goal(idem.session, principal=principal, family_id=family_id,
-                                                      goal_id=goal_id, data=body), status_code=200)
+                      principal: Team) -> PlanRead:
+    return await idem.run(PlanRead, lambda: service.change_goal(
+        idem.session, principal=principal, family_id=family_id, goal_id=goal_id, data=body))
 
 
 @router.put("/families/{family_id}/plan/wishes", response_model=PlanRead,
@@ -196,9 +198,10 @@ async def read_plan(family_id: UUID, request: Request, session: SessionDep, prin
 
 @router.post("/families/{family_id}/escalations", response_model=EscalationRead, status_code=201,
              summary="Climb the ladder: sparring, a colleague joins, a faglig ven (a referral)")
-async def escalate(family_id: UUID, body: EscalationIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.escalate(idem.session, principal=principal, family_id=family_id,
-                                                   data=body))
+async def escalate(family_id: UUID, body: EscalationIn, idem: IdempotencyDep,
+                   principal: Team) -> EscalationRead:
+    return await idem.run(EscalationRead, lambda: service.escalate(
+        idem.session, principal=principal, family_id=family_id, data=body))
 
 
 @router.get("/families/{family_id}/escalations", response_model=Page[EscalationRead],
@@ -213,11 +216,11 @@ async def list_escalations(family_id: UUID, request: Request, session: SessionDe
                                               task_ref=task_ref, limit=limit, cursor=cursor)
 
 
-def _measurement(kind: str, event: Any, person: bool = True):  # type: ignore[no-untyped-def]
-    async def record(family_id: UUID, idem: IdempotencyDep, principal: Team, body: Any) -> Any:
+def _measurement(kind: str, event: Any, person: bool = True) -> Callable[..., Awaitable[MeasurementRead]]:
+    async def record(family_id: UUID, idem: IdempotencyDep, principal: Team, body: Any) -> MeasurementRead:
         values = body.model_dump(mode="json")
         person_id = values.pop("person_id", None)
-        return await idem.run(lambda: service.measure(
+        return await idem.run(MeasurementRead, lambda: service.measure(
             idem.session, principal=principal, family_id=family_id, kind=kind,
             person_id=UUID(person_id) if person_id else None, value=values, event=event))
     return record
@@ -241,17 +244,17 @@ for _path, _kind, _model, _event in (
 @router.post("/families/{family_id}/measurements/youth-education", response_model=MeasurementRead,
              status_code=201, summary="A member aged 15-25 started a youth education")
 async def measure_youth_education(family_id: UUID, body: YouthEducationIn, idem: IdempotencyDep,
-                                  principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.record_youth_education(idem.session, principal=principal,
-                                                                 family_id=family_id, data=body))
+                                  principal: Team) -> MeasurementRead:
+    return await idem.run(MeasurementRead, lambda: service.record_youth_education(
+        idem.session, principal=principal, family_id=family_id, data=body))
 
 
 @router.post("/families/{family_id}/measurements/family-answer", response_model=MeasurementRead,
              status_code=201, summary="An adult's answer to a family-reported question")
 async def measure_family_answer(family_id: UUID, body: FamilyAnswerIn, idem: IdempotencyDep,
-                                principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.record_family_answer(idem.session, principal=principal,
-                                                               family_id=family_id, data=body))
+                                principal: Team) -> MeasurementRead:
+    return await idem.run(MeasurementRead, lambda: service.record_family_answer(
+        idem.session, principal=principal, family_id=family_id, data=body))
 
 
 @router.get("/families/{family_id}/measurements", response_model=Page[MeasurementRead],
@@ -267,8 +270,9 @@ async def list_measurements(family_id: UUID, request: Request, session: SessionD
 
 @router.post("/families/{family_id}/contacts", response_model=ContactRead, status_code=201,
              summary="A home visit, drop-in, call or joint activity (the note stays in the team)")
-async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.record_contact(
+async def record_contact(family_id: UUID, body: ContactIn, idem: IdempotencyDep,
+                         principal: Team) -> ContactRead:
+    return await idem.run(ContactRead, lambda: work.record_contact(
         idem.session, principal=principal, family_id=family_id, kind=body.kind, at=body.at,
         staff_ids=body.staff_ids, participant_ids=body.participant_ids, note=body.note))
 
@@ -285,27 +289,27 @@ async def list_contacts(family_id: UUID, request: Request, session: SessionDep, 
 
 @router.post("/families/{family_id}/goals/{goal_id}/actions", response_model=ActionRead, status_code=201,
              summary="An action towards a goal, with an owner and a due date")
-async def add_action(family_id: UUID, goal_id: UUID, body: ActionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.add_action(idem.session, principal=principal, family_id=family_id,
-                                                  goal_id=goal_id, description=body.description,
-                                                  owner=body.owner, due_on=body.due_on))
+async def add_action(family_id: UUID, goal_id: UUID, body: ActionIn, idem: IdempotencyDep,
+                     principal: Team) -> ActionRead:
+    return await idem.run(ActionRead, lambda: work.add_action(
+        idem.session, principal=principal, family_id=family_id, goal_id=goal_id, description=body.description,
+        owner=body.owner, due_on=body.due_on))
 
 
 @router.post("/families/{family_id}/actions/{action_id}/status", response_model=ActionStatusRead,
              summary="Mark an action done or dropped")
 async def action_status(family_id: UUID, action_id: UUID, body: ActionStatusIn, idem: IdempotencyDep,
-                        principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.set_action_status(
-        idem.session, principal=principal, family_id=family_id, action_id=action_id, status=body.status),
-        status_code=200)
+                        principal: Team) -> ActionStatusRead:
+    return await idem.run(ActionStatusRead, lambda: work.set_action_status(
+        idem.session, principal=principal, family_id=family_id, action_id=action_id, status=body.status))
 
 
 @router.post("/job-openings", response_model=OpeningRead, status_code=201,
              summary="A job or education place from an employer")
-async def open_job(body: OpeningIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.open_job(idem.session, principal=principal, site_id=body.site_id,
-                                                employer=body.employer, role=body.role,
-                                                hours_per_week=body.hours_per_week, kind=body.kind))
+async def open_job(body: OpeningIn, idem: IdempotencyDep, principal: Team) -> OpeningRead:
+    return await idem.run(OpeningRead, lambda: work.open_job(
+        idem.session, principal=principal, site_id=body.site_id, employer=body.employer, role=body.role,
+        hours_per_week=body.hours_per_week, kind=body.kind))
 
 
 @router.get("/job-openings", response_model=Page[OpeningRead], summary="The site's job openings")
@@ -319,25 +323,26 @@ async def list_openings(session: SessionDep, principal: Team, limit: Limit = 50,
 
 @router.post("/job-openings/{opening_id}/candidates", response_model=MatchRead, status_code=201,
              summary="Propose a family member for an opening")
-async def propose(opening_id: UUID, body: CandidateIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.propose(idem.session, principal=principal, opening_id=opening_id,
-                                               family_id=body.family_id, person_id=body.person_id))
+async def propose(opening_id: UUID, body: CandidateIn, idem: IdempotencyDep, principal: Team) -> MatchRead:
+    return await idem.run(MatchRead, lambda: work.propose(
+        idem.session, principal=principal, opening_id=opening_id, family_id=body.family_id,
+        person_id=body.person_id))
 
 
 @router.post("/job-matches/{match_id}/decision", response_model=MatchRead,
              summary="The team's match decision, placement or end")
-async def decide(match_id: UUID, body: DecisionIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.decide(idem.session, principal=principal, match_id=match_id,
-                                              state=MatchState(body.state), starts_on=body.starts_on),
-                          status_code=200)
+async def decide(match_id: UUID, body: DecisionIn, idem: IdempotencyDep, principal: Team) -> MatchRead:
+    return await idem.run(MatchRead, lambda: work.decide(
+        idem.session, principal=principal, match_id=match_id, state=MatchState(body.state),
+        starts_on=body.starts_on))
 
 
 @router.post("/job-matches/{match_id}/follow-ups", response_model=FollowUpsRead, status_code=201,
              summary="A check-in with the employer to align expectations")
-async def follow_up(match_id: UUID, body: FollowUpIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: work.follow_up(idem.session, principal=principal, match_id=match_id,
-                                                 on=body.on, expectations_aligned=body.expectations_aligned,
-                                                 note=body.note))
+async def follow_up(match_id: UUID, body: FollowUpIn, idem: IdempotencyDep, principal: Team) -> FollowUpsRead:
+    return await idem.run(FollowUpsRead, lambda: work.follow_up(
+        idem.session, principal=principal, match_id=match_id, on=body.on,
+        expectations_aligned=body.expectations_aligned, note=body.note))
 
 
 @router.get("/job-matches", response_model=Page[MatchRead],
@@ -364,8 +369,10 @@ async def outcomes(session: SessionDep, principal: Report, period_start: date, p
 
 @router.post("/comparison-cohorts", response_model=ComparisonCohortRead, status_code=201,
              summary="Load a comparison cohort's (kontrolgruppe's) aggregate figures (evaluator)")
-async def load_comparison_cohort(body: ComparisonCohortIn, idem: IdempotencyDep, principal: Evaluator):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: comparison.load_cohort(idem.session, principal=principal, data=body))
+async def load_comparison_cohort(body: ComparisonCohortIn, idem: IdempotencyDep,
+                                 principal: Evaluator) -> ComparisonCohortRead:
+    return await idem.run(ComparisonCohortRead, lambda: comparison.load_cohort(
+        idem.session, principal=principal, data=body))
 
 
 @router.post("/comparison-cohorts/import", response_model=ComparisonCohortRead, status_code=201,
@@ -374,11 +381,11 @@ async def load_comparison_cohort(body: ComparisonCohortIn, idem: IdempotencyDep,
                  "type": "string", "description": "Columns: " + ", ".join(comparison.AGGREGATE_COLUMNS)
                  + " (aggregates) or " + ", ".join(comparison.RECORD_COLUMNS)
                  + " (records, value 0 or 1)"}}}}})
-async def import_comparison_cohort(request: Request, idem: IdempotencyDep, principal: Evaluator,  # type: ignore[no-untyped-def]
+async def import_comparison_cohort(request: Request, idem: IdempotencyDep, principal: Evaluator,
                                    code: CohortCode,
-                                   period_start: date, period_end: date):
+                                   period_start: date, period_end: date) -> ComparisonCohortRead:
     content = await request.body()
-    return await idem.run(lambda: comparison.import_cohort(
+    return await idem.run(ComparisonCohortRead, lambda: comparison.import_cohort(
         idem.session, principal=principal, code=code, period_start=period_start, period_end=period_end,
         content=content))
 

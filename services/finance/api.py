@@ -45,8 +45,8 @@ Site = Annotated[str, Query(max_length=80, pattern=CODE_PATTERN)]
 
 
 @router.post("/budgets", response_model=BudgetRead, status_code=201, summary="Set a site's yearly budget")
-async def set_budget(body: BudgetIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.set_budget(idem.session, data=body))
+async def set_budget(body: BudgetIn, idem: IdempotencyDep, principal: Finance) -> BudgetRead:
+    return await idem.run(BudgetRead, lambda: service.set_budget(idem.session, data=body))
 
 
 @router.get("/budgets", response_model=Page[BudgetRead],
@@ -64,9 +64,9 @@ async def allocation(session: SessionDep, principal: Overview, site_id: Site, ye
 
 @router.post("/allocations", response_model=AllocationRead, status_code=201,
              summary="Compute and announce the allocation (each department gets its own share)")
-async def publish_allocation(body: SettleIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.allocation(idem.session, site_id=body.site_id, year=body.year,
-                                                     publish=True))
+async def publish_allocation(body: SettleIn, idem: IdempotencyDep, principal: Finance) -> AllocationRead:
+    return await idem.run(AllocationRead, lambda: service.allocation(
+        idem.session, site_id=body.site_id, year=body.year, publish=True))
 
 
 @router.post("/allocations/preview", response_model=AllocationRead,
@@ -77,16 +77,17 @@ async def preview(body: PreviewIn, principal: Overview) -> AllocationRead:
 
 @router.post("/settlements", response_model=list[EntryRead], status_code=201,
              summary="Issue the charges for a quarter or the year to the ledger")
-async def settle(body: SettleIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.settle(idem.session, site_id=body.site_id, year=body.year,
-                                                 quarter=body.quarter))
+async def settle(body: SettleIn, idem: IdempotencyDep, principal: Finance) -> list[EntryRead]:
+    return await idem.run(list[EntryRead], lambda: service.settle(
+        idem.session, site_id=body.site_id, year=body.year, quarter=body.quarter))
 
 
 @router.post("/ledger/{entry_id}/correct", response_model=list[EntryRead], status_code=201,
              summary="Correct a charge: a reversing entry plus a new one")
-async def correct(entry_id: UUID, body: CorrectIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.correct(idem.session, entry_id=entry_id,
-                                                  amount_ore=body.amount_ore))
+async def correct(entry_id: UUID, body: CorrectIn, idem: IdempotencyDep,
+                  principal: Finance) -> list[EntryRead]:
+    return await idem.run(list[EntryRead], lambda: service.correct(
+        idem.session, entry_id=entry_id, amount_ore=body.amount_ore))
 
 
 def _own(principal: Principal, department: Department) -> None:
@@ -147,9 +148,9 @@ async def set_family_costs(family_id: UUID, body: FamilyCostsIn, request: Reques
              summary="Import families' expenditure by area from the economy system (CSV body, text/csv)",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "Columns: " + ", ".join(by_area.IMPORT_COLUMNS)}}}}})
-async def import_costs(request: Request, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
+async def import_costs(request: Request, idem: IdempotencyDep, principal: Finance) -> CostImportRead:
     content = await request.body()
-    return await idem.run(lambda: by_area.import_costs(idem.session, content=content))
+    return await idem.run(CostImportRead, lambda: by_area.import_costs(idem.session, content=content))
 
 
 @router.get("/savings/areas", response_model=AreaSavingsReportRead,

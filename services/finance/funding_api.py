@@ -22,8 +22,8 @@ Readers = Annotated[Principal, Depends(require_roles(Role.FINANCE, Role.COORDINA
 
 @router.post("/grants", response_model=GrantRead, status_code=201,
              summary="Record external funding of a site: a grant's amount, period and what it pays for")
-async def record_grant(body: GrantIn, idem: IdempotencyDep, principal: Finance):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: funding.record_grant(idem.session, data=body))
+async def record_grant(body: GrantIn, idem: IdempotencyDep, principal: Finance) -> GrantRead:
+    return await idem.run(GrantRead, lambda: funding.record_grant(idem.session, data=body))
 
 
 @router.get("/grants", response_model=Page[GrantRead],

@@ -74,16 +74,17 @@ async def list_sites(session: SessionDep, principal: Overview) -> list[SiteRead]
 
 
 @router.post("/sites", response_model=SiteRead, status_code=201, summary="Add or change a site (admin)")
-async def put_site(body: SiteIn, idem: IdempotencyDep, principal: Admin):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.upsert_site(idem.session, data=body))
+async def put_site(body: SiteIn, idem: IdempotencyDep, principal: Admin) -> SiteRead:
+    return await idem.run(SiteRead, lambda: service.upsert_site(idem.session, data=body))
 
 
 @router.post("/households", response_model=HouseholdRead, status_code=201,
              summary="Register a candidate household (CPR in the body only) and screen it")
-async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+async def create_household(body: HouseholdIn, idem: IdempotencyDep, principal: Staff,
+                           v: Vault) -> HouseholdRead:
     service.check_site(principal, body.site_id)
-    return await idem.run(lambda: service.create_household(idem.session, vault=v, data=body),
-                          subject="family")
+    return await idem.run(HouseholdRead, lambda: service.create_household(
+        idem.session, vault=v, data=body), subject="family")
 
 
 @router.get("/households", response_model=Page[HouseholdSummary])
@@ -124,10 +125,10 @@ async def read_household(household_id: UUID, request: Request, session: SessionD
 
 @router.post("/households/{household_id}/screen", response_model=HouseholdRead,
              summary="Re-run the eligibility screening on the current data")
-async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+async def rescreen(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault) -> HouseholdRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.rescreen(idem.session, household_id=household_id, vault=v),
-                          status_code=200)
+    return await idem.run(HouseholdRead, lambda: service.rescreen(
+        idem.session, household_id=household_id, vault=v))
 
 
 @router.patch("/households/{household_id}/members/{person_id}", response_model=HouseholdRead,
@@ -144,17 +145,18 @@ async def update_member(household_id: UUID, person_id: UUID, body: MemberUpdate,
 
 @router.post("/households/{household_id}/outreach", response_model=HouseholdRead, status_code=201)
 async def record_outreach(household_id: UUID, body: OutreachIn, idem: IdempotencyDep, principal: Staff,
-                          v: Vault):  # type: ignore[no-untyped-def]
+                          v: Vault) -> HouseholdRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.record_outreach(idem.session, household_id=household_id,
-                                                          data=body, vault=v, caller=principal.subject))
+    return await idem.run(HouseholdRead, lambda: service.record_outreach(
+        idem.session, household_id=household_id, data=body, vault=v, caller=principal.subject))
 
 
 @router.post("/households/{household_id}/consents", response_model=ConsentRead, status_code=201)
-async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep, principal: Staff):  # type: ignore[no-untyped-def]
+async def give_consent(household_id: UUID, body: ConsentIn, idem: IdempotencyDep,
+                       principal: Staff) -> ConsentRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.give_consent(idem.session, household_id=household_id, data=body,
-                                                       by=principal.subject))
+    return await idem.run(ConsentRead, lambda: service.give_consent(
+        idem.session, household_id=household_id, data=body, by=principal.subject))
 
 
 @router.get("/households/{household_id}/consents", response_model=list[ConsentRead],
@@ -179,57 +181,58 @@ async def read_consent(household_id: UUID, consent_id: UUID, request: Request, s
 
 @router.post("/households/{household_id}/consents/{consent_id}/revoke", response_model=ConsentRead,
              summary="Withdraw the consent, or with a body only the departments named (the others keep it)")
-async def revoke_consent(household_id: UUID, consent_id: UUID, idem: IdempotencyDep, principal: Staff,  # type: ignore[no-untyped-def]
-                         body: WithdrawIn | None = None):
+async def revoke_consent(household_id: UUID, consent_id: UUID, idem: IdempotencyDep, principal: Staff,
+                         body: WithdrawIn | None = None) -> ConsentRead:
     await _authorise(idem.session, principal, household_id)
     departments = body.departments if body else None
-    return await idem.run(lambda: service.revoke_consent(idem.session, household_id=household_id,
-                                                         consent_id=consent_id, by=principal.subject,
-                                                         departments=departments),
-                          status_code=200)
+    return await idem.run(ConsentRead, lambda: service.revoke_consent(
+        idem.session, household_id=household_id, consent_id=consent_id, by=principal.subject,
+        departments=departments))
 
 
 @router.post("/households/{household_id}/consents/{consent_id}/renew", response_model=ConsentRead)
 async def renew_consent(household_id: UUID, consent_id: UUID, body: RenewIn, idem: IdempotencyDep,
-                        principal: Staff):  # type: ignore[no-untyped-def]
+                        principal: Staff) -> ConsentRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.renew_consent(idem.session, household_id=household_id,
-                                                        consent_id=consent_id, expires_on=body.expires_on,
-                                                        by=principal.subject), status_code=200)
+    return await idem.run(ConsentRead, lambda: service.renew_consent(
+        idem.session, household_id=household_id, consent_id=consent_id, expires_on=body.expires_on,
+        by=principal.subject))
 
 
 @router.post("/consents/expire-due", response_model=ExpiryReport,
              summary="Expire consents past their date (a daily scheduler calls it)")
 async def expire_due(idem: IdempotencyDep, principal: SystemOnly,
-                     today: Annotated[date | None, Query()] = None):  # type: ignore[no-untyped-def]
-    async def action() -> dict[str, int]:
+                     today: Annotated[date | None, Query()] = None) -> ExpiryReport:
+    async def action() -> ExpiryReport:
         count = await service.expire_consents(idem.session, today=today or date.today(), by=principal.subject)
-        return {"expired": count}
-    return await idem.run(action, status_code=200)
+        return ExpiryReport(expired=count)
+    return await idem.run(ExpiryReport, action)
 
 
 @router.post("/households/{household_id}/enrol", response_model=HouseholdRead,
              summary="Enrol (consent required); a full site puts the family on the waitlist")
-async def enrol(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+async def enrol(household_id: UUID, idem: IdempotencyDep, principal: Staff, v: Vault) -> HouseholdRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.enrol(idem.session, household_id=household_id, vault=v),
-                          status_code=200)
+    return await idem.run(HouseholdRead, lambda: service.enrol(
+        idem.session, household_id=household_id, vault=v))
 
 
 @router.post("/households/{household_id}/exit", response_model=HouseholdRead,
              summary="Exit with a reason; the place goes to the first family on the waitlist")
-async def exit_family(household_id: UUID, body: ExitIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+async def exit_family(household_id: UUID, body: ExitIn, idem: IdempotencyDep, principal: Staff,
+                      v: Vault) -> HouseholdRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.exit_family(idem.session, household_id=household_id,
-                                                      reason=body.reason, vault=v), status_code=200)
+    return await idem.run(HouseholdRead, lambda: service.exit_family(
+        idem.session, household_id=household_id, reason=body.reason, vault=v))
 
 
 @router.post("/households/{household_id}/members", response_model=HouseholdRead, status_code=201,
              summary="Add a spouse or adult child at the address")
-async def add_member(household_id: UUID, body: MemberIn, idem: IdempotencyDep, principal: Staff, v: Vault):  # type: ignore[no-untyped-def]
+async def add_member(household_id: UUID, body: MemberIn, idem: IdempotencyDep, principal: Staff,
+                     v: Vault) -> HouseholdRead:
     await _authorise(idem.session, principal, household_id)
-    return await idem.run(lambda: service.add_member(idem.session, household_id=household_id, member=body,
-                                                     vault=v))
+    return await idem.run(HouseholdRead, lambda: service.add_member(
+        idem.session, household_id=household_id, member=body, vault=v))
 
 
 @router.post("/subject-access", response_model=SubjectAccessReport,
@@ -276,10 +279,11 @@ CsvOnly = Annotated[None, Depends(_require_csv)]
                      "leader imports its own site's rows only",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "Columns: " + ", ".join(IMPORT_COLUMNS)}}}}})
-async def import_register(request: Request, principal: Importer, _csv: CsvOnly, idem: IdempotencyDep,  # type: ignore[no-untyped-def]
-                          v: Vault):
+async def import_register(request: Request, principal: Importer, _csv: CsvOnly, idem: IdempotencyDep,
+                          v: Vault) -> ImportReport:
     # Parameters in this order: who, then the content type, and only then is the body read (the
     # idempotency key's digest reads it, in chunks, stopped at OTO_MAX_IMPORT_BYTES by the limit).
     content = await request.body()
     site = service.import_scope(principal)
-    return await idem.run(lambda: service.import_register(idem.session, vault=v, content=content, site=site))
+    return await idem.run(ImportReport, lambda: service.import_register(
+        idem.session, vault=v, content=content, site=site))

@@ -36,10 +36,10 @@ async def define_area(site_id: SiteId, body: AreaIn, session: SessionDep, princi
                  "type": "string", "description": "Columns: " + ", ".join(AREA_COLUMNS)
                  + " (only street is required; empty numbers: the whole street)"}}}}})
 async def import_area(site_id: SiteId, request: Request, idem: IdempotencyDep, principal: Admin,
-                      name: Annotated[str | None, Query(min_length=1, max_length=200)] = None):  # type: ignore[no-untyped-def]
+                      name: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> AreaRead:
     content = await request.body()
-    return await idem.run(lambda: area_service.import_area(idem.session, site_id=site_id, content=content,
-                                                           name=name, by=principal.subject), status_code=200)
+    return await idem.run(AreaRead, lambda: area_service.import_area(
+        idem.session, site_id=site_id, content=content, name=name, by=principal.subject))
 
 
 @router.get("/sites/{site_id}/area", response_model=AreaRead, summary="A site's target area")

@@ -25,8 +25,9 @@ Partner = Annotated[Principal, Depends(require_roles(Role.PARTNER))]
 
 @router.post("/tips", response_model=TipStatus, status_code=201,
              summary="Pass on a tip (partner): an address in a site's target area and a reason code")
-async def submit_tip(body: TipIn, idem: IdempotencyDep, principal: Partner):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: tip_service.submit_tip(idem.session, partner=principal, data=body))
+async def submit_tip(body: TipIn, idem: IdempotencyDep, principal: Partner) -> TipStatus:
+    return await idem.run(TipStatus, lambda: tip_service.submit_tip(
+        idem.session, partner=principal, data=body))
 
 
 @router.get("/tips/mine", response_model=Page[TipStatus],
@@ -63,7 +64,6 @@ async def list_tips(request: Request, session: SessionDep, principal: Staff, lim
 
 @router.post("/tips/{tip_id}/follow-up", response_model=TipRead,
              summary="Record what the team found on following a tip up (once)")
-async def follow_up(tip_id: UUID, body: TipFollowUpIn, idem: IdempotencyDep, principal: Staff):  # type: ignore[no-untyped-def]
+async def follow_up(tip_id: UUID, body: TipFollowUpIn, idem: IdempotencyDep, principal: Staff) -> TipRead:
     await tip_service.check_tip_site(idem.session, principal=principal, tip_id=tip_id)
-    return await idem.run(lambda: tip_service.follow_up(idem.session, tip_id=tip_id, data=body),
-                          status_code=200)
+    return await idem.run(TipRead, lambda: tip_service.follow_up(idem.session, tip_id=tip_id, data=body))

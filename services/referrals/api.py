@@ -49,16 +49,16 @@ async def list_offers(session: SessionDep, principal: Anyone,
 
 
 @router.post("/offers", response_model=OfferRead, status_code=201, summary="Add or change an offer (admin)")
-async def upsert_offer(body: OfferIn, idem: IdempotencyDep, principal: Admin):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: service.upsert_offer(idem.session, data=body))
+async def upsert_offer(body: OfferIn, idem: IdempotencyDep, principal: Admin) -> OfferRead:
+    return await idem.run(OfferRead, lambda: service.upsert_offer(idem.session, data=body))
 
 
 @router.post("/referrals", response_model=ReferralRead, status_code=201, summary="Draft a referral")
-async def draft(body: ReferralIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+async def draft(body: ReferralIn, idem: IdempotencyDep, principal: Team) -> ReferralRead:
     async def action() -> ReferralRead:
         referral = await service.draft(idem.session, principal=principal, data=body)
         return await service.read(idem.session, principal, referral)
-    return await idem.run(action, subject="referral")
+    return await idem.run(ReferralRead, action, subject="referral")
 
 
 @router.get("/referrals", response_model=Page[ReferralRead],
@@ -112,76 +112,79 @@ async def set_fields(referral_id: UUID, body: FieldsIn, request: Request, sessio
 
 
 async def _move(idem: IdempotencyDep, principal: Principal, referral_id: UUID, target: d.State,
-                reason_code: str | None = None, outcome_code: str | None = None):  # type: ignore[no-untyped-def]
+                reason_code: str | None = None, outcome_code: str | None = None) -> ReferralRead:
     async def action() -> ReferralRead:
         referral = await service.get_referral(idem.session, principal, referral_id, lock=True)
         await service.move(idem.session, principal=principal, referral=referral, target=target,
                            reason_code=reason_code, outcome_code=outcome_code)
         return await service.read(idem.session, principal, referral)
-    return await idem.run(action, status_code=200)
+    return await idem.run(ReferralRead, action)
 
 
 @router.post("/referrals/{referral_id}/send", response_model=ReferralRead,
              summary="Send (the family's consent must cover the department)")
-async def send(referral_id: UUID, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+async def send(referral_id: UUID, idem: IdempotencyDep, principal: Team) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.SENT)
 
 
 @router.post("/referrals/{referral_id}/resume", response_model=ReferralRead,
              summary="Resume a referral on hold to its state before the hold (consent must cover again)")
-async def resume(referral_id: UUID, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+async def resume(referral_id: UUID, idem: IdempotencyDep, principal: Team) -> ReferralRead:
     async def action() -> ReferralRead:
         referral = await service.get_referral(idem.session, principal, referral_id, lock=True)
         await service.resume(idem.session, principal=principal, referral=referral)
         return await service.read(idem.session, principal, referral)
-    return await idem.run(action, status_code=200)
+    return await idem.run(ReferralRead, action)
 
 
 @router.post("/referrals/{referral_id}/cancel", response_model=ReferralRead, summary="Cancel with a reason")
-async def cancel(referral_id: UUID, body: ReasonIn, idem: IdempotencyDep, principal: Team):  # type: ignore[no-untyped-def]
+async def cancel(referral_id: UUID, body: ReasonIn, idem: IdempotencyDep, principal: Team) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.CANCELLED, reason_code=body.reason_code)
 
 
 @router.post("/referrals/{referral_id}/accept", response_model=ReferralRead,
              summary="Accept (the receiving department)")
-async def accept(referral_id: UUID, idem: IdempotencyDep, principal: DepartmentStaff):  # type: ignore[no-untyped-def]
+async def accept(referral_id: UUID, idem: IdempotencyDep, principal: DepartmentStaff) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.ACCEPTED)
 
 
 @router.post("/referrals/{referral_id}/decline", response_model=ReferralRead,
              summary="Decline with a reason (the receiving department)")
-async def decline(referral_id: UUID, body: ReasonIn, idem: IdempotencyDep, principal: DepartmentStaff):  # type: ignore[no-untyped-def]
+async def decline(referral_id: UUID, body: ReasonIn, idem: IdempotencyDep,
+                  principal: DepartmentStaff) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.DECLINED, reason_code=body.reason_code)
 
 
 @router.post("/referrals/{referral_id}/start", response_model=ReferralRead,
              summary="Start the work (the receiving department)")
-async def start(referral_id: UUID, idem: IdempotencyDep, principal: DepartmentStaff):  # type: ignore[no-untyped-def]
+async def start(referral_id: UUID, idem: IdempotencyDep, principal: DepartmentStaff) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.IN_PROGRESS)
 
 
 @router.post("/referrals/{referral_id}/complete", response_model=ReferralRead,
              summary="Complete with an outcome (the receiving department)")
-async def complete(referral_id: UUID, body: CompleteIn, idem: IdempotencyDep, principal: DepartmentStaff):  # type: ignore[no-untyped-def]
+async def complete(referral_id: UUID, body: CompleteIn, idem: IdempotencyDep,
+                   principal: DepartmentStaff) -> ReferralRead:
     return await _move(idem, principal, referral_id, d.State.COMPLETED, outcome_code=body.outcome_code)
 
 
 @router.post("/referrals/{referral_id}/status", response_model=ReferralRead,
              summary="The department's own business status (e.g. waiting for first appointment)")
-async def note_status(referral_id: UUID, body: StatusIn, idem: IdempotencyDep, principal: DepartmentStaff):  # type: ignore[no-untyped-def]
+async def note_status(referral_id: UUID, body: StatusIn, idem: IdempotencyDep,
+                      principal: DepartmentStaff) -> ReferralRead:
     async def action() -> ReferralRead:
         referral = await service.note_status(idem.session, principal=principal, referral_id=referral_id,
                                              business_status=body.business_status)
         return await service.read(idem.session, principal, referral)
-    return await idem.run(action, status_code=200)
+    return await idem.run(ReferralRead, action)
 
 
 @router.post("/referrals/overdue-check", response_model=OverdueReport,
              summary="Publish an overdue event once per late referral")
 async def overdue_check(idem: IdempotencyDep, principal: System,
-                        at: Annotated[datetime | None, Query()] = None):  # type: ignore[no-untyped-def]
-    return await idem.run(lambda: _flag(idem, principal, at), status_code=200)
+                        at: Annotated[datetime | None, Query()] = None) -> OverdueReport:
+    return await idem.run(OverdueReport, lambda: _flag(idem, principal, at))
 
 
-async def _flag(idem: IdempotencyDep, principal: Principal, at: datetime | None) -> dict[str, int]:
-    return {"flagged": await service.flag_overdue(idem.session, by=principal.subject, at=at)}
+async def _flag(idem: IdempotencyDep, principal: Principal, at: datetime | None) -> OverdueReport:
+    return OverdueReport(flagged=await service.flag_overdue(idem.session, by=principal.subject, at=at))
