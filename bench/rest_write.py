@@ -68,13 +68,14 @@ def run(*, quick: bool) -> list[Section]:
     seconds, warmup = (4, 2) if quick else (15, 5)
     with support.scratch_dir("rest-write") as scratch, \
             support.throwaway_database("intake", "write") as database:
-        results, rows = _measure(database, scratch, seconds=seconds, warmup=warmup)
-    return [_section(results, rows, seconds, warmup, quick)]
+        results, profile, rows = _measure(database, scratch, seconds=seconds, warmup=warmup)
+    return [_section(results, profile, rows, seconds, warmup, quick)]
 
 
 # --- measuring ----------------------------------------------------------------------------
 
 Results = dict[tuple[str, int], Run]
+Profile = dict[str, float] | None
 
 
 @contextlib.contextmanager
@@ -98,7 +99,7 @@ def _prepare(system: support.Server) -> None:
 
 
 def _measure(database: support.Database, scratch: Path, *, seconds: float,
-             warmup: float) -> tuple[Results, dict[str, int]]:
+             warmup: float) -> tuple[Results, Profile, dict[str, int]]:
     results: Results = {}
     block = iter(range(0, 100 * BLOCK, BLOCK))
     with _servers(database, scratch) as (baseline, system):
@@ -116,7 +117,11 @@ def _measure(database: support.Database, scratch: Path, *, seconds: float,
                                        f"{server.log_tail()}")
                 results[kind, connections] = Run(**{**measured.__dict__, "cpu_ms": 1000 * cpu / max(
                     1, 4 * measured.flows)})
-    return results, _rows(database)
+        print("   profile of the system", flush=True)
+        profile = support.profile_under(
+            system, scratch / "profile.txt", seconds=round(seconds), load=lambda: _drive(
+                scratch, system, "/v1", CONNECTIONS[0], seconds, next(block), "profile"))
+    return results, profile, _rows(database)
 
 
 def _drive(scratch: Path, server: support.Server, prefix: str, connections: int, seconds: float,
@@ -255,7 +260,7 @@ def _figures(results: Results) -> list[Figure]:
     return figures
 
 
-def _notes(results: Results, rows: dict[str, int]) -> list[str]:
+def _notes(results: Results, profile: Profile, rows: dict[str, int]) -> list[str]:
     cpu = "; ".join(f"{c} conns: system {results['system', c].cpu_ms or 0:.2f} ms, baseline "
                     f"{results['baseline', c].cpu_ms or 0:.2f} ms" for c in CONNECTIONS)
     timed_out = [f"{kind} at {c} conns: {run.timeouts}" for (kind, c), run in results.items() if run.timeouts]
@@ -266,10 +271,14 @@ def _notes(results: Results, rows: dict[str, int]) -> list[str]:
         f"worker is one core at most, so the CPU per request bounds the throughput.",
         "Rows after the runs (system and baseline together): "
         + ", ".join(f"{table} {count:,}" for table, count in rows.items()) + ".",
+        "No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`)." if profile is None
+        else f"Where the service's CPU goes (py-spy samples, {CONNECTIONS[0]} conns): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in profile.items()) + ".",
     ]
 
 
-def _section(results: Results, rows: dict[str, int], seconds: float, warmup: float, quick: bool) -> Section:
+def _section(results: Results, profile: Profile, rows: dict[str, int], seconds: float, warmup: float,
+             quick: bool) -> Section:
     setup = (f"Intake on its own PostgreSQL database, served by `python -m shared.serve` (uvicorn, one "
              f"worker; relay and consumers off, the outbox rows stay for the relay). One enrolment = "
              f"register a household of two (screened, CPR encrypted), record the outreach, the mother's "
@@ -281,7 +290,7 @@ def _section(results: Results, rows: dict[str, int], seconds: float, warmup: flo
              f"runs interleaved."
              + (" Quick run: indicative only." if quick else ""))
     return Section("REST write: register and enrol a household", setup, _figures(results),
-                   _notes(results, rows))
+                   _notes(results, profile, rows))
 
 
 if __name__ == "__main__":
