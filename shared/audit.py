@@ -19,8 +19,10 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import Select, Table, bindparam, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from shared import observability as obs
 from shared.auth import Principal
@@ -35,6 +37,8 @@ Ids = Iterable[UUID | str]
 MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
 #: Where the session carries its service's member lookup (set by ``shared.app``).
 MEMBERS_INFO_KEY = "audit_members"
+#: Where a use case leaves the members it has just read or written (``know_members``).
+KNOWN_MEMBERS_KEY = "audit_known_members"
 
 #: One statement object for every entry, its values bound per execution: SQLAlchemy keys its
 #: compiled-statement cache by a statement's structure, and an ``insert().values(…)`` built per
@@ -80,12 +84,22 @@ def _subjects(families: Ids, persons: Ids, referrals: Ids, more: Iterable[Subjec
     return named + list(more)
 
 
+def know_members(session: AsyncSession, family: str, persons: Collection[str]) -> None:
+    """Tell the transaction's next audit entry every person the family holds (active or not, as
+    the member lookup would find them), so it needs no lookup: for a use case that has just read
+    or written them all, after its last change to the family's persons."""
+    session.info.setdefault(KNOWN_MEMBERS_KEY, {})[family] = persons
+
+
 async def _with_members(session: AsyncSession, subjects: list[Subject],
                         known: Mapping[str, Collection[str]] | None = None) -> list[dict[str, str]]:
     """The subjects, each once, with the members of every named family added as persons.
 
     ``known``: the members the caller has just read itself (every person of each named family, as
-    the member lookup would return them), which saves the lookup's round trip."""
+    the member lookup would return them), which saves the lookup's round trip; without it, those
+    a use case left with ``know_members`` (used once)."""
+    told = session.info.pop(KNOWN_MEMBERS_KEY, None)
+    known = told if known is None else known
     lookup: MemberLookup | None = session.info.get(MEMBERS_INFO_KEY)
     families = list(dict.fromkeys(i for kind, i in subjects if kind == "family"))
     if lookup is not None and families:
@@ -169,6 +183,12 @@ async def audit_answer(session: AsyncSession, principal: Principal, request: Req
     named = subjects_in(dict(request.path_params)) + subjects_in(answer, top_level=top_level)
     await write_entry(session, principal, endpoint=f"{request.method} {request.url.path}"[:300],
                       purpose=name.replace("_", " "), subjects=named)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_known_members(session: Session, _previous: Any) -> None:
+    """Members told before a rollback may be of rows that are gone."""
+    session.info.pop(KNOWN_MEMBERS_KEY, None)
 
 
 def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
