@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import areas as a
@@ -47,8 +47,18 @@ _REGISTRATION = (select(_sites.c.id, _areas.c.name.label("area"), _streets.c.str
                  .select_from(_sites.outerjoin(_areas, _areas.c.site_id == _sites.c.id)
                               .outerjoin(_streets, _streets.c.site_id == _areas.c.site_id))
                  .where(_sites.c.id == bindparam("site_id")).order_by(_streets.c.id))
+_SITE_OF = select(_households.c.site_id).where(_households.c.id == bindparam("household_id"))
 _INSERT_HOUSEHOLD = _households.insert()
 _INSERT_PERSON = _persons.insert()
+_LOCK = (select(_households.c.id, _households.c.site_id, _households.c.status, _households.c.furthest_stage)
+         .where(_households.c.id == bindparam("household_id")).with_for_update())
+#: A status change with the furthest stage it reaches, and with the time it stamps, if any.
+_STATUS = {stamp: update(_households).where(_households.c.id == bindparam("household_id")).values(
+    status=bindparam("status"), furthest_stage=bindparam("furthest"),
+    **({stamp: bindparam("at")} if stamp else {})) for stamp in (None, "enrolled_at", "waitlisted_at")}
+_PEOPLE = (select(_persons.c.id, _persons.c.role, _persons.c.birth_date, _persons.c.active)
+           .where(_persons.c.household_id == bindparam("household_id"))
+           .order_by(_persons.c.added_at, _persons.c.id))
 
 
 def now() -> datetime:
@@ -224,8 +234,32 @@ async def lock_household(session: AsyncSession, household_id: uuid.UUID) -> Hous
     return household
 
 
+async def lock_household_row(session: AsyncSession, household_id: uuid.UUID) -> Row[Any]:
+    """``lock_household`` on Core for the frequent writes: the row's id, site, status and furthest
+    stage, locked, without loading the household into the session."""
+    household = (await session.execute(_LOCK, {"household_id": household_id})).first()
+    if household is None:
+        raise NotFound("No such household.")
+    return household
+
+
+async def change_status(session: AsyncSession, household: Row[Any], status: d.HouseholdStatus, *,
+                        stamp: str | None = None) -> None:
+    """``set_status`` on Core: the status, the furthest stage it reaches, and ``stamp`` (the time
+    column the change sets: ``enrolled_at`` or ``waitlisted_at``) now."""
+    values = {"household_id": household.id, "status": status.value,
+              "furthest": stage_after(household.furthest_stage, status)}
+    await session.execute(_STATUS[stamp], {**values, "at": now()} if stamp else values)
+
+
+async def people(session: AsyncSession, household_id: uuid.UUID) -> list[Row[Any]]:
+    """Every person the household has held (``active`` tells the members), in member order; the
+    caller tells the audit entry them all (``know_members``)."""
+    return list((await session.execute(_PEOPLE, {"household_id": household_id})).all())
+
+
 async def get_household_site(session: AsyncSession, household_id: uuid.UUID) -> str:
-    site = (await session.execute(select(Household.site_id).where(Household.id == household_id))).scalar()
+    site = (await session.execute(_SITE_OF, {"household_id": household_id})).scalar()
     if site is None:
         raise NotFound("No such household.")
     return str(site)
