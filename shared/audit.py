@@ -56,6 +56,11 @@ def subjects_in(value: Any, *, top_level: SubjectKind | None = None) -> list[Sub
     """The subjects a JSON answer names: its id fields, members' ids, and (when the answer is one
     object of a subject kind, e.g. a household) its own ``id``. Deriving them from what is really
     returned keeps the log true to the answer without each route listing them by hand."""
+    return _named_in(jsonable_encoder(value), top_level)
+
+
+def _named_in(answer: Any, top_level: SubjectKind | None) -> list[Subject]:
+    """``subjects_in`` of an answer that is JSON already (walking it is cheap, encoding is not)."""
     found: list[Subject] = []
 
     def walk(node: Any, kind: SubjectKind | None) -> None:
@@ -74,7 +79,7 @@ def subjects_in(value: Any, *, top_level: SubjectKind | None = None) -> list[Sub
             for child in node:
                 walk(child, kind)
 
-    walk(jsonable_encoder(value), top_level)
+    walk(answer, top_level)
     return found
 
 
@@ -176,11 +181,13 @@ def entries_naming(session: AsyncSession, subject_ids: Collection[str]) -> Selec
 
 
 async def audit_answer(session: AsyncSession, principal: Principal, request: Request, answer: Any, *,
-                       top_level: SubjectKind | None = None) -> None:
+                       top_level: SubjectKind | None = None, encoded: bool = False) -> None:
     """Add the entry for a write's answer to the write's transaction: the subjects named in the
-    path and in the answer itself (nothing when neither names anyone)."""
+    path and in the answer itself (nothing when neither names anyone). ``encoded``: the answer is
+    JSON already (as ``Idempotency`` stores it), so it is not encoded again."""
     name = getattr(request.scope.get("route"), "name", None) or "change"
-    named = subjects_in(dict(request.path_params)) + subjects_in(answer, top_level=top_level)
+    named = _named_in(dict(request.path_params), None) + (
+        _named_in(answer, top_level) if encoded else subjects_in(answer, top_level=top_level))
     await write_entry(session, principal, endpoint=f"{request.method} {request.url.path}"[:300],
                       purpose=name.replace("_", " "), subjects=named)
 

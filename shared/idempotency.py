@@ -59,12 +59,13 @@ class Idempotency:
             stored = await self._stored()
             if stored is not None:
                 await audit_answer(self.session, self.principal, self.request,
-                                   json.loads(stored.response_body), top_level=subject)
+                                   json.loads(stored.response_body), top_level=subject, encoded=True)
                 await self.session.commit()
                 return self._replay(shape, stored)
         answer = await action()
         body = shape.dump_python(answer, mode="json", by_alias=True)
-        await audit_answer(self.session, self.principal, self.request, body, top_level=subject)
+        await audit_answer(self.session, self.principal, self.request, body, top_level=subject,
+                           encoded=True)
         if self.key is not None:
             await self.session.execute(_INSERT, {
                 "principal": self.principal.subject, "key": self.key, "fingerprint": self.fingerprint,
