@@ -166,8 +166,13 @@ async def _enrol(http: httpx.AsyncClient, prefix: str, auth: str, index: int,
     """One enrolment, four requests; whether each answered as the flow needs."""
     async def post(path: str, body: Any, expected: int) -> dict[str, Any] | None:
         began = time.perf_counter()
-        response = await http.post(f"{prefix}{path}", json=body, headers={
-            "Authorization": auth, "Idempotency-Key": str(uuid.uuid4())})
+        headers = {"Authorization": auth, "Idempotency-Key": str(uuid.uuid4())}
+        try:
+            response = await http.post(f"{prefix}{path}", json=body, headers=headers)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # A kept-alive connection the server closed as the request went out: sent again
+            # with the same key, as a client of an idempotent POST does (answered once).
+            response = await http.post(f"{prefix}{path}", json=body, headers=headers)
         request_ms.append((time.perf_counter() - began) * 1000)
         if response.status_code != expected:
             print(f"{path}: {response.status_code} {response.text[:200]}", flush=True)
