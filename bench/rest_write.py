@@ -42,6 +42,8 @@ AREA = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej"}]}
 #: Each run draws its CPR numbers from a block of its own (a number in two households is a 409).
 BLOCK = 200_000
 TIMEOUT_S = 60
+#: Long enough for a few thousand samples even in a quick run.
+PROFILE_SECONDS = 12
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,10 @@ def _measure(database: support.Database, scratch: Path, *, seconds: float,
                 results[kind, connections] = Run(**{**measured.__dict__, "cpu_ms": 1000 * cpu / max(
                     1, 4 * measured.flows)})
         print("   profile of the system", flush=True)
+        profiled = max(seconds, PROFILE_SECONDS)
         profile = support.profile_under(
-            system, scratch / "profile.txt", seconds=round(seconds), load=lambda: _drive(
-                scratch, system, "/v1", CONNECTIONS[0], seconds, next(block), "profile"))
+            system, scratch / "profile.txt", seconds=round(profiled), load=lambda: _drive(
+                scratch, system, "/v1", CONNECTIONS[0], profiled, next(block), "profile"))
     return results, profile, _rows(database)
 
 
