@@ -19,11 +19,11 @@ from services.intake import domain as d
 from services.intake.models import Consent, ConsentHistory, Household, Person
 from services.intake.schemas import ConsentHistoryRead, ConsentIn, ConsentRead, GrantRead
 from services.intake.service.households import (
+    Held,
     change_status,
     lock_household,
-    lock_household_row,
+    lock_household_with_people,
     now,
-    people,
 )
 from shared.audit import know_members
 from shared.departments import Department
@@ -48,8 +48,7 @@ _CONSENTS = (select(_consents.c.departments, _consents.c.withdrawn, _consents.c.
 
 async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: ConsentIn,
                        by: str) -> ConsentRead:
-    household = await lock_household_row(session, household_id)
-    persons = await people(session, household_id)
+    household, persons = await lock_household_with_people(session, household_id)
     members = {p.id: p for p in persons if p.active}
     subject, giver = members.get(data.person_id), members.get(data.given_by_person_id)
     if subject is None or giver is None:
@@ -95,7 +94,7 @@ def _entry(consent: Consent, state: str, at: datetime, by: str, departments: lis
 
 
 async def _announce_given(session: AsyncSession, household: Household | Row[Any], consent: Consent,
-                          person: Person | Row[Any]) -> None:
+                          person: Person | Held) -> None:
     """``consent-given`` (v2: purpose codes per department) for the departments still covered."""
     live = rules.live_departments(consent.departments, consent.withdrawn)
     grants = [events.Grant(department=g.department.value, purposes=[p.value for p in g.purposes])  # type: ignore[arg-type]
@@ -196,7 +195,7 @@ async def _consent_read(session: AsyncSession, consent: Consent,
     return _consent_answer(consent, person, rows)
 
 
-def _consent_answer(consent: Consent, person: Person | Row[Any],
+def _consent_answer(consent: Consent, person: Person | Held,
                     rows: Sequence[ConsentHistory]) -> ConsentRead:
     """The consent with its history (``rows``, oldest first) and the receipt written from it."""
     history = [rules.Entry(h.state, h.at, tuple(h.departments if h.departments is not None

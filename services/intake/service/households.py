@@ -6,13 +6,15 @@ of the package build on the helpers here (locking, status changes, members).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Insert
 
 from services.intake import areas as a
 from services.intake import domain as d
@@ -49,16 +51,20 @@ _REGISTRATION = (select(_sites.c.id, _areas.c.name.label("area"), _streets.c.str
                  .where(_sites.c.id == bindparam("site_id")).order_by(_streets.c.id))
 _SITE_OF = select(_households.c.site_id).where(_households.c.id == bindparam("household_id"))
 _INSERT_HOUSEHOLD = _households.insert()
-_INSERT_PERSON = _persons.insert()
 _LOCK = (select(_households.c.id, _households.c.site_id, _households.c.status, _households.c.furthest_stage)
          .where(_households.c.id == bindparam("household_id")).with_for_update())
 #: A status change with the furthest stage it reaches, and with the time it stamps, if any.
 _STATUS = {stamp: update(_households).where(_households.c.id == bindparam("household_id")).values(
     status=bindparam("status"), furthest_stage=bindparam("furthest"),
     **({stamp: bindparam("at")} if stamp else {})) for stamp in (None, "enrolled_at", "waitlisted_at")}
-_PEOPLE = (select(_persons.c.id, _persons.c.role, _persons.c.birth_date, _persons.c.active)
-           .where(_persons.c.household_id == bindparam("household_id"))
-           .order_by(_persons.c.added_at, _persons.c.id))
+#: ``_LOCK`` with the household's persons (only the household's row is locked).
+_LOCK_WITH_PEOPLE = (select(_households.c.id, _households.c.site_id, _households.c.status,
+                            _households.c.furthest_stage, _persons.c.id.label("person_id"), _persons.c.role,
+                            _persons.c.birth_date, _persons.c.active)
+                     .select_from(_households.outerjoin(_persons,
+                                                        _persons.c.household_id == _households.c.id))
+                     .where(_households.c.id == bindparam("household_id"))
+                     .order_by(_persons.c.added_at, _persons.c.id).with_for_update(of=_households))
 
 
 def now() -> datetime:
@@ -95,7 +101,8 @@ async def create_household(session: AsyncSession, *, vault: CprVault, data: Hous
         "status": status.value, "furthest_stage": stage_after(None, status), "eligible": result.eligible,
         "screening": screening, "screened_at": now(), "waitlisted_at": None, "enrolled_at": None,
         "exited_at": None, "exit_reason": None, "created_at": created})
-    await session.execute(_INSERT_PERSON, people)
+    await session.execute(_insert_people(len(people)), {
+        f"{column}_{index}": value for index, row in enumerate(people) for column, value in row.items()})
     await record_event(session, events.HouseholdScreened(
         family_id=household_id, site_id=data.site_id, eligible=result.eligible,
         criteria=[events.CriterionOutcome(code=c.code, met=c.met) for c in result.criteria]))
@@ -107,6 +114,14 @@ async def create_household(session: AsyncSession, *, vault: CprVault, data: Hous
                             cpr_masked=cpr.masked(), unemployed_since=p["unemployed_since"],
                             lives_at_address=p["lives_at_address"])
                  for p, cpr in zip(people, cprs, strict=True)])
+
+
+@functools.cache
+def _insert_people(count: int) -> Insert:
+    """One ``INSERT`` of ``count`` persons, built once per count: a household's members in one
+    statement (the driver's executemany costs more CPU than the statement itself)."""
+    return _persons.insert().values([{c.name: bindparam(f"{c.name}_{index}", type_=c.type)
+                                      for c in _persons.columns} for index in range(count)])
 
 
 async def _registration_facts(session: AsyncSession, site_id: str, hashes: list[str]) -> a.Area | None:
@@ -252,10 +267,24 @@ async def change_status(session: AsyncSession, household: Row[Any], status: d.Ho
     await session.execute(_STATUS[stamp], {**values, "at": now()} if stamp else values)
 
 
-async def people(session: AsyncSession, household_id: uuid.UUID) -> list[Row[Any]]:
-    """Every person the household has held (``active`` tells the members), in member order; the
-    caller tells the audit entry them all (``know_members``)."""
-    return list((await session.execute(_PEOPLE, {"household_id": household_id})).all())
+class Held(NamedTuple):
+    """A person the household holds or held (``active``: still a member)."""
+
+    id: uuid.UUID
+    role: str
+    birth_date: date
+    active: bool
+
+
+async def lock_household_with_people(session: AsyncSession,
+                                     household_id: uuid.UUID) -> tuple[Row[Any], list[Held]]:
+    """``lock_household_row`` and every person the household has held, in member order, in one
+    statement; the caller tells the audit entry them all (``know_members``)."""
+    rows = (await session.execute(_LOCK_WITH_PEOPLE, {"household_id": household_id})).all()
+    if not rows:
+        raise NotFound("No such household.")
+    return rows[0], [Held(r.person_id, r.role, r.birth_date, r.active)
+                     for r in rows if r.person_id is not None]
 
 
 async def get_household_site(session: AsyncSession, household_id: uuid.UUID) -> str:
