@@ -40,12 +40,12 @@ _streets = TargetAreaStreet.__table__  # type: ignore[attr-defined]
 #: An active person of an active household holding one of the CPR numbers (by look-up hash).
 _CLASH = (select(_persons.c.id).join(_households, _households.c.id == _persons.c.household_id)
           .where(_persons.c.cpr_hash.in_(bindparam("hashes", expanding=True)), _persons.c.active,
-                 _households.c.status.in_(ACTIVE)))
+                 _households.c.status.in_(ACTIVE)).limit(1))
 #: What registering checks, in one statement: the site (no row: unknown), its area and streets
 #: (none: no area defined) and the first clash (``_CLASH``).
 _REGISTRATION = (select(_sites.c.id, _areas.c.name.label("area"), _streets.c.street, _streets.c.from_number,
                         _streets.c.to_number, _streets.c.side,
-                        _CLASH.limit(1).scalar_subquery().label("clash"))
+                        _CLASH.scalar_subquery().label("clash"))
                  .select_from(_sites.outerjoin(_areas, _areas.c.site_id == _sites.c.id)
                               .outerjoin(_streets, _streets.c.site_id == _areas.c.site_id))
                  .where(_sites.c.id == bindparam("site_id")).order_by(_streets.c.id))
@@ -169,7 +169,7 @@ def parse_members(members: Sequence[MemberIn]) -> list[Cpr]:
 
 
 async def refuse_duplicates(session: AsyncSession, vault: CprVault, cprs: Sequence[Cpr]) -> None:
-    clash = (await session.execute(_CLASH.limit(1), {"hashes": [vault.lookup_hash(c) for c in cprs]})).first()
+    clash = (await session.execute(_CLASH, {"hashes": [vault.lookup_hash(c) for c in cprs]})).first()
     if clash is not None:
         raise Conflict("A person with this CPR number is already in an active household.")
 
