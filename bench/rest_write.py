@@ -42,6 +42,8 @@ AREA = {"name": "Gellerup/Toveshøj", "streets": [{"street": "Gudrunsvej"}]}
 #: Each run draws its CPR numbers from a block of its own (a number in two households is a 409).
 BLOCK = 200_000
 TIMEOUT_S = 60
+#: Long enough for a few thousand samples even in a quick run.
+PROFILE_SECONDS = 12
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,14 @@ def run(*, quick: bool) -> list[Section]:
     seconds, warmup = (4, 2) if quick else (15, 5)
     with support.scratch_dir("rest-write") as scratch, \
             support.throwaway_database("intake", "write") as database:
-        results, rows = _measure(database, scratch, seconds=seconds, warmup=warmup)
-    return [_section(results, rows, seconds, warmup, quick)]
+        results, profile, rows = _measure(database, scratch, seconds=seconds, warmup=warmup)
+    return [_section(results, profile, rows, seconds, warmup, quick)]
 
 
 # --- measuring ----------------------------------------------------------------------------
 
 Results = dict[tuple[str, int], Run]
+Profile = dict[str, float] | None
 
 
 @contextlib.contextmanager
@@ -98,7 +101,7 @@ def _prepare(system: support.Server) -> None:
 
 
 def _measure(database: support.Database, scratch: Path, *, seconds: float,
-             warmup: float) -> tuple[Results, dict[str, int]]:
+             warmup: float) -> tuple[Results, Profile, dict[str, int]]:
     results: Results = {}
     block = iter(range(0, 100 * BLOCK, BLOCK))
     with _servers(database, scratch) as (baseline, system):
@@ -116,7 +119,12 @@ def _measure(database: support.Database, scratch: Path, *, seconds: float,
                                        f"{server.log_tail()}")
                 results[kind, connections] = Run(**{**measured.__dict__, "cpu_ms": 1000 * cpu / max(
                     1, 4 * measured.flows)})
-    return results, _rows(database)
+        print("   profile of the system", flush=True)
+        profiled = max(seconds, PROFILE_SECONDS)
+        profile = support.profile_under(
+            system, scratch / "profile.txt", seconds=round(profiled), load=lambda: _drive(
+                scratch, system, "/v1", CONNECTIONS[0], profiled, next(block), "profile"))
+    return results, profile, _rows(database)
 
 
 def _drive(scratch: Path, server: support.Server, prefix: str, connections: int, seconds: float,
@@ -161,8 +169,13 @@ async def _enrol(http: httpx.AsyncClient, prefix: str, auth: str, index: int,
     """One enrolment, four requests; whether each answered as the flow needs."""
     async def post(path: str, body: Any, expected: int) -> dict[str, Any] | None:
         began = time.perf_counter()
-        response = await http.post(f"{prefix}{path}", json=body, headers={
-            "Authorization": auth, "Idempotency-Key": str(uuid.uuid4())})
+        headers = {"Authorization": auth, "Idempotency-Key": str(uuid.uuid4())}
+        try:
+            response = await http.post(f"{prefix}{path}", json=body, headers=headers)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # A kept-alive connection the server closed as the request went out: sent again
+            # with the same key, as a client of an idempotent POST does (answered once).
+            response = await http.post(f"{prefix}{path}", json=body, headers=headers)
         request_ms.append((time.perf_counter() - began) * 1000)
         if response.status_code != expected:
             print(f"{path}: {response.status_code} {response.text[:200]}", flush=True)
@@ -255,7 +268,7 @@ def _figures(results: Results) -> list[Figure]:
     return figures
 
 
-def _notes(results: Results, rows: dict[str, int]) -> list[str]:
+def _notes(results: Results, profile: Profile, rows: dict[str, int]) -> list[str]:
     cpu = "; ".join(f"{c} conns: system {results['system', c].cpu_ms or 0:.2f} ms, baseline "
                     f"{results['baseline', c].cpu_ms or 0:.2f} ms" for c in CONNECTIONS)
     timed_out = [f"{kind} at {c} conns: {run.timeouts}" for (kind, c), run in results.items() if run.timeouts]
@@ -266,10 +279,14 @@ def _notes(results: Results, rows: dict[str, int]) -> list[str]:
         f"worker is one core at most, so the CPU per request bounds the throughput.",
         "Rows after the runs (system and baseline together): "
         + ", ".join(f"{table} {count:,}" for table, count in rows.items()) + ".",
+        "No CPU profile: py-spy is not installed (`.venv/bin/pip install py-spy`)." if profile is None
+        else f"Where the service's CPU goes (py-spy samples, {CONNECTIONS[0]} conns): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in profile.items()) + ".",
     ]
 
 
-def _section(results: Results, rows: dict[str, int], seconds: float, warmup: float, quick: bool) -> Section:
+def _section(results: Results, profile: Profile, rows: dict[str, int], seconds: float, warmup: float,
+             quick: bool) -> Section:
     setup = (f"Intake on its own PostgreSQL database, served by `python -m shared.serve` (uvicorn, one "
              f"worker; relay and consumers off, the outbox rows stay for the relay). One enrolment = "
              f"register a household of two (screened, CPR encrypted), record the outreach, the mother's "
@@ -281,7 +298,7 @@ def _section(results: Results, rows: dict[str, int], seconds: float, warmup: flo
              f"runs interleaved."
              + (" Quick run: indicative only." if quick else ""))
     return Section("REST write: register and enrol a household", setup, _figures(results),
-                   _notes(results, rows))
+                   _notes(results, profile, rows))
 
 
 if __name__ == "__main__":

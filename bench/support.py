@@ -402,9 +402,17 @@ def _category(frames: list[str]) -> str:
 
 def profile_shares(server: Server, targets_file: Path, output: Path, *, connections: int,
                    seconds: int) -> dict[str, float] | None:
-    """Sample the server with py-spy under load and split its CPU samples by part of the stack;
-    None without py-spy. SQLAlchemy runs sync code in greenlets whose stacks py-spy shows apart,
-    so the database layer's share includes the audit write's own statements."""
+    """Sample the server with py-spy under wrk's load (see ``profile_under``)."""
+    return profile_under(server, output, seconds=seconds, load=lambda: run_wrk(
+        server.url, targets_file, connections=connections, seconds=seconds))
+
+
+def profile_under(server: Server, output: Path, *, seconds: int,
+                  load: Callable[[], object]) -> dict[str, float] | None:
+    """Sample the server with py-spy while ``load`` runs (about ``seconds`` long) and split its
+    CPU samples by part of the stack; None without py-spy. SQLAlchemy runs sync code in
+    greenlets whose stacks py-spy shows apart, so the database layer's share includes the audit
+    write's own statements. The raw samples stay in ``output`` for a closer look."""
     tool = py_spy()
     if tool is None:
         return None
@@ -412,7 +420,7 @@ def profile_shares(server: Server, targets_file: Path, output: Path, *, connecti
                             "-r", "100", "-f", "raw", "--nonblocking", "-o", str(output)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        run_wrk(server.url, targets_file, connections=connections, seconds=seconds)
+        load()
         spy.wait(timeout=seconds + 30)
     finally:
         _stop(spy)

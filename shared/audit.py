@@ -19,8 +19,10 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import Select, Table, bindparam, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from shared import observability as obs
 from shared.auth import Principal
@@ -35,6 +37,8 @@ Ids = Iterable[UUID | str]
 MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
 #: Where the session carries its service's member lookup (set by ``shared.app``).
 MEMBERS_INFO_KEY = "audit_members"
+#: Where a use case leaves the members it has just read or written (``know_members``).
+KNOWN_MEMBERS_KEY = "audit_known_members"
 
 #: One statement object for every entry, its values bound per execution: SQLAlchemy keys its
 #: compiled-statement cache by a statement's structure, and an ``insert().values(…)`` built per
@@ -52,6 +56,11 @@ def subjects_in(value: Any, *, top_level: SubjectKind | None = None) -> list[Sub
     """The subjects a JSON answer names: its id fields, members' ids, and (when the answer is one
     object of a subject kind, e.g. a household) its own ``id``. Deriving them from what is really
     returned keeps the log true to the answer without each route listing them by hand."""
+    return _named_in(jsonable_encoder(value), top_level)
+
+
+def _named_in(answer: Any, top_level: SubjectKind | None) -> list[Subject]:
+    """``subjects_in`` of an answer that is JSON already (walking it is cheap, encoding is not)."""
     found: list[Subject] = []
 
     def walk(node: Any, kind: SubjectKind | None) -> None:
@@ -70,7 +79,7 @@ def subjects_in(value: Any, *, top_level: SubjectKind | None = None) -> list[Sub
             for child in node:
                 walk(child, kind)
 
-    walk(jsonable_encoder(value), top_level)
+    walk(answer, top_level)
     return found
 
 
@@ -80,12 +89,22 @@ def _subjects(families: Ids, persons: Ids, referrals: Ids, more: Iterable[Subjec
     return named + list(more)
 
 
+def know_members(session: AsyncSession, family: str, persons: Collection[str]) -> None:
+    """Tell the transaction's next audit entry every person the family holds (active or not, as
+    the member lookup would find them), so it needs no lookup: for a use case that has just read
+    or written them all, after its last change to the family's persons."""
+    session.info.setdefault(KNOWN_MEMBERS_KEY, {})[family] = persons
+
+
 async def _with_members(session: AsyncSession, subjects: list[Subject],
                         known: Mapping[str, Collection[str]] | None = None) -> list[dict[str, str]]:
     """The subjects, each once, with the members of every named family added as persons.
 
     ``known``: the members the caller has just read itself (every person of each named family, as
-    the member lookup would return them), which saves the lookup's round trip."""
+    the member lookup would return them), which saves the lookup's round trip; without it, those
+    a use case left with ``know_members`` (used once)."""
+    told = session.info.pop(KNOWN_MEMBERS_KEY, None)
+    known = told if known is None else known
     lookup: MemberLookup | None = session.info.get(MEMBERS_INFO_KEY)
     families = list(dict.fromkeys(i for kind, i in subjects if kind == "family"))
     if lookup is not None and families:
@@ -162,13 +181,21 @@ def entries_naming(session: AsyncSession, subject_ids: Collection[str]) -> Selec
 
 
 async def audit_answer(session: AsyncSession, principal: Principal, request: Request, answer: Any, *,
-                       top_level: SubjectKind | None = None) -> None:
+                       top_level: SubjectKind | None = None, encoded: bool = False) -> None:
     """Add the entry for a write's answer to the write's transaction: the subjects named in the
-    path and in the answer itself (nothing when neither names anyone)."""
+    path and in the answer itself (nothing when neither names anyone). ``encoded``: the answer is
+    JSON already (as ``Idempotency`` stores it), so it is not encoded again."""
     name = getattr(request.scope.get("route"), "name", None) or "change"
-    named = subjects_in(dict(request.path_params)) + subjects_in(answer, top_level=top_level)
+    named = _named_in(dict(request.path_params), None) + (
+        _named_in(answer, top_level) if encoded else subjects_in(answer, top_level=top_level))
     await write_entry(session, principal, endpoint=f"{request.method} {request.url.path}"[:300],
                       purpose=name.replace("_", " "), subjects=named)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_known_members(session: Session, _previous: Any) -> None:
+    """Members told before a rollback may be of rows that are gone."""
+    session.info.pop(KNOWN_MEMBERS_KEY, None)
 
 
 def members_from(table: Table, *, family: str, person: str) -> MemberLookup:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
 from pydantic import TypeAdapter
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,11 @@ from shared.tables import idempotency_keys
 
 REPLAY_HEADER = "Idempotent-Replayed"
 T = TypeVar("T")
+#: Built once, values bound per request: a statement built per request makes SQLAlchemy compute
+#: its compiled-cache key again each time (two statements on every POST).
+_STORED = select(idempotency_keys).where(idempotency_keys.c.principal == bindparam("principal"),
+                                         idempotency_keys.c.key == bindparam("key"))
+_INSERT = idempotency_keys.insert()
 
 
 class Idempotency:
@@ -55,13 +60,14 @@ class Idempotency:
             return await self._replay(shape, stored, subject)
         answer = await action()
         body = shape.dump_python(answer, mode="json", by_alias=True)
-        await audit_answer(self.session, self.principal, self.request, body, top_level=subject)
+        await audit_answer(self.session, self.principal, self.request, body, top_level=subject,
+                           encoded=True)
         try:
             if self.key is not None:
-                await self.session.execute(idempotency_keys.insert().values(
-                    principal=self.principal.subject, key=self.key, fingerprint=self.fingerprint,
-                    status_code=self._status_code(), response_body=json.dumps(body),
-                    created_at=datetime.now(UTC)))
+                await self.session.execute(_INSERT, {
+                    "principal": self.principal.subject, "key": self.key, "fingerprint": self.fingerprint,
+                    "status_code": self._status_code(), "response_body": json.dumps(body),
+                    "created_at": datetime.now(UTC)})
             await self.session.commit()
         except IntegrityError:
             # A concurrent request with the same key committed first (the INSERT itself fails
@@ -81,16 +87,15 @@ class Idempotency:
         """The stored answer, audited as the first was (it names the same persons again)."""
         answer = shape.validate_json(stored.response_body)
         await audit_answer(self.session, self.principal, self.request, json.loads(stored.response_body),
-                           top_level=subject)
+                           top_level=subject, encoded=True)
         await self.session.commit()
         self.response.status_code = stored.status_code
         self.response.headers[REPLAY_HEADER] = "true"
         return answer
 
     async def _stored(self) -> Row[Any] | None:
-        row = (await self.session.execute(select(idempotency_keys).where(
-            idempotency_keys.c.principal == self.principal.subject,
-            idempotency_keys.c.key == self.key))).first()
+        row = (await self.session.execute(_STORED, {"principal": self.principal.subject,
+                                                    "key": self.key})).first()
         if row is not None and row.fingerprint != self.fingerprint:
             raise Conflict("This Idempotency-Key was used before with a different request.")
         return row

@@ -103,6 +103,10 @@ def check_publishable(envelope: Envelope) -> None:
                                  fields={"event": type(exc).__name__}) from None
 
 
+#: One statement for every event, values bound per call (see ``shared.audit._INSERT_ENTRY``).
+_INSERT_EVENT = outbox.insert()
+
+
 def source_for(service: str) -> str:
     return f"/oto/{service}"
 
@@ -121,18 +125,10 @@ async def record_event(
         correlation_id=obs.correlation_id.get(),
     )
     check_publishable(envelope)
-    await session.execute(
-        outbox.insert().values(
-            event_id=envelope.id,
-            event_type=envelope.type,
-            source=envelope.source,
-            partition_key=envelope.key,
-            subject=envelope.subject,
-            occurred_at=envelope.time,
-            correlation_id=envelope.correlation_id,
-            payload=envelope.data,
-        )
-    )
+    await session.execute(_INSERT_EVENT, {
+        "event_id": envelope.id, "event_type": envelope.type, "source": envelope.source,
+        "partition_key": envelope.key, "subject": envelope.subject, "occurred_at": envelope.time,
+        "correlation_id": envelope.correlation_id, "payload": envelope.data})
     session.info[PENDING_KEY] = True
     return envelope
 

@@ -7,30 +7,49 @@ announced to the other services.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import consent as rules
 from services.intake import domain as d
 from services.intake.models import Consent, ConsentHistory, Household, Person
 from services.intake.schemas import ConsentHistoryRead, ConsentIn, ConsentRead, GrantRead
-from services.intake.service.households import active_members, lock_household, now, set_status
+from services.intake.service.households import (
+    Held,
+    change_status,
+    lock_household,
+    lock_household_with_people,
+    now,
+)
+from shared.audit import know_members
 from shared.departments import Department
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import intake as events
 from shared.outbox import record_event
 
 T = TypeVar("T")
+_consents = Consent.__table__  # type: ignore[attr-defined]
+_history = ConsentHistory.__table__  # type: ignore[attr-defined]
+_persons = Person.__table__  # type: ignore[attr-defined]
+# Built once with bound values (see ``households``' statements).
+_INSERT_CONSENT = _consents.insert()
+_CONSENT_COLUMNS = [c.name for c in _consents.columns]
+_INSERT_HISTORY = _history.insert()
+_HISTORY_COLUMNS = [c.name for c in _history.columns if c.name != "id"]
+#: The household's consents with their persons' roles: what its coverage is decided from.
+_CONSENTS = (select(_consents.c.departments, _consents.c.withdrawn, _consents.c.state, _consents.c.expires_on,
+                    _persons.c.role).join(_persons, _persons.c.id == _consents.c.person_id)
+             .where(_consents.c.household_id == bindparam("household_id")))
 
 
 async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: ConsentIn,
                        by: str) -> ConsentRead:
-    household = await lock_household(session, household_id)
-    members = {p.id: p for p in await active_members(session, household_id)}
+    household, persons = await lock_household_with_people(session, household_id)
+    members = {p.id: p for p in persons if p.active}
     subject, giver = members.get(data.person_id), members.get(data.given_by_person_id)
     if subject is None or giver is None:
         field = "body.person_id" if subject is None else "body.given_by_person_id"
@@ -39,18 +58,20 @@ async def give_consent(session: AsyncSession, *, household_id: uuid.UUID, data: 
     d.check_consent_giver(d.MemberRole(subject.role), d.MemberRole(giver.role), subject.id == giver.id)
     if household.status in ("exited", "not_eligible", "declined"):
         raise Conflict(f"A household that is {household.status} cannot give consent.")
-    at = now()
-    consent = Consent(household_id=household.id, person_id=subject.id, given_by_person_id=giver.id,
-                      departments=[dep.value for dep in data.departments],
-                      purposes=[p.value for p in data.purposes], given_at=at, expires_on=data.expires_on)
-    session.add(consent)
-    await session.flush()
-    _log(session, consent, "given", at, by, consent.departments)
+    # Not added to the session: the rows are inserted on Core, the object carries their values.
+    consent = Consent(id=uuid.uuid4(), household_id=household.id, person_id=subject.id,
+                      given_by_person_id=giver.id, departments=[dep.value for dep in data.departments],
+                      purposes=[p.value for p in data.purposes], withdrawn=[], state="given", given_at=now(),
+                      expires_on=data.expires_on)
+    await session.execute(_INSERT_CONSENT, {column: getattr(consent, column) for column in _CONSENT_COLUMNS})
+    entry = _entry(consent, "given", consent.given_at, by, consent.departments)
+    await session.execute(_INSERT_HISTORY, {column: getattr(entry, column) for column in _HISTORY_COLUMNS})
     if household.status == "invited":
-        set_status(household, d.transition(d.HouseholdStatus.INVITED, d.HouseholdStatus.CONSENTED))
-    await session.flush()
+        await change_status(session, household, d.transition(d.HouseholdStatus.INVITED,
+                                                               d.HouseholdStatus.CONSENTED))
     await _announce_given(session, household, consent, subject)
-    return await _consent_read(session, consent, subject)
+    know_members(session, str(household_id), [str(p.id) for p in persons])
+    return _consent_answer(consent, subject, [entry])
 
 
 def _check(rule: Callable[[], T]) -> T:
@@ -64,12 +85,16 @@ def _check(rule: Callable[[], T]) -> T:
 def _log(session: AsyncSession, consent: Consent, state: str, at: datetime, by: str,
          departments: list[str]) -> None:
     """Append to the consent's history: the team reads it, and the receipt is written from it."""
-    session.add(ConsentHistory(consent_id=consent.id, state=state, at=at, by=by, departments=departments,
-                               expires_on=consent.expires_on if state in ("given", "renewed") else None))
+    session.add(_entry(consent, state, at, by, departments))
 
 
-async def _announce_given(session: AsyncSession, household: Household, consent: Consent,
-                          person: Person) -> None:
+def _entry(consent: Consent, state: str, at: datetime, by: str, departments: list[str]) -> ConsentHistory:
+    return ConsentHistory(consent_id=consent.id, state=state, at=at, by=by, departments=departments,
+                          expires_on=consent.expires_on if state in ("given", "renewed") else None)
+
+
+async def _announce_given(session: AsyncSession, household: Household | Row[Any], consent: Consent,
+                          person: Person | Held) -> None:
     """``consent-given`` (v2: purpose codes per department) for the departments still covered."""
     live = rules.live_departments(consent.departments, consent.withdrawn)
     grants = [events.Grant(department=g.department.value, purposes=[p.value for p in g.purposes])  # type: ignore[arg-type]
@@ -167,6 +192,12 @@ async def _consent_read(session: AsyncSession, consent: Consent,
     assert person is not None
     rows = (await session.execute(select(ConsentHistory).where(ConsentHistory.consent_id == consent.id)
                                   .order_by(ConsentHistory.id))).scalars().all()
+    return _consent_answer(consent, person, rows)
+
+
+def _consent_answer(consent: Consent, person: Person | Held,
+                    rows: Sequence[ConsentHistory]) -> ConsentRead:
+    """The consent with its history (``rows``, oldest first) and the receipt written from it."""
     history = [rules.Entry(h.state, h.at, tuple(h.departments if h.departments is not None
                                                  else consent.departments), h.expires_on) for h in rows]
     receipt = rules.receipt(role=person.role, birth_year=person.birth_date.year, purposes=consent.purposes,
@@ -184,12 +215,11 @@ async def _consent_read(session: AsyncSession, consent: Consent,
 
 
 async def departments_covered(session: AsyncSession, household_id: uuid.UUID, today: date) -> set[Department]:
-    rows = await session.execute(select(Consent, Person.role).join(Person, Person.id == Consent.person_id)
-                                 .where(Consent.household_id == household_id))
-    return d.covered_departments((d.ConsentFacts(d.MemberRole(role), frozenset(
+    rows = await session.execute(_CONSENTS, {"household_id": household_id})
+    return d.covered_departments((d.ConsentFacts(d.MemberRole(c.role), frozenset(
         Department(x) for x in rules.live_departments(c.departments, c.withdrawn)), d.ConsentState(c.state),
         c.expires_on)
-        for c, role in rows.all()), today=today)
+        for c in rows.all()), today=today)
 
 
 async def shared_with(session: AsyncSession, household_id: uuid.UUID) -> list[str]:

@@ -5,51 +5,69 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain as d
 from services.intake.cpr import CprVault
 from services.intake.models import Household, Site
 from services.intake.schemas import HouseholdRead, MemberIn
+from services.intake.service.answers import household_answer
 from services.intake.service.consents import departments_covered, shared_with
 from services.intake.service.households import (
     active_members,
+    change_status,
     get_household_site,
     lock_household,
+    lock_household_row,
     new_person,
     now,
     parse_members,
     read_household,
     refuse_duplicates,
     set_status,
-    waitlist_position,
 )
-from shared.errors import Conflict, Unprocessable
+from shared.departments import Department
+from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import intake as events
 from shared.outbox import record_event
+
+_households = Household.__table__  # type: ignore[attr-defined]
+_sites = Site.__table__  # type: ignore[attr-defined]
+#: The household's site, locked (only the site: ``FOR UPDATE OF sites``) before the household.
+_LOCK_SITE = (select(_sites.c.id, _sites.c.capacity).join(_households, _households.c.site_id == _sites.c.id)
+              .where(_households.c.id == bindparam("household_id")).with_for_update(of=_sites))
+_COUNT = select(func.count()).select_from(_households).where(
+    _households.c.site_id == bindparam("site_id"), _households.c.status == bindparam("status"))
 
 
 async def enrol(session: AsyncSession, *, household_id: uuid.UUID, vault: CprVault) -> HouseholdRead:
     """Enrol if the site has room, else put the family on the site's ordered waitlist."""
-    site_id = await get_household_site(session, household_id)
-    site = await session.get(Site, site_id, with_for_update=True)  # serialises capacity decisions
-    household = await lock_household(session, household_id)
-    assert site is not None
+    site = (await session.execute(_LOCK_SITE, {"household_id": household_id})).first()
+    if site is None:  # serialises capacity decisions: the site first, then the household
+        raise NotFound("No such household.")
+    household = await lock_household_row(session, household_id)
     if household.status != "consented":
         raise Conflict(f"Only a consented household can be enrolled; this one is {household.status}.")
-    has_consent = bool(await departments_covered(session, household_id, date.today()))
-    enrolled = await _count(session, site_id, "enrolled")
-    decision = d.decide_enrolment(has_consent=has_consent, enrolled=enrolled, capacity=site.capacity)
+    covered = await departments_covered(session, household_id, date.today())
+    enrolled = int((await session.execute(_COUNT, {"site_id": site.id, "status": "enrolled"})).scalar_one())
+    decision = d.decide_enrolment(has_consent=bool(covered), enrolled=enrolled, capacity=site.capacity)
     if decision is d.HouseholdStatus.ENROLLED:
-        await _enrol_now(session, household)
+        status = d.transition(d.HouseholdStatus(household.status), d.HouseholdStatus.ENROLLED)
+        await change_status(session, household, status, stamp="enrolled_at")
     else:
-        set_status(household, decision)
-        household.waitlisted_at = now()
-        await session.flush()
+        await change_status(session, household, decision, stamp="waitlisted_at")
+    view = await household_answer(session, household_id, vault)
+    if decision is d.HouseholdStatus.ENROLLED:
+        await record_event(session, events.FamilyEnrolled(
+            family_id=household.id, site_id=household.site_id,
+            members=[events.Member(person_id=m.id, role=m.role, birth_year=m.birth_year)  # type: ignore[arg-type]
+                     for m in view.read.members],
+            shared_with=[department.value for department in Department if department in covered]))
+    else:
         await record_event(session, events.FamilyWaitlisted(
-            family_id=household.id, site_id=site_id, position=await waitlist_position(session, household)))
-    return await read_household(session, household_id=household_id, vault=vault)
+            family_id=household.id, site_id=site.id, position=view.read.waitlist_position))
+    return view.read
 
 
 async def _enrol_now(session: AsyncSession, household: Household) -> None:
@@ -61,11 +79,6 @@ async def _enrol_now(session: AsyncSession, household: Household) -> None:
         family_id=household.id, site_id=household.site_id,
         members=[events.Member(person_id=p.id, role=p.role, birth_year=p.birth_date.year)  # type: ignore[arg-type]
                  for p in members], shared_with=await shared_with(session, household.id)))
-
-
-async def _count(session: AsyncSession, site_id: str, status: str) -> int:
-    return int((await session.execute(select(func.count()).select_from(Household).where(
-        Household.site_id == site_id, Household.status == status))).scalar_one())
 
 
 async def exit_family(session: AsyncSession, *, household_id: uuid.UUID, reason: str,

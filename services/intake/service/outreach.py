@@ -12,28 +12,31 @@ from services.intake import domain as d
 from services.intake.cpr import CprVault
 from services.intake.models import Household, KnownStaff, OutreachAttempt
 from services.intake.schemas import HouseholdRead, OutreachIn
-from services.intake.service.households import lock_household, read_household, set_status
+from services.intake.service.answers import household_answer
+from services.intake.service.households import change_status, lock_household_row
 from shared.errors import Unprocessable
 from shared.events import intake as events
 from shared.outbox import record_event
 
+_INSERT_ATTEMPT = OutreachAttempt.__table__.insert()  # type: ignore[attr-defined]
+
 
 async def record_outreach(session: AsyncSession, *, household_id: uuid.UUID, data: OutreachIn,
                           vault: CprVault, caller: str) -> HouseholdRead:
-    household = await lock_household(session, household_id)
+    household = await lock_household_row(session, household_id)
     if data.at.tzinfo is None:
         raise Unprocessable("Times must carry a time zone.", fields={"body.at": "no time zone"})
     staff_id = await _outreach_staff(session, data.staff_id, caller=caller, site_id=household.site_id)
     status = d.status_after_attempt(d.HouseholdStatus(household.status), d.ContactOutcome(data.outcome))
-    attempt = OutreachAttempt(household_id=household.id, at=data.at.astimezone(UTC), staff_id=staff_id,
-                              channel=data.channel, outcome=data.outcome)
-    session.add(attempt)
-    set_status(household, status)
-    await session.flush()
+    attempt_id, at = uuid.uuid4(), data.at.astimezone(UTC)
+    await session.execute(_INSERT_ATTEMPT, {"id": attempt_id, "household_id": household.id, "at": at,
+                                            "staff_id": staff_id, "channel": data.channel,
+                                            "outcome": data.outcome})
+    await change_status(session, household, status)
     await record_event(session, events.OutreachAttemptRecorded(
-        family_id=household.id, site_id=household.site_id, attempt_id=attempt.id, at=attempt.at,
+        family_id=household.id, site_id=household.site_id, attempt_id=attempt_id, at=at,
         staff_id=staff_id, outcome=data.outcome, status=status.value))
-    return await read_household(session, household_id=household_id, vault=vault)
+    return (await household_answer(session, household_id, vault)).read
 
 
 async def _outreach_staff(session: AsyncSession, staff_id: str | None, *, caller: str, site_id: str) -> str:
