@@ -83,6 +83,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.relay = None
     app.state.policy = definition.policy or default_policy()
     app.state.personal = definition.personal
+    app.state.members = definition.members
     install_error_handlers(app, definition.domain_errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        limits=definition.body_limits(settings) if definition.body_limits else None)

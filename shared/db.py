@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
+from sqlalchemy.util import greenlet_spawn
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -66,13 +68,75 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Insert:
     return insert(table).on_conflict_do_nothing()
 
 
+def open_session(request: Request) -> AsyncSession:
+    """A session for this request's service (``async with``): anything uncommitted is rolled back."""
+    return request.app.state.sessionmaker()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; a use case commits, anything uncommitted is rolled back."""
-    async with request.app.state.sessionmaker() as session:
+    async with open_session(request) as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class Statement:
+    """One SQL statement run on PostgreSQL as the driver's own prepared statement (asyncpg caches
+    it per connection), for the hot reads (``fetch_autocommit``)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+
+async def fetch_autocommit(engine: AsyncEngine, statement: Statement, *args: Any) -> Sequence[Any]:
+    """Run one statement in autocommit on a connection of the engine's pool, driver to driver.
+
+    Why: ``AsyncSession.execute`` costs a greenlet hand-off per statement, the session's
+    transaction bookkeeping and SQLAlchemy's result processing — about half of a read's CPU,
+    more than PostgreSQL's own work. The hot reads (the team view, the household list, the
+    department slice) are each one statement whose audit entry is written by the same statement
+    (``WITH audit AS (INSERT …) SELECT …``) or by one more autocommit statement, so they need
+    no transaction: a single statement is atomic, and with no ``BEGIN`` none can be left open
+    when the connection goes back to the pool. The connection is the pool's, so the pool's size,
+    recycling and invalidation apply; SQLAlchemy's dialect has set its JSON codecs on it, so JSON
+    columns come back decoded. Errors are raised as SQLAlchemy's (``DBAPIError`` and its
+    subclasses), which the error handlers answer (503 for an unreachable or refusing database).
+    A connection that failed in the driver, or whose statement was cancelled, is discarded
+    rather than pooled: its state is unknown."""
+    fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
+    driver: asyncpg.Connection = fairy.driver_connection
+    keep = False
+    try:
+        rows = await driver.fetch(statement.sql, *args)
+        keep = True
+        return rows
+    except asyncpg.PostgresError as error:
+        keep = not driver.is_closed()  # the server refused the statement; the connection is sound
+        raise _as_dbapi_error(statement, error, invalidated=not keep) from error
+    except (asyncpg.InterfaceError, OSError) as error:
+        raise _as_dbapi_error(statement, error, invalidated=True) from error
+    finally:
+        if not keep:
+            await greenlet_spawn(fairy.invalidate)
+        await greenlet_spawn(fairy.close)
+
+
+class _DriverError(Exception):
+    """The driver's error with its SQLSTATE, where SQLAlchemy's own wrapping puts them."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.sqlstate = self.pgcode = getattr(error, "sqlstate", None)
+
+
+def _as_dbapi_error(statement: Statement, error: Exception, *, invalidated: bool) -> DBAPIError:
+    """The error as SQLAlchemy raises it for a statement run through the session (a data error,
+    an integrity error, or any other database error), so one set of handlers answers both."""
+    sqlstate = str(getattr(error, "sqlstate", "") or "")
+    kind = {"22": DataError, "23": IntegrityError}.get(sqlstate[:2], DBAPIError)
+    return kind(statement.sql, None, _DriverError(error), connection_invalidated=invalidated)
 
 
 def utcnow() -> datetime:
