@@ -163,8 +163,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is None and b"transfer-encoding" not in headers:
+            # No body (HTTP/1.1: neither header means none), as for nearly every read: nothing to
+            # count, so no wrapped receive and send on the hot path.
+            await self.app(scope, receive, send)
+            return
         limit = self.limits.get(scope["path"], self.max_bytes)
-        length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await self._refuse(scope, receive, send, limit)
             return
