@@ -133,21 +133,29 @@ def _read_gate(engine: AsyncEngine) -> asyncio.Semaphore:
 
 
 async def _fetch(engine: AsyncEngine, statement: Statement, args: tuple[Any, ...]) -> Sequence[Any]:
-    fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
-    driver: asyncpg.Connection = fairy.driver_connection
-    keep = False
+    dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
-        rows = await driver.fetch(statement.sql, *args)
-        keep = True
-        return rows
-    except asyncpg.PostgresError as error:
-        keep = not driver.is_closed()  # the server refused the statement; the connection is sound
-        raise _as_dbapi_error(statement, error, invalidated=not keep) from error
+        fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
+    except dbapi_error as error:  # as a session's checkout raises it
+        raise DBAPIError.instance(None, None, error, dbapi_error, connection_invalidated=True) from error
+    driver: asyncpg.Connection = fairy.driver_connection
+    lost: BaseException | None = None
+    try:
+        return await driver.fetch(statement.sql, *args)
+    except asyncpg.PostgresError as error:  # the server refused the statement, or went away
+        lost = error if driver.is_closed() else None
+        raise _as_dbapi_error(statement, error, invalidated=lost is not None) from error
     except (asyncpg.InterfaceError, OSError) as error:
+        lost = error
         raise _as_dbapi_error(statement, error, invalidated=True) from error
+    except BaseException:  # cancelled mid-statement: the connection's state is unknown
+        await greenlet_spawn(fairy.invalidate)
+        raise
     finally:
-        if not keep:
-            await greenlet_spawn(fairy.invalidate)
+        if lost is not None:
+            # As SQLAlchemy does on a disconnect: this connection and every older one of the
+            # pool are replaced on their next checkout (the server that dropped one dropped all).
+            await greenlet_spawn(engine.sync_engine.pool._invalidate, fairy, lost)
         await greenlet_spawn(fairy.close)
 
 
