@@ -99,7 +99,7 @@ async def fetch_autocommit(engine: AsyncEngine, statement: Statement, *args: Any
     transaction bookkeeping and SQLAlchemy's result processing — about half of a read's CPU,
     more than PostgreSQL's own work. The hot reads (the team view, the household list, the
     department slice) are each one statement whose audit entry is written by the same statement
-    (``WITH audit AS (INSERT …) SELECT …``) or by one more autocommit statement, so they need
+    (``WITH entry AS (INSERT …) SELECT …``) or by one more autocommit statement, so they need
     no transaction: a single statement is atomic, and with no ``BEGIN`` none can be left open
     when the connection goes back to the pool. The connection is the pool's, so the pool's size,
     recycling and invalidation apply; SQLAlchemy's dialect has set its JSON codecs on it, so JSON
