@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -123,6 +124,17 @@ async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings
             app.state.consumers.append(consumer)
             tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{subscription.name}"))
     app.state.tasks = tasks
+    _freeze_startup_objects()
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up built (modules, classes, routes, schemas, the pool) out of the
+    collector's reach: they live as long as the process, and every full collection under load
+    walked them all again. Measured on the team view at 64 connections, two alternating A/B
+    pairs on the shared machine: 1.1–1.3 → 0.9–1.0 ms of CPU per read (the p99 swung too much
+    there to tell). Garbage is collected first, so none of it is kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _stop(app: FastAPI) -> None:
