@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -329,8 +330,21 @@ def slope_per_minute(samples: Sequence[tuple[float, float]]) -> float:
 
 # --- queries per request ------------------------------------------------------------------
 
-async def _statement_counts(service: str, database: Database,
-                            requests: Sequence[Target]) -> list[int]:
+@dataclass(frozen=True)
+class Count:
+    """What one request ran: SQL statements (through the session or straight on the driver,
+    ``shared.db.fetch_autocommit``) and the transactions the session opened around them."""
+
+    statements: int
+    transactions: int
+
+    @property
+    def round_trips(self) -> int:
+        """Each statement, and a BEGIN and a COMMIT (or ROLLBACK) per transaction."""
+        return self.statements + 2 * self.transactions
+
+
+async def _counts(service: str, database: Database, requests: Sequence[Target]) -> list[Count]:
     import importlib
 
     from sqlalchemy import event
@@ -341,27 +355,45 @@ async def _statement_counts(service: str, database: Database,
                         kafka_bootstrap="127.0.0.1:1",
                         log_json=False, log_level="WARNING")
     app = module.create_app(settings)
-    counts: list[int] = []
-    executed = [0]
+    counts: list[Count] = []
+    executed, begun = [0], [0]
+    fetch = asyncpg.Connection.fetch
 
     def count(*_: object) -> None:
         executed[0] += 1
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
-        for target in requests:
-            executed[0] = 0
-            response = await http.get(target.path, headers={"Authorization": f"Bearer {target.token}"})
-            response.raise_for_status()
-            counts.append(executed[0])
+    def count_begin(*_: object) -> None:
+        begun[0] += 1
+
+    async def counted_fetch(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        executed[0] += 1  # SQLAlchemy's own statements are prepared ones, never ``fetch``
+        return await fetch(self, *args, **kwargs)
+
+    asyncpg.Connection.fetch = counted_fetch  # type: ignore[method-assign]
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+            event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+            event.listen(app.state.engine.sync_engine, "begin", count_begin)
+            for target in requests:
+                executed[0] = begun[0] = 0
+                response = await http.get(target.path, headers={"Authorization": f"Bearer {target.token}"})
+                response.raise_for_status()
+                counts.append(Count(executed[0], begun[0]))
+    finally:
+        asyncpg.Connection.fetch = fetch  # type: ignore[method-assign]
     return counts
 
 
 def statement_counts(service: str, database: Database, requests: Sequence[Target]) -> list[int]:
-    """SQL statements each request runs, counted in-process on the service's own engine (the
-    pool's pre-ping and the COMMIT are not statements here): shows N+1 patterns plainly."""
-    return asyncio.run(_statement_counts(service, database, requests))
+    """SQL statements each request runs, counted in-process on the service's own engine and its
+    driver (the pool's pre-ping and the COMMIT are not statements here): shows N+1 patterns plainly."""
+    return [c.statements for c in asyncio.run(_counts(service, database, requests))]
+
+
+def round_trip_counts(service: str, database: Database, requests: Sequence[Target]) -> list[Count]:
+    """Statements and transactions each request runs (see ``Count``)."""
+    return asyncio.run(_counts(service, database, requests))
 
 
 # --- where the CPU goes -------------------------------------------------------------------

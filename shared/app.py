@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -87,6 +88,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None) -
     app.state.tasks, app.state.leadership, app.state.follower = [], None, None
     app.state.policy = definition.policy or default_policy()
     app.state.personal = definition.personal
+    app.state.members = definition.members
     install_error_handlers(app, definition.domain_errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        limits=definition.body_limits(settings) if definition.body_limits else None)
@@ -140,6 +142,17 @@ async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings
         await lead()
     else:  # kept apart from the tasks: its end (this worker leads now) is no failure
         app.state.follower = asyncio.create_task(leadership.follow(lead), name=f"{definition.name}-follower")
+    _freeze_startup_objects()
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up built (modules, classes, routes, schemas, the pool) out of the
+    collector's reach: they live as long as the process, and every full collection under load
+    walked them all again. Measured on the team view at 64 connections, two alternating A/B
+    pairs on the shared machine: 1.1–1.3 → 0.9–1.0 ms of CPU per read (the p99 swung too much
+    there to tell). Garbage is collected first, so none of it is kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _stop(app: FastAPI) -> None:
@@ -187,8 +200,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is None and b"transfer-encoding" not in headers:
+            # No body (HTTP/1.1: neither header means none), as for nearly every read: nothing to
+            # count, so no wrapped receive and send on the hot path.
+            await self.app(scope, receive, send)
+            return
         limit = self.limits.get(scope["path"], self.max_bytes)
-        length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await self._refuse(scope, receive, send, limit)
             return

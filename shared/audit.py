@@ -10,10 +10,11 @@ append-only in the database (triggers refuse UPDATE and DELETE).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+import functools
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
 from fastapi import Request
@@ -21,20 +22,18 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import Select, Table, bindparam, exists, func, literal_column, or_, select, type_coerce
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from shared import observability as obs
 from shared.auth import Principal
-from shared.db import is_postgres
+from shared.db import Statement, fetch_autocommit, is_postgres
 from shared.errors import Forbidden, NotFound
 from shared.tables import audit_log
 
 SubjectKind = Literal["person", "family", "referral"]
 Subject = tuple[SubjectKind, str]
 Ids = Iterable[UUID | str]
-#: A service's member lookup: family id -> the persons it holds as that family's members.
-MemberLookup = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Collection[str]]]]
 #: Where the session carries its service's member lookup (set by ``shared.app``).
 MEMBERS_INFO_KEY = "audit_members"
 #: Where a use case leaves the members it has just read or written (``know_members``).
@@ -132,6 +131,39 @@ async def write_entry(
         "outcome": "allowed" if allowed else "denied", "correlation_id": obs.correlation_id.get()})
 
 
+#: The columns an entry written inside a read's own statement takes from its parameters, in this
+#: order (``entry_values``); ``subjects`` and ``outcome`` the statement computes itself.
+_ENTRY_COLUMNS = ("at", "actor", "client", "role", "department", "site_id", "endpoint", "purpose",
+                  "correlation_id")
+
+
+def entry_values(principal: Principal, *, endpoint: str, purpose: str) -> tuple[Any, ...]:
+    """The parameters of ``entry_insert``'s statement, as ``write_entry`` fills the same columns."""
+    department = principal.department.value if principal.department else None
+    return (datetime.now(UTC), principal.subject, principal.client, str(principal.role), department,
+            principal.site, endpoint[:300], purpose, obs.correlation_id.get())
+
+
+def entry_insert(first: int, *, subjects: str, outcome: str, where: str = "") -> str:
+    """SQL (PostgreSQL) writing one entry from a read's own statement, as a data-modifying CTE:
+    ``WITH entry AS (<this>) SELECT …``. The entry is then written by the very statement that
+    reads, so it is committed with the read or not at all (a failed insert fails the read), in
+    one round trip instead of BEGIN, SELECT, INSERT, COMMIT.
+
+    ``first``: the number of the first of ``entry_values``' parameters; ``subjects``: an SQL
+    expression of the JSONB array of subjects, each ``{"kind": …, "id": …}`` in the order
+    ``write_entry`` would name them; ``outcome``: an SQL expression, ``'allowed'`` or
+    ``'denied'``; ``where``: a condition without which nothing is written (an empty answer)."""
+    values = ", ".join(f"${first + i}" for i in range(len(_ENTRY_COLUMNS)))
+    return (f"INSERT INTO audit_log ({', '.join(_ENTRY_COLUMNS)}, subjects, outcome) "
+            f"SELECT {values}, {subjects}, {outcome} {where} RETURNING outcome")
+
+
+def subject_json(kind: SubjectKind, id_sql: str) -> str:
+    """SQL of one subject as JSONB, ``{"kind": …, "id": …}`` (see ``entry_insert``)."""
+    return f"jsonb_build_object('kind', '{kind}', 'id', ({id_sql})::text)"
+
+
 async def record_access(
     session: AsyncSession, principal: Principal, *, endpoint: str, purpose: str,
     families: Ids = (), persons: Ids = (), referrals: Ids = (), subjects: Iterable[Subject] = (),
@@ -198,23 +230,59 @@ def _forget_known_members(session: Session, _previous: Any) -> None:
     session.info.pop(KNOWN_MEMBERS_KEY, None)
 
 
-def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
+class MemberTable:
     """A member lookup over a service's own table linking persons to families, so a family's
     entry names its members (a family's data is about them) without another service asked."""
 
-    column = table.c[family]
-    query = select(column, table.c[person]).where(column.in_(bindparam("families", expanding=True)))
+    def __init__(self, table: Table, *, family: str, person: str) -> None:
+        self.table, self.family, self.person = table, family, person
+        column = table.c[family]
+        # Each family's persons by id, so an entry's order is fixed (the statements that write
+        # the entry themselves on PostgreSQL name them in the same order).
+        self._query = select(column, table.c[person]).where(
+            column.in_(bindparam("families", expanding=True))).order_by(column, table.c[person])
 
-    async def lookup(session: AsyncSession, families: list[str]) -> Mapping[str, Collection[str]]:
+    async def __call__(self, session: AsyncSession, families: list[str]) -> Mapping[str, Collection[str]]:
         found: dict[str, list[str]] = {}
         keys = [UUID(f) for f in families if _is_uuid(f)]
         if not keys:
             return found
-        for family_id, person_id in await session.execute(query, {"families": keys}):
+        for family_id, person_id in await session.execute(self._query, {"families": keys}):
             found.setdefault(str(family_id), []).append(str(person_id))
         return found
 
-    return lookup
+    def persons_sql(self, family_sql: str) -> str:
+        """SQL (PostgreSQL) of the JSONB array of the family's persons as subjects, by id."""
+        person = f"m.{self.person}"
+        return (f"COALESCE((SELECT jsonb_agg({subject_json('person', person)} ORDER BY {person}) "
+                f"FROM {self.table.name} m WHERE m.{self.family} = {family_sql}), '[]'::jsonb)")
+
+
+#: A service's member lookup: family id -> the persons it holds as that family's members.
+MemberLookup: TypeAlias = MemberTable
+
+
+def members_from(table: Table, *, family: str, person: str) -> MemberLookup:
+    """The member lookup of a service whose ``table`` links persons to families."""
+    return MemberTable(table, family=family, person=person)
+
+
+@functools.cache
+def _family_entry(members: MemberLookup | None) -> Statement:
+    """One entry naming one family ($1) and its members, ``outcome`` $2, then ``entry_values``."""
+    subjects = f"jsonb_build_array({subject_json('family', '$1::uuid')})"
+    if members is not None:
+        subjects += f" || {members.persons_sql('$1::uuid')}"
+    return Statement(entry_insert(3, subjects=subjects, outcome="$2::text"))
+
+
+async def record_family_access(engine: AsyncEngine, principal: Principal, *, family: UUID,
+                               endpoint: str, purpose: str, allowed: bool,
+                               members: MemberLookup | None) -> None:
+    """``record_access`` for a read of one family, as one autocommit statement (PostgreSQL):
+    the entry names the family and its members, computed by the statement itself."""
+    await fetch_autocommit(engine, _family_entry(members), family, "allowed" if allowed else "denied",
+                           *entry_values(principal, endpoint=endpoint, purpose=purpose))
 
 
 def _is_uuid(value: str) -> bool:

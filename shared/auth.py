@@ -46,6 +46,8 @@ class Role(StrEnum):
 
 
 TEAM_ROLES = frozenset({Role.TEAM_STAFF, Role.TEAM_LEADER})
+#: Roles that see every site's families (where their role gives them a view at all).
+ALL_SITES_ROLES = frozenset({Role.COORDINATION, Role.FINANCE, Role.ADMIN, Role.SYSTEM})
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,14 @@ class Principal:
         """Team staff see their own site; coordination, finance, admin and systems see all."""
         if self.is_team:
             return self.site == site_id
-        return self.role in {Role.COORDINATION, Role.FINANCE, Role.ADMIN, Role.SYSTEM}
+        return self.role in ALL_SITES_ROLES
+
+    @property
+    def site_scope(self) -> tuple[bool, str | None]:
+        """``can_see_site`` as a statement's parameters: (every site, else only this one)."""
+        if self.is_team:
+            return False, self.site
+        return self.role in ALL_SITES_ROLES, None
 
 
 #: How many verified tokens a service remembers (a few hundred staff and systems hold one each).
@@ -206,16 +215,25 @@ ROLE_SCOPE: dict[Role, str] = {Role.TEAM_STAFF: "own site", Role.TEAM_LEADER: "o
                                Role.DEPARTMENT_STAFF: "own department", Role.PARTNER: "own tips"}
 
 
+#: The attribute marking a dependency that reads the bearer token itself (``require_roles``).
+READS_TOKEN_ATTRIBUTE = "oto_reads_token"
+
+
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Dependency: the caller must have one of ``roles`` (function-level authorisation)."""
+    """Dependency: the caller must have one of ``roles`` (function-level authorisation).
+
+    It reads the token itself rather than through a ``CurrentPrincipal`` sub-dependency: every
+    level of FastAPI's dependency resolution costs CPU on every request of nearly every route."""
     allowed = frozenset(roles)
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        principal = await get_principal(request)
         if principal.role not in allowed:
             raise Forbidden(f"The role {principal.role} may not do this.")
         return principal
 
     setattr(dependency, ROLES_ATTRIBUTE, allowed)
+    setattr(dependency, READS_TOKEN_ATTRIBUTE, True)
     return dependency
 
 

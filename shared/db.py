@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, bindparam, event, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.schema import Table
+from sqlalchemy.util import greenlet_spawn
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -147,13 +151,109 @@ def _merge_same_key(table: Table, rows: Sequence[Mapping[str, Any]],
     return list(merged.values())
 
 
+def open_session(request: Request) -> AsyncSession:
+    """A session for this request's service (``async with``): anything uncommitted is rolled back."""
+    return request.app.state.sessionmaker()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; a use case commits, anything uncommitted is rolled back."""
-    async with request.app.state.sessionmaker() as session:
+    async with open_session(request) as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class Statement:
+    """One SQL statement run on PostgreSQL as the driver's own prepared statement (asyncpg caches
+    it per connection), for the hot reads (``fetch_autocommit``)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+
+async def fetch_autocommit(engine: AsyncEngine, statement: Statement, *args: Any) -> Sequence[Any]:
+    """Run one statement in autocommit on a connection of the engine's pool, driver to driver.
+
+    Why: ``AsyncSession.execute`` costs a greenlet hand-off per statement, the session's
+    transaction bookkeeping and SQLAlchemy's result processing — about half of a read's CPU,
+    more than PostgreSQL's own work. The hot reads (the team view, the household list, the
+    department slice) are each one statement whose audit entry is written by the same statement
+    (``WITH entry AS (INSERT …) SELECT …``) or by one more autocommit statement, so they need
+    no transaction: a single statement is atomic, and with no ``BEGIN`` none can be left open
+    when the connection goes back to the pool. The connection is the pool's, so the pool's size,
+    recycling and invalidation apply; SQLAlchemy's dialect has set its JSON codecs on it, so JSON
+    columns come back decoded. Errors are raised as SQLAlchemy's (``DBAPIError`` and its
+    subclasses), which the error handlers answer (503 for an unreachable or refusing database).
+    A connection that failed in the driver, or whose statement was cancelled, is discarded
+    rather than pooled: its state is unknown."""
+    async with _read_gate(engine):
+        return await _fetch(engine, statement, args)
+
+
+#: One gate per engine in front of its pool for ``fetch_autocommit`` (see ``_read_gate``).
+_READ_GATES: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _read_gate(engine: AsyncEngine) -> asyncio.Semaphore:
+    """At most the pool's own size of reads at once, first come first served.
+
+    Under more concurrent requests than connections (64 against a pool of 20 + 20 overflow) the
+    pool let a returned connection go to whichever request asked next, so a request woken for it
+    could lose it again and again (measured in-process: p99 7.9 s, the longest wait the whole
+    run), and every overflow connection was closed on return and opened again for the next
+    (20 new connections in 8 s). A FIFO semaphore (asyncio's is fair) of the pool's size keeps
+    the reads on the persistent connections and serves them in order; a one-statement read
+    holds its connection for one round trip, so that many saturate a worker."""
+    gate = _READ_GATES.get(engine)
+    if gate is None:
+        size = getattr(engine.sync_engine.pool, "size", lambda: 5)()
+        gate = _READ_GATES[engine] = asyncio.Semaphore(max(1, size))
+    return gate
+
+
+async def _fetch(engine: AsyncEngine, statement: Statement, args: tuple[Any, ...]) -> Sequence[Any]:
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
+    except dbapi_error as error:  # as a session's checkout raises it
+        raise DBAPIError.instance(None, None, error, dbapi_error, connection_invalidated=True) from error
+    driver: asyncpg.Connection = fairy.driver_connection
+    lost: BaseException | None = None
+    try:
+        return await driver.fetch(statement.sql, *args)
+    except asyncpg.PostgresError as error:  # the server refused the statement, or went away
+        lost = error if driver.is_closed() else None
+        raise _as_dbapi_error(statement, error, invalidated=lost is not None) from error
+    except (asyncpg.InterfaceError, OSError) as error:
+        lost = error
+        raise _as_dbapi_error(statement, error, invalidated=True) from error
+    except BaseException:  # cancelled mid-statement: the connection's state is unknown
+        await greenlet_spawn(fairy.invalidate)
+        raise
+    finally:
+        if lost is not None:
+            # As SQLAlchemy does on a disconnect: this connection and every older one of the
+            # pool are replaced on their next checkout (the server that dropped one dropped all).
+            await greenlet_spawn(engine.sync_engine.pool._invalidate, fairy, lost)
+        await greenlet_spawn(fairy.close)
+
+
+class _DriverError(Exception):
+    """The driver's error with its SQLSTATE, where SQLAlchemy's own wrapping puts them."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.sqlstate = self.pgcode = getattr(error, "sqlstate", None)
+
+
+def _as_dbapi_error(statement: Statement, error: Exception, *, invalidated: bool) -> DBAPIError:
+    """The error as SQLAlchemy raises it for a statement run through the session (a data error,
+    an integrity error, or any other database error), so one set of handlers answers both."""
+    sqlstate = str(getattr(error, "sqlstate", "") or "")
+    kind = {"22": DataError, "23": IntegrityError}.get(sqlstate[:2], DBAPIError)
+    return kind(statement.sql, None, _DriverError(error), connection_invalidated=invalidated)
 
 
 def utcnow() -> datetime:

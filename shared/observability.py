@@ -120,6 +120,17 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._by_route: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _series(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        """The request's counter and histogram, looked up once per route (method, template,
+        status: a bounded set) rather than through ``labels`` on every request."""
+        key = (method, path, status)
+        series = self._by_route.get(key)
+        if series is None:
+            series = self._by_route[key] = (HTTP_REQUESTS.labels(self.service, method, path, str(status)),
+                                            HTTP_LATENCY.labels(self.service, method, path))
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,8 +156,9 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(elapsed)
+            count, latency = self._series(scope["method"], path, status)
+            count.inc()
+            latency.observe(elapsed)
             if status >= 500 or elapsed > SLOW_REQUEST_SECONDS:
                 log.info("request", extra={"method": scope["method"], "route": path, "status": status,
                                            "ms": round(elapsed * 1000, 1)})

@@ -14,11 +14,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
-from shared.auth import ROLE_SCOPE, ROLES_ATTRIBUTE, Role, get_principal
+from shared.auth import READS_TOKEN_ATTRIBUTE, ROLE_SCOPE, ROLES_ATTRIBUTE, Role, get_principal
 from shared.errors import PROBLEM_JSON, TITLES, problem_schemas
 
 BEARER = "bearer"
@@ -141,7 +142,18 @@ def _authenticated_operations(app: FastAPI) -> Iterator[tuple[tuple[str, str], l
 
 
 def _reads_token(dependant: Dependant) -> bool:
-    return dependant.call is get_principal or any(_reads_token(d) for d in dependant.dependencies)
+    return (dependant.call is get_principal or getattr(dependant.call, READS_TOKEN_ATTRIBUTE, False)
+            or any(_reads_token(d) for d in dependant.dependencies))
+
+
+def model_response(answer: BaseModel, status_code: int = 200) -> Response:
+    """The answer as JSON, serialised once by pydantic, for a hot read whose route declares the
+    answer's model as its ``response_model`` (so the document describes it). FastAPI would
+    otherwise validate the returned model against the response model again and serialise it in
+    two passes (to Python values, then ``json.dumps``); the conformance and fuzz tests hold the
+    body to the document like any other."""
+    return Response(answer.model_dump_json(by_alias=True), status_code=status_code,
+                    media_type="application/json")
 
 
 def _role_checks(dependant: Dependant) -> Iterator[frozenset[Role]]:

@@ -1,24 +1,38 @@
-"""The team view's fast path (one Core statement, the audit's members taken from it) answers
-exactly what the ORM path (``service.read_household`` and the audit's own member lookup) did and
-writes the same audit entry, in two statements where the ORM path took four: for an ordinary
-family, one with a member no longer active, a waitlisted one, another site's (denied) and a
-missing one (denied), on both databases."""
+"""The reads' fast paths answer and audit exactly as the paths before them did.
+
+The team view's Core path (one statement, the audit's members taken from it) answers what the ORM
+path (``service.read_household`` and the audit's own member lookup) did and writes the same audit
+entry, in two statements where the ORM path took four: for an ordinary family, one with a member
+no longer active, a waitlisted one, another site's (denied) and a missing one (denied), on both
+databases. On PostgreSQL the team view and the list page are each ONE statement on the driver
+that also writes the entry, and the department slice two (the events, then the entry): their
+answers and entries (every column but the id, time and correlation id, subjects in order) equal
+what the session's path (the Core statements and ``record_access``) gives for the same caller,
+allowed and denied alike.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import event, select, update
 
 from services.intake import service
 from services.intake.app import create_app
+from services.intake.household_view import audited_household_view_in_session, household_page
 from services.intake.models import Household, Person
 from services.intake.schemas import HouseholdSummary
 from shared.audit import record_access
 from shared.auth import Principal, Role
+from shared.db import is_postgres
+from shared.departments import Department
+from shared.errors import NotFound
 from shared.pagination import paginate
+from shared.slice_view import PURPOSE, _family_events, _visible
 from shared.tables import audit_log
 from tests.intake.factories import define_area, household_body
 from tests.support import bearer, service_api
@@ -51,6 +65,28 @@ async def _consent_and_enrol(api: Any, household: dict[str, Any], team: dict[str
     enrolled = await api.post(f"/v1/households/{hid}/enrol", headers=team)
     assert enrolled.status_code == 200, enrolled.text
     return str(enrolled.json()["status"])
+
+
+@pytest.fixture
+def driver_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The statements run on the driver directly (``shared.db.fetch_autocommit``): SQLAlchemy's
+    own statements go through prepared statements, never ``Connection.fetch``."""
+    run: list[str] = []
+    fetch = asyncpg.Connection.fetch
+
+    async def counted(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        run.append(query)
+        return await fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", counted)
+    yield run
+
+
+async def _entry_row(api: Any) -> dict[str, Any]:
+    """The last entry, every column but its id, time and correlation id; subjects in order."""
+    async with api.app.state.sessionmaker() as session:
+        row = (await session.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(1))).one()
+    return {k: v for k, v in row._mapping.items() if k not in {"id", "at", "correlation_id"}}
 
 
 async def _last_entry(api: Any) -> dict[str, Any]:
@@ -98,10 +134,13 @@ async def test_the_fast_team_view_answers_and_audits_as_the_orm_path_did(api: An
     statements: list[str] = []
     event.listen(api.app.state.engine.sync_engine, "before_cursor_execute",
                  lambda _c, _k, statement, *_: statements.append(statement))
+    on_postgres = is_postgres(api.app.state.engine)
     for household_id, team, site, allowed in cases:
         statements.clear()
         fast = await api.get(f"/v1/households/{household_id}", headers=team)
-        if allowed:  # the household with its members and place, then the audit entry: no lookups
+        if on_postgres:  # one statement on the driver reads and writes the entry; no session
+            assert statements == []
+        elif allowed:  # the household with its members and place, then the audit entry: no lookups
             assert [s.split()[0] for s in statements] == ["SELECT", "INSERT"]
         assert fast.status_code == (200 if allowed else 404), fast.text
         fast_entry = await _last_entry(api)
@@ -156,3 +195,99 @@ async def test_the_core_household_list_pages_as_the_orm_path_did(api: Any) -> No
         assert pages >= 1
     broken = await api.get("/v1/households", params={"cursor": "bm90LWEtdXVpZA"}, headers=system)
     assert broken.status_code == 422 and broken.json()["errors"][0]["field"] == "query.cursor"
+
+
+async def _enrolled_family(api: Any) -> tuple[str, dict[str, str]]:
+    """A family of Hasle, enrolled with consent for health and care: its outbox holds events
+    for that department."""
+    hasle = bearer(api.settings, "team_staff", site="hasle")
+    household = await _create(api, hasle, "hasle")
+    assert await _consent_and_enrol(api, household, hasle) == "enrolled"
+    return str(household["id"]), hasle
+
+
+async def test_the_one_statement_reads_answer_and_audit_as_the_session_path(
+        api: Any, driver_statements: list[str]) -> None:
+    gellerup = bearer(api.settings, "team_staff", site="gellerup")
+    ordinary = await _create(api, gellerup)
+    family, hasle = await _enrolled_family(api)
+    on_postgres = is_postgres(api.app.state.engine)
+    vault = api.app.state.vault
+
+    # The team view: allowed, another site's (denied), missing (denied).
+    for household_id, headers, site, allowed in (
+            (ordinary["id"], gellerup, "gellerup", True), (family, hasle, "hasle", True),
+            (family, gellerup, "gellerup", False), (str(uuid.uuid4()), hasle, "hasle", False)):
+        driver_statements.clear()
+        fast = await api.get(f"/v1/households/{household_id}", headers=headers)
+        assert len(driver_statements) == (1 if on_postgres else 0)
+        fast_entry = await _entry_row(api)
+        principal = Principal(subject="team_staff-user", role=Role.TEAM_STAFF, site=site)
+        endpoint = f"GET /v1/households/{household_id}"
+        async with api.app.state.sessionmaker() as session:
+            try:
+                read = await audited_household_view_in_session(
+                    session, principal, household_id=uuid.UUID(household_id), vault=vault,
+                    endpoint=endpoint, purpose="casework")
+            except NotFound as refused:
+                assert not allowed and fast.status_code == 404
+                assert fast.json()["detail"] == str(refused)
+            else:
+                assert allowed and fast.status_code == 200
+                assert fast.json() == read.model_dump(mode="json")
+        assert fast_entry == await _entry_row(api)
+        assert fast_entry["outcome"] == ("allowed" if allowed else "denied")
+
+    # The list page, first and next, and an empty one (no entry at all).
+    system = Principal(subject="system-user", role=Role.SYSTEM)
+    for site_id, status in (("hasle", None), (None, "identified"), ("hasle", "no-such-status")):
+        cursor: str | None = None
+        while True:
+            before = await _entry_row(api)
+            query = {"limit": 1, **({"site_id": site_id} if site_id else {}),
+                     **({"status": status} if status else {}), **({"cursor": cursor} if cursor else {})}
+            driver_statements.clear()
+            fast = await api.get("/v1/households", params=query, headers=bearer(api.settings, "system"))
+            assert fast.status_code == 200, fast.text
+            assert len(driver_statements) == (1 if on_postgres else 0)
+            fast_entry = await _entry_row(api)
+            async with api.app.state.sessionmaker() as session:
+                page = await household_page(session, site_id=site_id, status=status, cursor=cursor, limit=1)
+                await record_access(session, system, families=[h.id for h in page.items],
+                                    endpoint="GET /v1/households", purpose="household list")
+            assert fast.json() == page.model_dump(mode="json")
+            if not page.items:
+                assert fast_entry == before == await _entry_row(api)  # an empty page names nobody
+                break
+            assert fast_entry == await _entry_row(api)
+            assert [s["kind"] for s in fast_entry["subjects"]] == ["family", "person", "person"]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+
+    # The department slice: a department with events, one without (404), a role without a view
+    # (403), another site's team (404), the family's own team.
+    callers = [(bearer(api.settings, "department_staff", department="sundhed-og-omsorg"),
+                Principal(subject="department_staff-user", role=Role.DEPARTMENT_STAFF,
+                          department=Department.HEALTH_AND_CARE), 200),
+               (bearer(api.settings, "department_staff", department="boern-og-unge"),
+                Principal(subject="department_staff-user", role=Role.DEPARTMENT_STAFF,
+                          department=Department.CHILDREN_AND_YOUNG_PEOPLE), 404),
+               (bearer(api.settings, "finance"), Principal(subject="finance-user", role=Role.FINANCE), 403),
+               (gellerup, Principal(subject="team_staff-user", role=Role.TEAM_STAFF, site="gellerup"), 404),
+               (hasle, Principal(subject="team_staff-user", role=Role.TEAM_STAFF, site="hasle"), 200)]
+    for headers, principal, status_code in callers:
+        driver_statements.clear()
+        fast = await api.get(f"/v1/families/{family}/slice", headers=headers)
+        assert fast.status_code == status_code, fast.text
+        assert len(driver_statements) == (2 if on_postgres else 0)
+        fast_entry = await _entry_row(api)
+        async with api.app.state.sessionmaker() as session:
+            visible = _visible(await _family_events(session, uuid.UUID(family)), principal,
+                               api.app.state.policy)
+            await record_access(session, principal, families=[family], purpose=PURPOSE,
+                                endpoint=f"GET /v1/families/{family}/slice", allowed=bool(visible))
+        assert fast_entry == await _entry_row(api)
+        if status_code == 200:
+            assert visible and [e["id"] for e in fast.json()["events"]] == [e.id for e in visible]
+            assert len(fast_entry["subjects"]) == 3  # the family and its two persons
