@@ -44,6 +44,8 @@ class Section:
     setup: str
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Markdown kept with the section across runs (e.g. the steps that led to its figures).
+    history: str = ""
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", self.setup, "",
@@ -57,6 +59,8 @@ class Section:
         if self.notes:
             lines.append("")
             lines.extend(f"- {note}" for note in self.notes)
+        if self.history:
+            lines += ["", self.history.strip()]
         return "\n".join(lines) + "\n"
 
 

@@ -54,6 +54,12 @@ class Targets:
     audited: Path
 
 
+#: How the read path got here, each step profiled before the next (service CPU per read at 16
+#: connections against the audited baseline in the same run; quick runs on a shared machine
+#: except where it says full). Kept in the report with the figures it explains.
+STEPS = (Path(__file__).parent / "steps" / "rest_read.md").read_text()
+
+
 def run(*, quick: bool) -> list[Section]:
     support.ensure_wrk()
     timing = Timing(3, 1) if quick else Timing(15, 5)
@@ -258,4 +264,4 @@ def _section(results: Results, profile: Profile, statements: dict[str, support.C
              f"Department slice as `{DEPARTMENT.value}` staff, only families it has events for."
              + (" Quick run: indicative only." if quick else ""))
     return Section("REST read: a family from the owning service", setup, _figures(results),
-                   _notes(results, profile, statements, audited))
+                   _notes(results, profile, statements, audited), history=STEPS)

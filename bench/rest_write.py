@@ -66,6 +66,11 @@ class Run:
         return self.flows / self.seconds if self.seconds else 0.0
 
 
+#: How the write path got here (issue 14), each step measured before the next on a shared machine
+#: (load average 5–13): kept in the report with the figures it explains.
+STEPS = (Path(__file__).parent / "steps" / "rest_write.md").read_text()
+
+
 def run(*, quick: bool) -> list[Section]:
     seconds, warmup = (4, 2) if quick else (15, 5)
     with support.scratch_dir("rest-write") as scratch, \
@@ -298,7 +303,7 @@ def _section(results: Results, profile: Profile, rows: dict[str, int], seconds: 
              f"runs interleaved."
              + (" Quick run: indicative only." if quick else ""))
     return Section("REST write: register and enrol a household", setup, _figures(results),
-                   _notes(results, profile, rows))
+                   _notes(results, profile, rows), history=STEPS)
 
 
 if __name__ == "__main__":
