@@ -215,6 +215,18 @@ def _gap(results: Results) -> str:
             f"policy): profile below.")
 
 
+def _database_share(results: Results) -> str:
+    """PostgreSQL's CPU per request beside the service's: on two cores shared by the service,
+    PostgreSQL and wrk, a read that costs the database more is slower whatever the service does."""
+    db = "; ".join(f"{connections} conns: " + ", ".join(
+        f"{kind} {results[kind, connections].db_cpu_ms or 0:.2f} ms"
+        for kind in ("team", "slice", "list", "audited", "baseline")) for connections in CONNECTIONS)
+    return (f"PostgreSQL's CPU per request (all its processes, same runs): {db}. The list page's "
+            f"audit entry names every family on the page and all their persons (about 150 subjects "
+            f"for 50 families, each indexed in the GIN index on subjects), the baseline's entry one "
+            f"subject; the session path wrote the same entry.")
+
+
 def _notes(results: Results, profile: Profile, statements: dict[str, support.Count],
            audited: int) -> list[str]:
     cpu = "; ".join(f"{connections} conns: " + ", ".join(
@@ -223,7 +235,8 @@ def _notes(results: Results, profile: Profile, statements: dict[str, support.Cou
     notes = [_gap(results),
              f"Server CPU per request (steadier than req/s on a busy machine; audited = the bare "
              f"read plus the audit write; baseline = the bare read): {cpu}. One uvicorn worker is "
-             f"one core at most, so the CPU per request bounds the throughput."]
+             f"one core at most, so the CPU per request bounds the throughput.",
+             _database_share(results)]
     for connections in CONNECTIONS:
         base, with_audit = results["baseline", connections], results["audited", connections]
         notes.append(

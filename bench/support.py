@@ -122,6 +122,19 @@ def tree_cpu_seconds(root: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL server process so far (/proc, by command name): the
+    runs go one after another, so the difference over a run is that run's database work."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # ended meanwhile
+            head, _, rest = stat.read_text().rpartition(")")
+            if head.endswith("(postgres"):
+                fields = rest.split()
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _descendants(pid: int) -> Iterator[int]:
     yield pid
     with contextlib.suppress(OSError):
@@ -230,6 +243,9 @@ class LoadResult:
     #: Server CPU (user + system) per request during the run: robust to a busy machine, where
     #: throughput and latency are not.
     cpu_ms: float | None = None
+    #: PostgreSQL's CPU (every server process) per request during the run: the database's share of
+    #: a request, which the service's own CPU does not show.
+    db_cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -303,14 +319,16 @@ def measure(server: Server, targets_file: Path, *, connections: int, seconds: fl
     since an error response is cheaper and would flatter the figure."""
     if warmup > 0:
         run_wrk(server.url, targets_file, connections=connections, seconds=warmup)
-    cpu_before = server.cpu_seconds()
+    cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
     result = run_wrk(server.url, targets_file, connections=connections, seconds=seconds)
-    cpu = server.cpu_seconds() - cpu_before
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, postgres_cpu_seconds() - db_before
     if result.errors:
         raise RuntimeError(f"{result.errors} of {result.requests} requests to {server.name} failed "
                            f"({targets_file.name}); the figures would be wrong. Log:\n"
                            f"{server.log_tail()}")
-    return replace(result, cpu_ms=1000 * cpu / result.requests if result.requests else None)
+    if not result.requests:
+        return result
+    return replace(result, cpu_ms=1000 * cpu / result.requests, db_cpu_ms=1000 * db_cpu / result.requests)
 
 
 # --- small statistics ---------------------------------------------------------------------
