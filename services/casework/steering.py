@@ -204,21 +204,21 @@ def finish(sheet: Sheet, *, site_id: str | None, period_start: date, period_end:
 # --- the sections ---------------------------------------------------------------------------
 
 def add_funnel(sheet: Sheet, counts: Mapping[str, int]) -> None:
-    s = sheet.section("funnel", "Outreach funnel", (
+    _add_stages(sheet, "funnel", "Outreach funnel", (
         "Families that ever reached each stage (cumulative, so a family enrolled also counts as "
-        "identified, contacted and screened), from intake's funnel; not limited to the period."),
-        [("families", "Families", "families")])
-    for stage, count in counts.items():
-        sheet.row(s, stage, stage.replace("_", " ").capitalize())
-        sheet.put(f"{s}.{stage}.families", count, counts=True)
+        "identified, contacted and screened), from intake's funnel; not limited to the period."), counts)
 
 
 def add_partner_tips(sheet: Sheet, counts: Mapping[str, int]) -> None:
-    s = sheet.section("partner_tips", "Identified by a partner's tip", (
+    _add_stages(sheet, "partner_tips", "Identified by a partner's tip", (
         "Of the funnel above, the families a partner (caretakers, the housing-social plan's staff, "
         "civil-society organisations) passed on and the team registered from the tip, by the "
-        "furthest stage reached; from intake's funnel."),
-        [("families", "Families", "families")])
+        "furthest stage reached; from intake's funnel."), counts)
+
+
+def _add_stages(sheet: Sheet, key: str, title: str, note: str, counts: Mapping[str, int]) -> None:
+    """A section of families counted by the furthest funnel stage they reached."""
+    s = sheet.section(key, title, note, [("families", "Families", "families")])
     for stage, count in counts.items():
         sheet.row(s, stage, stage.replace("_", " ").capitalize())
         sheet.put(f"{s}.{stage}.families", count, counts=True)
