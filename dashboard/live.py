@@ -7,10 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
-
 from dashboard.fold import CHANGED_KEY
+from shared.db import signal_after_commit
 
 NOTIFY_KEY = "dashboard_notify"
 #: A comment line this often keeps proxies from closing a quiet stream.
@@ -64,14 +62,4 @@ def notify_info(changes: Changes) -> dict[str, Callable[[], None]]:
     return {NOTIFY_KEY: changes.notify}
 
 
-@sa_event.listens_for(Session, "after_commit")
-def _notify_after_commit(session: Session) -> None:
-    if session.info.pop(CHANGED_KEY, False):
-        notify = session.info.get(NOTIFY_KEY)
-        if notify is not None:
-            notify()
-
-
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _forget_after_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(CHANGED_KEY, None)
+signal_after_commit(CHANGED_KEY, NOTIFY_KEY)

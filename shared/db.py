@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.schema import Table
 from sqlalchemy.util import greenlet_spawn
@@ -308,3 +309,21 @@ def is_outage(error: BaseException) -> bool:
     if sqlstate:
         return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
     return isinstance(error, OperationalError | InterfaceError | ConnectionError | OSError | TimeoutError)
+
+
+def signal_after_commit(flag_key: str, callback_key: str) -> None:
+    """After a commit of a session whose ``info`` has ``flag_key`` set, call the callable its
+    ``info`` holds under ``callback_key`` (if any); a rollback clears the flag. The one way a
+    write tells an in-process listener that it is durable now (the outbox relay, a dashboard's
+    live pages), without the listener polling."""
+
+    @event.listens_for(Session, "after_commit")
+    def _signal(session: Session) -> None:
+        if session.info.pop(flag_key, False):
+            callback = session.info.get(callback_key)
+            if callback is not None:
+                callback()
+
+    @event.listens_for(Session, "after_soft_rollback")
+    def _forget(session: Session, _previous: Any) -> None:
+        session.info.pop(flag_key, None)

@@ -36,12 +36,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from shared import observability as obs
-from shared.db import is_postgres
+from shared.db import is_postgres, signal_after_commit
 from shared.errors import Unprocessable
 from shared.events.envelope import Envelope
 from shared.events.registry import REGISTRY, DomainEvent
@@ -133,17 +131,7 @@ async def record_event(
     return envelope
 
 
-@sa_event.listens_for(Session, "after_commit")
-def _wake_relay_after_commit(session: Session) -> None:
-    if session.info.pop(PENDING_KEY, False):
-        wakeup = session.info.get(WAKEUP_KEY)
-        if wakeup is not None:
-            wakeup()
-
-
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _forget_after_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(PENDING_KEY, None)
+signal_after_commit(PENDING_KEY, WAKEUP_KEY)
 
 
 def row_to_envelope(row: Any) -> Envelope:
