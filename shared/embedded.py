@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from shared.broker import TansuBroker, free_port, port_is_free
+from shared.broker import TansuBroker, free_port, free_port_block, port_is_free
 from shared.departments import Department
 from shared.settings import SERVICES, Settings
 from shared.supervisor import Backoff, Child, Supervised, fork, start_fork_server, stop_all
@@ -42,6 +42,13 @@ STOP_GRACE, RESTART_GRACE = 4.0, 20.0
 PORT_RELEASE_WAIT = 5.0
 #: Dashboards listen on base port + this + 0..3 (8011–8014 by default), in ``Department`` order.
 DASHBOARD_PORT_OFFSET = 10
+#: Every port the runner listens on, as an offset from its base port.
+PORT_OFFSETS = (*range(len(SERVICES)), *range(DASHBOARD_PORT_OFFSET, DASHBOARD_PORT_OFFSET + len(Department)))
+
+
+def free_base_port() -> int:
+    """A base port under which every service and dashboard port is free (tests, benchmarks)."""
+    return free_port_block(PORT_OFFSETS)
 #: What the fork server imports once for every child: what they share (the libraries, ``shared``,
 #: the dashboard, which four children use) and what their start-up would import lazily (the
 #: SQLite driver, alembic, uvicorn's protocol modules). Each service's own modules (a quarter of
@@ -128,12 +135,13 @@ class System:
         url = f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
         return Running(service, port, Supervised(
             service, lambda: _spawn(service, port, url, self.broker.bootstrap, self.data_dir,
-                                    self.peer_urls)))
+                                    self.peer_urls), log_path=self.data_dir / f"{service}.log"))
 
     def _dashboard(self, department: Department, port: int) -> Running:
         return Running(f"dashboard {department.value}", port, Supervised(
             f"dashboard {department.value}",
-            lambda: _spawn_dashboard(department, port, self.broker.bootstrap, self.data_dir)))
+            lambda: _spawn_dashboard(department, port, self.broker.bootstrap, self.data_dir),
+            log_path=self.data_dir / f"dashboard-{department.value}.log"))
 
     def start_children(self) -> None:
         for running in self.children:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -112,6 +114,11 @@ def _bind_fork_server_to_runner() -> None:
     _stop_with_parent(signal.SIGKILL)
     if str(os.getppid()) != parent:  # the runner died before the line above
         os._exit(1)
+    # A child re-runs the runner's main module by name before its own code (multiprocessing's
+    # preparation); started as ``python -m shared.cli``, that module is already imported here,
+    # and runpy's warning about it, harmless, was printed once per child into the runner's output.
+    warnings.filterwarnings("ignore", category=RuntimeWarning,
+                            message=r".*found in sys\.modules after import of package")
 
 
 _bind_fork_server_to_runner()
@@ -197,6 +204,8 @@ class Supervised:
 
     name: str
     start: Callable[[], Child]
+    #: Where the child writes its output: its last error is quoted when it dies.
+    log_path: Path | None = None
     process: Child | None = None
     started_at: float = 0.0
     restart_at: float | None = None
@@ -212,7 +221,9 @@ class Supervised:
         now = time.monotonic()
         if self.restart_at is None and self.process is not None and self.process.poll() is not None:
             delay = self.backoff.next_delay(now - self.started_at)
-            log(f"{self.name} exited with code {self.process.returncode}; restarting in {delay:.1f} s")
+            why = last_error(self.log_path) if self.log_path is not None else None
+            log(f"{self.name} exited with code {self.process.returncode}; restarting in {delay:.1f} s"
+                + (f" (its last error: {why})" if why else ""))
             self.restart_at = now + delay
         if self.restart_at is not None and now >= self.restart_at:
             self.restarts += 1
@@ -220,6 +231,28 @@ class Supervised:
             log(f"{self.name} restarted (restart {self.restarts})")
             return True
         return False
+
+
+def last_error(log_path: Path, tail_bytes: int = 16_384) -> str | None:
+    """The last ERROR or CRITICAL line a child wrote (its message only, when it logs JSON), so
+    the operator sees why it died ("address already in use", "database is locked") without
+    opening its log."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - tail_bytes))
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
+            return str(record.get("message", ""))[:300]
+        if record is None and ("ERROR" in line or "Error" in line):
+            return line.strip()[:300]
+    return None
 
 
 def stop_all(processes: Sequence[Child], grace: float) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from shared.broker import free_port
 from shared.departments import Department
+from shared.embedded import free_base_port
 from shared.settings import SERVICES
 from tests.support import ready_services
 
@@ -20,9 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> None:
-    base = free_port()
-    while any(_busy(base + i) for i in (*range(4), *range(10, 14))):
-        base = free_port()
+    base = free_base_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "run", "--data-dir", str(tmp_path), "--base-port", str(base),
          "--broker-port", str(free_port())],
@@ -45,13 +44,6 @@ def test_embedded_command_starts_everything_and_stops_on_ctrl_c(tmp_path) -> Non
         assert service in text and (tmp_path / f"{service}.db").exists()
     for offset, department in enumerate(Department):
         assert f"http://127.0.0.1:{base + 10 + offset}/" in text and department.value in text
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_all_ready(base: int, timeout: float) -> set[str]:

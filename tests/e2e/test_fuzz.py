@@ -26,6 +26,7 @@ import pytest
 
 from shared.auth import mint_token
 from shared.broker import free_port
+from shared.embedded import free_base_port
 from shared.settings import SERVICES, Settings
 
 pytestmark = pytest.mark.slow
@@ -65,7 +66,7 @@ def _headers(**claims: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    base = free_port()
+    base = free_base_port()
     data = tmp_path_factory.mktemp("fuzz")
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "run", "--data-dir", str(data), "--base-port", str(base),

@@ -18,7 +18,7 @@ import pytest
 
 from shared.broker import TansuBroker, free_port
 from shared.departments import Department
-from shared.embedded import System
+from shared.embedded import System, free_base_port
 from shared.settings import SERVICES
 from tests.faults.kafka_tools import read_until_seen
 from tests.support import ready_services
@@ -78,13 +78,6 @@ def _until(condition, what: str, timeout: float = 90) -> None:  # type: ignore[n
     raise AssertionError(f"not so after {timeout} s: {what}")
 
 
-def _free_base() -> int:
-    base = free_port()
-    while any(socket.socket().connect_ex(("127.0.0.1", base + i)) == 0 for i in range(4)):
-        base = free_port()
-    return base
-
-
 def _start_runner(tmp_path: Path, base: int, broker_port: int, *extra: str) -> subprocess.Popen[bytes]:
     """``oto run`` in a process group of its own, as a shell starts a command in a terminal."""
     return subprocess.Popen(
@@ -103,7 +96,7 @@ def _finish(runner: subprocess.Popen[bytes]) -> str:
 
 
 def test_killed_services_and_the_broker_come_back_the_broker_on_the_same_port(tmp_path) -> None:
-    base, broker_port = _free_base(), free_port()
+    base, broker_port = free_base_port(), free_port()
     runner = _start_runner(tmp_path, base, broker_port, "--no-demo")
     try:
         _until(lambda: ready_services(base) == set(SERVICES), "every service ready")
@@ -131,7 +124,7 @@ def test_killed_services_and_the_broker_come_back_the_broker_on_the_same_port(tm
 
 
 def test_ctrl_c_stops_everything_within_5_s_services_first_without_errors(tmp_path) -> None:
-    base = _free_base()
+    base = free_base_port()
     runner = _start_runner(tmp_path, base, free_port())
     try:
         _until(lambda: (tmp_path / ".demo-seeded").exists(), "the demo seeded")
@@ -162,7 +155,7 @@ def test_ctrl_c_stops_everything_within_5_s_services_first_without_errors(tmp_pa
 
 def test_a_broker_whose_port_is_taken_moves_loudly_and_the_runner_follows(tmp_path, capsys) -> None:
     broker = TansuBroker(log_path=tmp_path / "broker.log", supervised=True).start()
-    system = System(tmp_path, _free_base(), broker)
+    system = System(tmp_path, free_base_port(), broker)
     system.services = []  # only the broker here; the services follow through the same path
     old = broker.port
     try:
@@ -200,7 +193,7 @@ async def test_after_the_runner_restarts_a_killed_broker_every_topic_has_its_who
         tmp_path: Path) -> None:
     """The embedded broker keeps nothing on disk; the relays notice it lost what they published
     and put their kept outboxes back, so a reader from the beginning sees every event again."""
-    base, broker_port = _free_base(), free_port()
+    base, broker_port = free_base_port(), free_port()
     bootstrap = f"127.0.0.1:{broker_port}"
     topics = ["oto.intake.events", "oto.casework.events",
               *(f"oto.department.{d.value}" for d in Department)]
