@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit import SubjectKind, entries_naming, record_access
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import Unprocessable
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page, bigint_key, cursor_key, encode_cursor
 from shared.tables import audit_log
 
 AUDIT_READERS = (Role.ADMIN, Role.COORDINATION, Role.DATA_PROTECTION)
@@ -139,11 +138,7 @@ def audit_router(personal: PersonalTables | None, service: str) -> APIRouter:
                     limit: Limit = 100, cursor: Cursor = None) -> Page[AuditEntry]:
         query = entries_naming(session, [subject_id])
         if cursor is not None:
-            after = decode_cursor(cursor)
-            # An id beyond BIGINT is no entry's (the database would refuse the comparison: a 503)
-            if not after.isdigit() or int(after) > 2**63 - 1:
-                raise Unprocessable("The cursor is not valid.", fields={"query.cursor": "invalid"})
-            query = query.where(audit_log.c.id > int(after))
+            query = query.where(audit_log.c.id > cursor_key(cursor, bigint_key))
         rows = (await session.execute(query.limit(limit + 1))).all()
         items = [_entry(row) for row in rows[:limit]]
         more = len(rows) > limit

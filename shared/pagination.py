@@ -57,6 +57,14 @@ def cursor_key(cursor: str, parse_key: Callable[[str], Any] = str) -> Any:
         raise _invalid_cursor() from None  # valid base64 of a string that is no key
 
 
+def bigint_key(text: str) -> int:
+    """A cursor's key that is a BIGINT id: ASCII digits only (``"¹".isdigit()`` is true, and
+    ``int("¹")`` raises), and within BIGINT (the database would refuse the comparison: a 503)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 2**63 - 1:
+        raise ValueError("not a BIGINT id")
+    return int(text)
+
+
 async def paginate(
     session: AsyncSession, query: Select[Any], *, key: InstrumentedAttribute[Any],
     cursor: str | None, limit: int, convert: Callable[[Any], T],
