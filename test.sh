@@ -7,4 +7,7 @@ cd "$(dirname "$0")"
 source scripts/ensure-venv.sh
 .venv/bin/ruff check . --output-format concise
 .venv/bin/mypy shared dashboard services/*/domain.py services/intake/cpr.py
-exec .venv/bin/python -m pytest "$@"
+# Several workers (pytest-xdist): the suite waits on brokers far more than it computes (about 6 of
+# 26 minutes were CPU in one process); whole-system and browser tests keep to one worker each
+# (tests/conftest.py). OTO_TEST_WORKERS=0 runs everything in this process.
+exec .venv/bin/python -m pytest -n "${OTO_TEST_WORKERS:-3}" --dist loadgroup "$@"

@@ -22,6 +22,24 @@ from tests.support import Broker, run_admin_sql
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+#: Tests that run a whole system (the runner's eight processes and a broker) or kill and restart
+#: brokers and databases: ``./test.sh`` runs the suite in several pytest workers (most tests wait
+#: on a broker most of the time), and these go one after another in one of them, so two whole
+#: systems never compete for the two cores while a test waits for one to be ready.
+WHOLE_SYSTEM = ("tests/e2e/", "tests/faults/")
+#: Tests that drive chromium: one after another too (each browser is a handful of processes).
+BROWSER = ("tests/dashboard/test_browser.py", "tests/casework/test_steering_report_browser.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the groups above for ``pytest-xdist --dist loadgroup`` (no effect without xdist)."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith(WHOLE_SYSTEM):
+            item.add_marker(pytest.mark.xdist_group("whole-system"))
+        elif path.startswith(BROWSER):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
 
 def _docker_engine_answers() -> bool:
     if shutil.which("docker") is None:
