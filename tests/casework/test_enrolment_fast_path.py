@@ -9,7 +9,9 @@ staff arriving (the waiting family gets its pair), enrolments choosing the least
 an absent and a half-time member, a site with one discipline only, an event with no consent cover
 (from before it was announced), a redelivery and a re-sent enrolment with a new member, a family
 known from ``member-added`` before its enrolment, consent changes, an exit and a re-enrolment,
-several enrolments in one batch, a member leaving (hand-over keeping the other) and a reassignment.
+several enrolments in one batch, one batch of one family's events (member added, enrolled, exited:
+one session, each handler seeing what the one before wrote), a member leaving (hand-over keeping
+the other) and a reassignment.
 Every table the flow touches is compared row by row on both databases, ids and recent times
 replaced by stable labels (``tests.intake.test_write_fast_path.Labels``).
 """
@@ -171,6 +173,11 @@ async def _run_flow(cw: Any) -> list[tuple[str, int, Any]]:
         response = await cw.post(path, json=body, headers={**leader, **key})
         answers.append((path, response.status_code, response.json()))
     await intake.send(enrolled(9))  # after the hand-over: health visitor 200 has left
+    await intake.send(  # one batch, one session: what one handler writes the next one sees
+        MemberAdded(family_id=fixed(10), site_id="gellerup", shared_with=[HEALTH],  # type: ignore[list-item]
+                    member=Member(person_id=fixed(101), role="mother", birth_year=1990)),  # type: ignore[arg-type]
+        enrolled(10, shared_with=None),
+        FamilyExited(family_id=fixed(10), site_id="gellerup", reason="moved_away"))  # type: ignore[arg-type]
     return answers
 
 
