@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casework import service, staffing
+from services.casework import enrolment, service, staffing
 from services.casework.models import Family
 from shared.events.envelope import Envelope
 from shared.events.intake import (
@@ -31,16 +31,12 @@ def _day(envelope: Envelope) -> date:
 
 
 async def on_family_enrolled(session: AsyncSession, event: FamilyEnrolled, envelope: Envelope) -> None:
-    """Register the family with its enrolment day and give it a makkerpar, unless it already has one."""
-    family = await service.register_family(
-        session, family_id=event.family_id, site_id=event.site_id,
-        members=[(m.person_id, m.role, m.birth_year) for m in event.members])
-    if family.enrolled_on is None or family.status == "exited":
-        family.enrolled_on, family.exited_on = _day(envelope), None
-    family.status = "active"
-    _share(family, event.shared_with)
-    if await staffing.active_pair(session, family.id) is None:
-        await staffing.assign_pair(session, family=family)
+    """Register the family with its enrolment day and give it a makkerpar, unless it already has
+    one (on Core statements: every enrolment costs this, see ``enrolment.py``)."""
+    await enrolment.enrol(session, enrolment.Enrolment(
+        family_id=event.family_id, site_id=event.site_id,
+        members=[(m.person_id, m.role, m.birth_year) for m in event.members],
+        shared_with=event.shared_with, day=_day(envelope)))
 
 
 async def on_member_added(session: AsyncSession, event: MemberAdded, _: Envelope) -> None:

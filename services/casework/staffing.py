@@ -11,10 +11,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework import domain as d
@@ -31,8 +33,9 @@ from services.casework.schemas import (
     StationingRead,
 )
 from services.casework.service import family_for, now, read_family
-from services.casework.sharing import record_family_event
+from services.casework.sharing import record_family_event, record_family_event_for
 from shared.auth import Principal
+from shared.db import utcnow
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events import casework as ev
 from shared.outbox import record_event
@@ -184,55 +187,101 @@ async def active_pair(session: AsyncSession, family_id: uuid.UUID) -> Makkerpar 
                                                           Makkerpar.active))).scalar()
 
 
+_STAFF = Staff.__table__  # type: ignore[attr-defined]
+_STATIONINGS = Stationing.__table__  # type: ignore[attr-defined]
+_ABSENCES = Absence.__table__  # type: ignore[attr-defined]
+_PAIRS = Makkerpar.__table__  # type: ignore[attr-defined]
+
+
+def _families_of(member: Any) -> Any:
+    """How many active pairs have the staff member in this place (first or second)."""
+    return select(func.count()).where(_PAIRS.c.active, member == _STAFF.c.id).scalar_subquery()
+
+
+#: The site's staff stationed today, each with whether they are away today and how many families
+#: they have: one statement (it was three: the stationed, then the away and the loads among them).
+_CANDIDATES = (
+    select(_STAFF.c.id, _STAFF.c.discipline, _STATIONINGS.c.fte,
+           exists().where(_ABSENCES.c.staff_id == _STAFF.c.id, _ABSENCES.c.from_date <= bindparam("today"),
+                          _ABSENCES.c.to_date >= bindparam("today")).label("away"),
+           (_families_of(_PAIRS.c.first_staff_id) + _families_of(_PAIRS.c.second_staff_id)).label("families"))
+    .join_from(_STAFF, _STATIONINGS, _STATIONINGS.c.staff_id == _STAFF.c.id)
+    .where(_STAFF.c.site_id == bindparam("site_id"), _STAFF.c.role == "staff", _STAFF.c.leaves_on.is_(None),
+           _STATIONINGS.c.starts_on <= bindparam("today"),
+           _STATIONINGS.c.ends_on.is_(None) | (_STATIONINGS.c.ends_on >= bindparam("today"))))
+
+
 async def _candidates(session: AsyncSession, site_id: str, today: date,
                       keep: Collection[uuid.UUID] = ()) -> list[d.StaffLoad]:
     """Staff of the site who can take a family today: stationed, not leaving, not away — except
     that a member kept for continuity stays a candidate while away (a deputy covers)."""
-    stationed = (await session.execute(
-        select(Staff, Stationing.fte).join(Stationing, Stationing.staff_id == Staff.id)  # type: ignore[arg-type]
-        .where(Staff.site_id == site_id, Staff.role == "staff", Staff.leaves_on.is_(None),  # type: ignore[union-attr]
-               _stationed_on(today)))).all()
-    ids = [staff.id for staff, _fte in stationed]
-    away = set((await session.execute(select(Absence.staff_id).where(
-        Absence.staff_id.in_(ids), Absence.from_date <= today, Absence.to_date >= today))).scalars())  # type: ignore[attr-defined]
-    loads: dict[uuid.UUID, int] = defaultdict(int)
-    for first, second in (await session.execute(
-            select(Makkerpar.first_staff_id, Makkerpar.second_staff_id).where(
-                Makkerpar.active, or_(Makkerpar.first_staff_id.in_(ids),  # type: ignore[attr-defined]
-                                      Makkerpar.second_staff_id.in_(ids))))).all():  # type: ignore[attr-defined]
-        loads[first] += 1
-        loads[second] += 1
-    return [d.StaffLoad(staff.id, d.Discipline(staff.discipline), loads[staff.id], Decimal(fte))
-            for staff, fte in stationed if staff.id not in away or staff.id in keep]
+    rows = (await session.execute(_CANDIDATES, {"site_id": site_id, "today": today})).all()
+    return [d.StaffLoad(row.id, d.Discipline(row.discipline), int(row.families), Decimal(row.fte))
+            for row in rows if not row.away or row.id in keep]
+
+
+async def choose_pair(session: AsyncSession, site_id: str,
+                      keep: tuple[uuid.UUID, ...] = ()) -> tuple[d.StaffLoad, d.StaffLoad] | None:
+    """The pair the site can give a family today, or None while it lacks two disciplines."""
+    try:
+        return d.choose_pair(await _candidates(session, site_id, date.today(), keep), keep=keep)
+    except d.NoEligiblePair:
+        return None
+
+
+@dataclass(frozen=True)
+class FamilyRef:
+    """What a pair's row and events need of the family (the ORM object, or a row read by Core)."""
+
+    id: uuid.UUID
+    site_id: str
+    shared_with: list[str]
+
+
+#: One statement for every pair, values bound per call (as the outbox's insert).
+_INSERT_PAIR = _PAIRS.insert()
+
+
+async def record_pair(session: AsyncSession, family: FamilyRef, pair: tuple[d.StaffLoad, d.StaffLoad], *,
+                      reason_code: str, reason_text: str | None = None) -> uuid.UUID:
+    """Write the chosen pair and announce it; the caller sets the family's ``pair_status``."""
+    first, second = pair
+    pair_id = uuid.uuid4()
+    await session.execute(_INSERT_PAIR, {
+        "id": pair_id, "family_id": family.id, "first_staff_id": first.staff_id,
+        "second_staff_id": second.staff_id, "active": True, "reason_code": reason_code,
+        "reason_text": reason_text, "assigned_at": utcnow(), "ended_at": None, "ended_reason": None})
+    await record_family_event_for(session, ev.MakkerparAssigned(
+        family_id=family.id, site_id=family.site_id, assignment_id=pair_id,
+        staff_ids=[first.staff_id, second.staff_id], disciplines=[first.discipline, second.discipline],
+        reason_code=reason_code), family.shared_with)
+    return pair_id
+
+
+async def record_pending(session: AsyncSession, family: FamilyRef) -> None:
+    """Announce that the family waits for a pair (a visible state, not a crash)."""
+    await record_family_event_for(session, ev.MakkerparPending(
+        family_id=family.id, site_id=family.site_id, reason_code="fewer_than_two_disciplines"),
+        family.shared_with)
 
 
 async def assign_pair(session: AsyncSession, *, family: Family, reason_code: str = "enrolled",
                       reason_text: str | None = None, keep: tuple[uuid.UUID, ...] = (),
-                      announce_pending: bool = True) -> Makkerpar | None:
-    """Give the family its pair, or record that it waits for one (a visible state, not a crash).
+                      announce_pending: bool = True) -> bool:
+    """Give the family its pair, or record that it waits for one; True if it got one.
 
     ``announce_pending=False`` is for retries of a family already announced as waiting.
     """
-    try:
-        candidates = await _candidates(session, family.site_id, date.today(), keep)
-        first, second = d.choose_pair(candidates, keep=keep)
-    except d.NoEligiblePair:
-        family.pair_status = "pending"
-        await session.flush()
-        if announce_pending:
-            await record_family_event(session, ev.MakkerparPending(
-                family_id=family.id, site_id=family.site_id, reason_code="fewer_than_two_disciplines"))
-        return None
-    pair = Makkerpar(family_id=family.id, first_staff_id=first.staff_id, second_staff_id=second.staff_id,
-                     reason_code=reason_code, reason_text=reason_text)
-    session.add(pair)
-    family.pair_status = "assigned"
+    ref = FamilyRef(family.id, family.site_id, list(family.shared_with))
+    pair = await choose_pair(session, family.site_id, keep)
+    family.pair_status = "pending" if pair is None else "assigned"
     await session.flush()
-    await record_family_event(session, ev.MakkerparAssigned(
-        family_id=family.id, site_id=family.site_id, assignment_id=pair.id,
-        staff_ids=[first.staff_id, second.staff_id], disciplines=[first.discipline, second.discipline],
-        reason_code=reason_code))  # type: ignore[arg-type]
-    return pair
+    if pair is None:
+        if announce_pending:
+            await record_pending(session, ref)
+        return False
+    await record_pair(session, ref, pair, reason_code=reason_code, reason_text=reason_text)
+    return True
 
 
 async def end_pair(session: AsyncSession, *, family: Family, pair: Makkerpar, reason_code: str) -> None:
@@ -289,8 +338,8 @@ async def retry_pending(session: AsyncSession, *, site_id: str) -> None:
         keep = (previous.first_staff_id, previous.second_staff_id) if previous else ()
         ended = previous.ended_reason if previous else None
         reason = ended if ended in REASSIGN_REASONS else "enrolled"
-        if await assign_pair(session, family=family, reason_code=reason or "enrolled", keep=keep,
-                             announce_pending=False) is None:
+        if not await assign_pair(session, family=family, reason_code=reason or "enrolled", keep=keep,
+                                 announce_pending=False):
             return  # the site still lacks two disciplines: the other families would fail alike
 
 
