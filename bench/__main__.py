@@ -15,8 +15,8 @@ from pathlib import Path
 from bench.report import Section, write_report
 
 #: Module names under ``bench/``; each has ``run(*, quick: bool) -> list[Section]``.
-BENCHMARKS = ("rest_read", "rest_write", "event_latency", "hops", "projection", "scale", "dashboard",
-              "startup", "scale_out")
+BENCHMARKS = ("rest_read", "audit_entry", "rest_write", "event_latency", "hops", "projection", "scale",
+              "dashboard", "startup", "scale_out")
 
 
 def main(argv: list[str] | None = None) -> int:
