@@ -41,7 +41,7 @@ PHASES = ("examples", "fuzzing", "stateful")
 KNOWN_VALUE_PROBABILITY = 0.7
 ROLES = {
     "intake": [{"role": "team_staff", "site": "gellerup"}, {"role": "admin"}, {"role": "system"},
-               {"role": "data_protection"}],
+               {"role": "data_protection"}, {"role": "partner"}],
     "casework": [{"role": "team_leader", "site": "gellerup"}, {"role": "coordination"},
                  {"role": "evaluator"}, {"role": "data_protection"}],
     "referrals": [{"role": "team_staff", "site": "gellerup"},
