@@ -142,15 +142,16 @@ async def _start(app: FastAPI, definition: ServiceDefinition, settings: Settings
         await lead()
     else:  # kept apart from the tasks: its end (this worker leads now) is no failure
         app.state.follower = asyncio.create_task(leadership.follow(lead), name=f"{definition.name}-follower")
-    _freeze_startup_objects()
+    freeze_startup_objects()
 
 
-def _freeze_startup_objects() -> None:
+def freeze_startup_objects() -> None:
     """Move what start-up built (modules, classes, routes, schemas, the pool) out of the
     collector's reach: they live as long as the process, and every full collection under load
     walked them all again. Measured on the team view at 64 connections, two alternating A/B
     pairs on the shared machine: 1.1–1.3 → 0.9–1.0 ms of CPU per read (the p99 swung too much
-    there to tell). Garbage is collected first, so none of it is kept for good."""
+    there to tell). Garbage is collected first, so none of it is kept for good. Public because
+    the benchmarks' consumer processes start as a service does (bench/projection.py)."""
     gc.collect()
     gc.freeze()
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -63,18 +63,8 @@ class Envelope:
         cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple
     ) -> Envelope:
         """Parse a Kafka record; raise EnvelopeError for anything that is not our CloudEvent."""
-        found = _read_headers(headers or ())
-        missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
-        if missing:
-            raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
-        if found["ce_specversion"] != SPEC_VERSION:
-            raise EnvelopeError("unsupported ce_specversion")
-        try:
-            data = json.loads(value or b"")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EnvelopeError("value is not JSON") from exc
-        if not isinstance(data, dict):
-            raise EnvelopeError("value is not a JSON object")
+        found = _checked_headers(headers)
+        data = _decode_object(value)
         return cls(
             type=found["ce_type"],
             source=found["ce_source"],
@@ -86,6 +76,49 @@ class Envelope:
             correlation_id=found.get(CORRELATION_HEADER),
             dataschema=found.get("ce_dataschema"),
         )
+
+    @classmethod
+    def from_kafka_undecoded(
+        cls, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | tuple
+    ) -> Envelope:
+        """``from_kafka`` for a caller that has already validated ``value`` as a JSON object (the
+        inbox validates the payload model straight from the bytes): the same attributes and header
+        checks, but ``data`` is decoded only when something reads it. A replay's handlers mostly
+        read the validated payload, so most envelopes never pay for a second JSON decode.
+
+        The checks run in another order than ``from_kafka``'s, so a caller that needs the exact
+        error of a bad record calls ``from_kafka`` when this raises.
+        """
+        found = _checked_headers(headers)
+        envelope = cls.__new__(cls)
+        # Written straight into the instance (a frozen dataclass's __init__ sets each field
+        # through object.__setattr__, which costs more than the rest of this method); ``data``
+        # is left out, so reading it reaches __getattr__. A test checks that every field is here.
+        envelope.__dict__.update(
+            type=found["ce_type"],
+            source=found["ce_source"],
+            id=found["ce_id"],
+            key=(key or b"").decode("utf-8", "replace"),
+            time=_parse_time(found.get("ce_time")),
+            subject=found.get("ce_subject"),
+            correlation_id=found.get(CORRELATION_HEADER),
+            dataschema=found.get("ce_dataschema"),
+            _undecoded=value,
+        )
+        return envelope
+
+    if not TYPE_CHECKING:  # for type checkers an Envelope has its fields and nothing else
+
+        def __getattr__(self, name: str) -> Any:
+            """Only reached for the ``data`` of an envelope from ``from_kafka_undecoded`` (any
+            other missing attribute raises as usual): decoded now, and kept."""
+            undecoded = self.__dict__.get("_undecoded")
+            if name != "data" or undecoded is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            data = _decode_object(undecoded)
+            object.__setattr__(self, "data", data)
+            object.__delattr__(self, "_undecoded")
+            return data
 
 
 #: The headers ``from_kafka`` reads; others (content-type, a DLQ's own) are not decoded at all.
@@ -99,6 +132,28 @@ def _read_headers(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str]:
         return {name: raw.decode() for name, raw in headers if name in _READ_HEADERS}
     except UnicodeDecodeError:
         return {name: raw.decode("utf-8", "replace") for name, raw in headers if name in _READ_HEADERS}
+
+
+def _checked_headers(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str]:
+    """The headers we read, checked: every required one present and non-empty, our spec version."""
+    found = _read_headers(headers or ())
+    if not all(map(found.get, REQUIRED_HEADERS)):  # present and not empty
+        missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
+        raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
+    if found["ce_specversion"] != SPEC_VERSION:
+        raise EnvelopeError("unsupported ce_specversion")
+    return found
+
+
+def _decode_object(value: bytes | None) -> dict[str, Any]:
+    """The JSON object in a record's value; EnvelopeError for anything else."""
+    try:
+        data = json.loads(value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EnvelopeError("value is not JSON") from exc
+    if not isinstance(data, dict):
+        raise EnvelopeError("value is not a JSON object")
+    return data
 
 
 def _format_time(moment: datetime) -> str:
