@@ -127,11 +127,14 @@ _READ_HEADERS = frozenset({*REQUIRED_HEADERS, "ce_time", "ce_subject", "ce_datas
 
 def _read_headers(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str]:
     """The headers we read, as UTF-8 (replacement characters for what is not). A consumer's hot
-    loop: the strict decode is the fast path, the lenient one runs only for a broken header."""
+    loop: the strict decode is the fast path, the lenient one runs only for a broken header. A
+    header without a value (Kafka allows null) reads as empty, so a required one is "missing"
+    (it raised AttributeError, which no poison check caught: the consumer met it again forever)."""
     try:
         return {name: raw.decode() for name, raw in headers if name in _READ_HEADERS}
-    except UnicodeDecodeError:
-        return {name: raw.decode("utf-8", "replace") for name, raw in headers if name in _READ_HEADERS}
+    except (UnicodeDecodeError, AttributeError):
+        return {name: (raw or b"").decode("utf-8", "replace") for name, raw in headers
+                if name in _READ_HEADERS}
 
 
 def _checked_headers(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str]:
@@ -151,6 +154,8 @@ def _decode_object(value: bytes | None) -> dict[str, Any]:
         data = json.loads(value or b"")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EnvelopeError("value is not JSON") from exc
+    except RecursionError:  # nested deeper than the parser goes: a few KB of brackets
+        raise EnvelopeError("value is not JSON (nested too deep)") from None
     if not isinstance(data, dict):
         raise EnvelopeError("value is not a JSON object")
     return data

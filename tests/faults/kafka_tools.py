@@ -33,7 +33,7 @@ async def read_until_seen(bootstrap: str, topic: str, ids: set[str], *, at_least
             quiet = 0 if batch else quiet + 1
             for part in batch.values():
                 records.extend(part)
-                missing.difference_update(dict(r.headers).get("ce_id", b"").decode() for r in part)
+                missing.difference_update((dict(r.headers).get("ce_id") or b"").decode() for r in part)
 
     try:
         await asyncio.wait_for(drain(), timeout)

@@ -12,11 +12,14 @@ publishes on one key, so in order on one partition:
 2. a valid body whose ``ce_type`` and ``ce_id`` headers are missing;
 3. an event type the subscription handles, with a payload that fails its schema (a CPR-shaped
    number where the family id belongs);
-4. a valid event of that type.
+4. a body nested deeper than a JSON parser goes (json.loads raises RecursionError);
+5. a valid body whose ``ce_id`` header has no value (Kafka allows a null header value);
+6. a valid event of that type.
 
-The three bad ones must land on ``<topic>.dlq`` in that order with their origin and the error in
+Before these two were caught, each stopped the consumer for good: it met the message again
+after every restart. The five bad ones must land on ``<topic>.dlq`` in that order with their origin and the error in
 headers and no personal data in those headers; the valid one must be handled (its inbox row
-committed); and ``oto_dlq_messages_total`` on the service's ``/metrics`` must count three for that
+committed); and ``oto_dlq_messages_total`` on the service's ``/metrics`` must count five for that
 consumer and topic.
 """
 
@@ -126,6 +129,8 @@ async def test_bad_messages_on_a_consumed_topic_are_dead_lettered_and_the_next_o
             (f'{{"family_id": "{CPR}", '.encode(), headers),
             (good.value(), [(k, v) for k, v in headers if k not in ("ce_type", "ce_id")]),
             (invalid.value(), invalid.headers()),
+            (b"[" * 100_000 + b"]" * 100_000, headers),
+            (good.value(), [(k, None if k == "ce_id" else v) for k, v in headers]),
         ]
         await ensure_topics(settings, [topic, f"{topic}.dlq"])
         producer_client = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
@@ -145,13 +150,13 @@ async def test_bad_messages_on_a_consumed_topic_are_dead_lettered_and_the_next_o
                     inbox.c.event_id == good.id, inbox.c.consumer == consumer))).first())
 
         assert await eventually(handled, timeout=60), "the valid event after the bad ones was not handled"
-        dead = await read_until_seen(broker.bootstrap, f"{topic}.dlq", set(), at_least=3)
+        dead = await read_until_seen(broker.bootstrap, f"{topic}.dlq", set(), at_least=5)
         metrics = (await api.get("/metrics")).text
 
-    assert len(dead) == 3, [dict(r.headers).get("dlq_error") for r in dead]
+    assert len(dead) == 5, [dict(r.headers).get("dlq_error") for r in dead]
     errors = []
     for record, origin in zip(dead, origins, strict=True):
-        found = {name: value.decode() for name, value in record.headers}
+        found = {name: (value or b"").decode() for name, value in record.headers}
         assert found["dlq_origin_topic"] == topic
         assert (int(found["dlq_origin_partition"]), int(found["dlq_origin_offset"])) == \
             (origin.partition, origin.offset)
@@ -161,4 +166,6 @@ async def test_bad_messages_on_a_consumed_topic_are_dead_lettered_and_the_next_o
     assert errors[0].startswith("EnvelopeError")
     assert errors[1].startswith("EnvelopeError") and "ce_type" in errors[1] and "ce_id" in errors[1]
     assert errors[2].startswith("InvalidPayload") and broken in errors[2]
-    assert metric(metrics, "oto_dlq_messages_total", {"consumer": consumer, "topic": topic}) == 3
+    assert errors[3].startswith("EnvelopeError") and "nested too deep" in errors[3]
+    assert errors[4].startswith("EnvelopeError") and "ce_id" in errors[4]
+    assert metric(metrics, "oto_dlq_messages_total", {"consumer": consumer, "topic": topic}) == 5
