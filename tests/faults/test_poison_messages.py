@@ -18,9 +18,9 @@ publishes on one key, so in order on one partition:
 
 Before these two were caught, each stopped the consumer for good: it met the message again
 after every restart. The five bad ones must land on ``<topic>.dlq`` in that order with their
-origin and the error in headers and no personal data in those headers; the valid one must be handled (its inbox row
-committed); and ``oto_dlq_messages_total`` on the service's ``/metrics`` must count five for that
-consumer and topic.
+origin and the error in headers and no personal data in those headers; the valid one must be
+handled (its inbox row committed); and ``oto_dlq_messages_total`` on the service's ``/metrics``
+must count five for that consumer and topic.
 """
 
 from __future__ import annotations
