@@ -330,10 +330,10 @@ def _notes(system: Measurement, baseline: Measurement) -> list[str]:
     if system.default_wait is not None:
         notes.append(
             f"the same events read by a consumer with aiokafka's default fetch_max_wait_ms="
-            f"{DEFAULT_FETCH_MAX_WAIT_MS} (what `shared.kafka.make_consumer` leaves, so every service's "
-            f"consumer): {system.default_wait.summary()} — tansu answers an empty fetch only when the "
-            f"wait runs out, so on the embedded broker each service-to-service hop pays this; Apache "
-            f"Kafka answers as soon as data arrives")
+            f"{DEFAULT_FETCH_MAX_WAIT_MS} (the services' idle wait): {system.default_wait.summary()} — "
+            f"tansu answers an empty fetch only when the wait runs out, which is why the services' "
+            f"consumers wait 10 ms per fetch while messages flow (`shared.kafka.AdaptiveFetchWait`, "
+            f"see the hops section); Apache Kafka answers as soon as data arrives")
     return notes + system.notes
 
 
