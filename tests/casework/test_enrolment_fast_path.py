@@ -18,8 +18,6 @@ replaced by stable labels (``tests.intake.test_write_fast_path.Labels``).
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -50,7 +48,7 @@ from shared.kafka import serialise
 from shared.outbox import source_for
 from shared.tables import audit_log, idempotency_keys, inbox, outbox
 from tests.intake.test_write_fast_path import Labels, _now_time
-from tests.support import bearer, service_api
+from tests.support import assert_matches_snapshot, bearer, service_api
 
 GOLDEN = Path(__file__).parent / "data" / "enrolment_flow.json"
 #: The day the events happened in intake (a fixed day: enrolment days are compared).
@@ -206,15 +204,7 @@ async def cw(database_url: str):
 
 
 async def test_the_enrolment_path_leaves_what_the_orm_path_left(cw: Any) -> None:
-    snapshot = await _snapshot(cw, await _run_flow(cw))
-    if os.environ.get("OTO_RECORD_ENROLMENT_FLOW") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
-    expected = json.loads(GOLDEN.read_text())
-    actual = json.loads(json.dumps(snapshot, sort_keys=True))
-    assert actual["answers"] == expected["answers"]
-    for name, rows in expected["tables"].items():
-        assert actual["tables"][name] == rows, name
+    assert_matches_snapshot(await _snapshot(cw, await _run_flow(cw)), GOLDEN, "OTO_RECORD_ENROLMENT_FLOW")
 
 
 async def test_an_enrolment_runs_the_statements_it_needs_and_no_more(cw: Any) -> None:

@@ -13,7 +13,6 @@ appears, in rows, payloads and stored answers), on both databases.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -27,7 +26,7 @@ from services.intake.app import create_app
 from services.intake.models import metadata
 from shared.tables import audit_log, idempotency_keys, outbox
 from tests.intake.factories import define_area
-from tests.support import bearer, service_api
+from tests.support import assert_matches_snapshot, bearer, service_api
 
 GOLDEN = Path(__file__).parent / "data" / "write_flow.json"
 #: Tables in the order they are compared, each with the columns that order its rows.
@@ -180,15 +179,7 @@ async def _snapshot(api: Any, flow: Flow) -> dict[str, Any]:
 
 
 async def test_the_write_path_leaves_what_the_orm_path_left(api: Any) -> None:
-    snapshot = await _snapshot(api, await _run_flow(api))
-    if os.environ.get("OTO_RECORD_WRITE_FLOW") == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
-    expected = json.loads(GOLDEN.read_text())
-    actual = json.loads(json.dumps(snapshot, sort_keys=True))
-    assert actual["answers"] == expected["answers"]
-    for name, rows in expected["tables"].items():
-        assert actual["tables"][name] == rows, name
+    assert_matches_snapshot(await _snapshot(api, await _run_flow(api)), GOLDEN, "OTO_RECORD_WRITE_FLOW")
 
 
 async def test_the_frequent_writes_run_the_statements_they_need_and_no_more(api: Any) -> None:
