@@ -9,6 +9,11 @@ queries, the audit write, logging and metrics.
 data, the audit-log insert and its commit: the physical limit of an audited read, and the
 yardstick the REST-read goals are set against.
 
+``/bench/list-audited`` is the same limit for a page of the household list: the page's rows, the
+persons of its families, and the audit entry naming every family and person on it (as the rule
+asks, and as the service's entry does), in one transaction. A list page's entry names about 150
+subjects where a single read's names a few, so the single-read limit is no limit for a page.
+
 ``/bench/households…`` (``bench.baseline_writes``) is the write benchmark's baseline: registering
 and enrolling a household as bare inserts, each request its rows and its outbox row in one
 transaction.
@@ -36,6 +41,13 @@ HOUSEHOLD = "SELECT * FROM households WHERE id = $1"
 AUDIT = ("INSERT INTO audit_log (at, actor, role, site_id, subjects, endpoint, purpose, outcome)"
          " VALUES ($1, 'baseline', 'team_staff', $2, jsonb_build_array(jsonb_build_object('kind', 'family',"
          " 'id', $3::text)), $4, 'casework', 'allowed')")
+
+
+PAGE = "SELECT id, site_id, status, eligible FROM households WHERE site_id = $1 ORDER BY id LIMIT $2"
+PAGE_PERSONS = ("SELECT household_id, id FROM persons WHERE household_id = ANY($1::uuid[]) "
+                "ORDER BY household_id, id")
+PAGE_AUDIT = ("INSERT INTO audit_log (at, actor, role, site_id, subjects, endpoint, purpose, outcome)"
+              " VALUES ($1, 'baseline', 'team_staff', $2, $3::jsonb, $4, 'casework', 'allowed')")
 
 
 async def _json_codec(conn: asyncpg.Connection) -> None:
@@ -76,6 +88,19 @@ def create_app(dsn: str, pool_size: int) -> FastAPI:
             await conn.execute(AUDIT, datetime.now(UTC), row["site_id"], str(household_id),
                                f"GET {request.url.path}")
         return dict(row)
+
+    @app.get("/bench/list-audited")
+    async def list_audited(site_id: str, limit: int, request: Request) -> dict[str, Any]:
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(PAGE, site_id, limit + 1)
+            shown = [row["id"] for row in rows[:limit]]
+            persons = await conn.fetch(PAGE_PERSONS, shown)
+            subjects = [*({"kind": "family", "id": str(i)} for i in shown),
+                        *({"kind": "person", "id": str(p["id"])} for p in persons)]
+            await conn.execute(PAGE_AUDIT, datetime.now(UTC), site_id, json.dumps(subjects),
+                               f"GET {request.url.path}")
+        return {"items": [dict(row) for row in rows[:limit]],
+                "next_cursor": str(shown[-1]) if len(rows) > limit else None}
 
     app.include_router(write_router())
     return app

@@ -124,14 +124,17 @@ def tree_cpu_seconds(root: int) -> float:
 
 def postgres_cpu_seconds() -> float:
     """User + system CPU of every PostgreSQL server process so far (/proc, by command name): the
-    runs go one after another, so the difference over a run is that run's database work."""
+    runs go one after another, so the difference over a run is that run's database work. A
+    backend that has ended (a pool closing idle connections) took its CPU with it from this sum;
+    the postmaster's count of its ended children's CPU (cutime, cstime) puts it back, so the
+    difference never goes negative."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):  # ended meanwhile
             head, _, rest = stat.read_text().rpartition(")")
             if head.endswith("(postgres"):
                 fields = rest.split()
-                total += int(fields[11]) + int(fields[12])
+                total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
 
 
