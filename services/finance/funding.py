@@ -93,6 +93,20 @@ async def funding_for(session: AsyncSession, budget: Budget) -> g.Funding:
     return g.apply_grants(budget, [_grant(row) for row in rows])
 
 
+async def pool_after_grants(session: AsyncSession, *, year: int, site_id: str | None) -> int:
+    """The råderum part the municipality itself pays in ``year`` (one site, or every site with a
+    budget), after the sites' grants: what savings must cover to break even. A foundation's grant
+    for the operating cost lowers the pool, so the pool before grants would set the bar too high."""
+    budgets = select(SiteBudget).where(col(SiteBudget.year) == year)
+    if site_id is not None:
+        budgets = budgets.where(col(SiteBudget.site_id) == site_id)
+    total = 0
+    for row in (await session.execute(budgets)).scalars():
+        funded = await funding_for(session, Budget(row.site_id, year, row.total_ore, pool_ore=row.pool_ore))
+        total += funded.pool_ore
+    return total
+
+
 def share_reads(funding: g.Funding, rows: Sequence[ExternalGrant]) -> list[GrantShareRead]:
     ids = {(row.code, row.site_id): row.id for row in rows}
     return [GrantShareRead(grant_id=ids[(s.grant.code, s.grant.site_id)], code=s.grant.code,

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.finance import domain as f
-from services.finance.models import FamilyAreaCost, FamilySavings, SiteBudget
+from services.finance.funding import pool_after_grants
+from services.finance.models import FamilyAreaCost, FamilySavings
 from services.finance.schemas import (
     AreaCostIn,
     AreaSavingsReportRead,
@@ -140,14 +141,12 @@ async def savings_by_area(session: AsyncSession, *, site_id: str | None, year: i
                           years: int) -> AreaSavingsReportRead:
     """Savings per area and in all for the families with figures, against the pool of ``year``."""
     query = select(FamilyAreaCost)
-    pools = select(SiteBudget.pool_ore).where(SiteBudget.year == year)
     if site_id:
         query = query.where(FamilyAreaCost.site_id == site_id)
-        pools = pools.where(SiteBudget.site_id == site_id)
     costs: dict[uuid.UUID, dict[f.CostArea, tuple[int, int]]] = defaultdict(dict)
     for row in (await session.execute(query)).scalars():
         costs[row.family_id][f.CostArea(row.area)] = (row.baseline_ore, row.current_ore)
-    pool = sum((await session.execute(pools)).scalars())
+    pool = await pool_after_grants(session, year=year, site_id=site_id or None)
     report = f.area_savings_report(costs, pool_per_year_ore=pool, years=years)
     return AreaSavingsReportRead(site_id=site_id, year=year, **{
         **report.__dict__, "areas": [a.__dict__ for a in report.areas], "total": report.total.__dict__})

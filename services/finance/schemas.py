@@ -129,8 +129,10 @@ class SavingsRead(BaseModel):
     average_per_family_per_year_ore: int = Field(description="Yearly savings per family, in øre.")
     years: int
     over_years_ore: int = Field(description="The yearly savings times `years`, in øre.")
-    pool_over_years_ore: int = Field(description="The year's råderum part (the budgets' pool_ore) times "
-                                                 "`years`, in øre: what savings must reach to break even.")
+    pool_over_years_ore: int = Field(description="The year's råderum part after external grants (the "
+                                                 "budgets' pool_ore less what grants for the operating cost "
+                                                 "take off it) times `years`, in øre: what savings must "
+                                                 "reach to break even.")
     break_even: bool
     per_family: list[FamilySavingsRead]
 
@@ -175,7 +177,7 @@ class AreaSavingsReportRead(BaseModel):
     total: AreaSavingsRead
     years: int
     over_years_ore: int = Field(description="The yearly savings times `years`, in øre")
-    pool_per_year_ore: int = Field(description="The year's råderum part, in øre")
+    pool_per_year_ore: int = Field(description="The year's råderum part after external grants, in øre")
     pool_over_years_ore: int = Field(description="The råderum part times `years`, in øre")
     break_even: bool
     families_to_break_even: int | None

@@ -242,14 +242,12 @@ async def savings(session: AsyncSession, *, site_id: str | None, years: int, yea
     query = select(FamilySavings).where(FamilySavings.baseline_ore.is_not(None),  # type: ignore[union-attr]
                                         FamilySavings.current_ore.is_not(None))  # type: ignore[union-attr]
     # Families with entered figures use them; the others are derived from outcome events.
-    pools = select(SiteBudget.pool_ore).where(SiteBudget.year == year)
     if site_id:
         query = query.where(FamilySavings.site_id == site_id)
-        pools = pools.where(SiteBudget.site_id == site_id)
     entered = {r.family_id: (r.baseline_ore or 0, r.current_ore or 0)
                for r in (await session.execute(query)).scalars()}
     derived = await _derived_savings(session, site_id, exclude=set(entered))
-    pool = sum((await session.execute(pools)).scalars())
+    pool = await funded.pool_after_grants(session, year=year, site_id=site_id or None)
     report = f.savings_report([*entered.values(), *derived.values()], pool_per_year_ore=pool, years=years)
     every = sorted({**entered, **derived}.items(), key=lambda item: str(item[0]))
     per_family = [FamilySavingsRead(family_id=family, savings_per_year_ore=base - now,

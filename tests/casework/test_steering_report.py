@@ -230,11 +230,12 @@ def expected_gellerup() -> dict[str, dict[str, dict[str, Any]]]:
             "total": {"families": 6, "baseline_per_year_ore": 123_000_000, "current_per_year_ore": 45_000_000,
                       "savings_per_year_ore": 78_000_000, "average_per_family_per_year_ore": 13_000_000}},
         "break_even": {"over_years_ore": {"amount_ore": 312_000_000, "value": None},  # 78 M × 4
-                       "pool_per_year_ore": {"amount_ore": 350_000_000, "value": None},
-                       "pool_over_years_ore": {"amount_ore": 1_400_000_000, "value": None},
-                       "break_even": {"amount_ore": None, "value": 0},  # 78 M < 350 M
-                       # ⌈350 M × 6 ÷ 78 M⌉ = ⌈26.9⌉
-                       "families_to_break_even": {"amount_ore": None, "value": 27}},
+                       # the råderum after the foundation's 100 M: 350 M − 100 M
+                       "pool_per_year_ore": {"amount_ore": 250_000_000, "value": None},
+                       "pool_over_years_ore": {"amount_ore": 1_000_000_000, "value": None},
+                       "break_even": {"amount_ore": None, "value": 0},  # 78 M < 250 M
+                       # ⌈250 M × 6 ÷ 78 M⌉ = ⌈19.2⌉
+                       "families_to_break_even": {"amount_ore": None, "value": 20}},
     }
 
 

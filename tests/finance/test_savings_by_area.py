@@ -101,6 +101,20 @@ async def test_savings_by_area_on_a_pilot_shaped_cohort(api) -> None:
     assert report["break_even"] is True
     assert report["families_to_break_even"] == 27  # ⌈350,000,000 × 62 / 812,000,000⌉ = ⌈26.72⌉
 
+    # A foundation pays 68 M øre of 2026's operating cost: 35 M off the råderum (350 : 330), so the
+    # municipality's own pool, the bar for breaking even, is 315 M øre in both savings reports.
+    await ok(await api.post("/v1/grants", headers=api.finance, json={
+        "site_id": "gellerup", "code": "operating-grant", "funder": "private-foundation",
+        "period_start": "2026-01-01", "period_end": "2026-12-31", "amount_ore": 68_000_000,
+        "pays_for": "operating_cost"}), 201)
+    funded = await ok(await api.get("/v1/savings/areas", headers=api.finance,
+                                    params={"site_id": "gellerup", "year": 2026, "years": 4}))
+    assert funded["pool_per_year_ore"] == 315_000_000 and funded["pool_over_years_ore"] == 1_260_000_000
+    assert funded["families_to_break_even"] == 25  # ⌈315,000,000 × 62 / 812,000,000⌉ = ⌈24.05⌉
+    summary = await ok(await api.get("/v1/savings", headers=api.finance,
+                                     params={"site_id": "gellerup", "year": 2026, "years": 4}))
+    assert summary["pool_over_years_ore"] == 1_260_000_000
+
     everywhere = await ok(await api.get("/v1/savings/areas", headers=bearer(api.settings, "coordination"),
                                         params={"year": 2026, "years": 4}))
     assert everywhere["families"] == 63 and everywhere["total"]["savings_per_year_ore"] == 821_000_000
