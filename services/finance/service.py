@@ -211,7 +211,9 @@ async def _grant_relief(session: AsyncSession, site_id: str, department: str, ye
 
 
 def statement_csv(data: StatementRead) -> str:
-    """RFC 4180 CSV for the finance system: amounts in øre and as DKK with two decimals."""
+    """RFC 4180 CSV for the finance system: amounts in øre and as DKK with two decimals. Before
+    the balance, when the year is split, a line with what external grants took off the
+    department's share (already left out of the charges, so not part of the balance)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["entry_id", "site_id", "department", "period_start", "period_end", "kind", "reverses",
@@ -219,6 +221,9 @@ def statement_csv(data: StatementRead) -> str:
     for e in data.entries:
         writer.writerow([e.id, e.site_id, e.department, e.period_start, e.period_end, e.kind,
                          e.reverses or "", e.amount_ore, f.format_dkk(e.amount_ore)])
+    if data.external_funding_ore is not None:
+        writer.writerow(["external_funding", data.site_id, data.department, "", "", "", "",
+                         data.external_funding_ore, f.format_dkk(data.external_funding_ore)])
     writer.writerow(["balance", data.site_id, data.department, "", "", "", "", data.balance_ore,
                      f.format_dkk(data.balance_ore)])
     return out.getvalue()

@@ -70,6 +70,10 @@ async def test_settlements_charge_what_the_grant_leaves_and_statements_show_the_
     # 45 M øre without the grant, 40.5 M with it.
     read = statement.json()
     assert (read["balance_ore"], read["external_funding_ore"]) == (40_500_000, 4_500_000)
+    lines = (await api.get("/v1/statements.csv", headers=health,
+                           params={"site_id": "gellerup", "department": SO, "year": 2026})).text.splitlines()
+    assert lines[-2:] == [f"external_funding,gellerup,{SO},,,,,4500000,45000.00",
+                          f"balance,gellerup,{SO},,,,,40500000,405000.00"]
 
 
 async def test_funding_per_site_and_year_for_the_report(api) -> None:
