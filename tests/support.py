@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -165,16 +162,3 @@ def ready_services(base_port: int) -> set[str]:
         except httpx.HTTPError:
             pass
     return ready
-
-
-def assert_matches_snapshot(snapshot: dict[str, Any], golden: Path, record_variable: str) -> None:
-    """Compare a fast path's answers and rows with the snapshot the ORM path left (recorded once,
-    before the change, with ``<record_variable>=1``), table by table so a failure names the table."""
-    if os.environ.get(record_variable) == "1":
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
-    expected = json.loads(golden.read_text())
-    actual = json.loads(json.dumps(snapshot, sort_keys=True))
-    assert actual["answers"] == expected["answers"]
-    for name, rows in expected["tables"].items():
-        assert actual["tables"][name] == rows, name

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from services.casework import handlers, staffing
 from services.casework.app import create_app
@@ -47,8 +47,8 @@ from shared.inbox import EventConsumer
 from shared.kafka import serialise
 from shared.outbox import source_for
 from shared.tables import audit_log, idempotency_keys, inbox, outbox
-from tests.intake.test_write_fast_path import Labels, _now_time
-from tests.support import assert_matches_snapshot, bearer, service_api
+from tests.snapshots import Labels, assert_matches_snapshot, labelled_rows, now_time
+from tests.support import bearer, service_api
 
 GOLDEN = Path(__file__).parent / "data" / "enrolment_flow.json"
 #: The day the events happened in intake (a fixed day: enrolment days are compared).
@@ -181,19 +181,13 @@ async def _run_flow(cw: Any) -> list[tuple[str, int, Any]]:
 
 async def _snapshot(cw: Any, answers: list[tuple[str, int, Any]]) -> dict[str, Any]:
     labels = Labels()
-    tables: dict[str, Any] = {}
-    async with cw.app.state.sessionmaker() as session:
-        for name, order in TABLES.items():
-            table = SHARED[name] if name in SHARED else metadata.tables[name]
-            rows = (await session.execute(select(table).order_by(*(table.c[c] for c in order)))).all()
-            tables[name] = [{column: labels.value(_now_time(value), column)
-                             for column, value in row._mapping.items() if column != NUMBERED.get(name)}
-                            for row in rows]
+    tables = await labelled_rows(cw.app.state.sessionmaker, {**metadata.tables, **SHARED}, TABLES,
+                                 NUMBERED, labels)
     for row in tables["inbox"]:  # the consumer is named in the test's own topic namespace
         row["consumer"] = row["consumer"].replace(cw.settings.topic_namespace, "<ns>")
     for row in tables["stationings"]:
         row["fte"] = str(Decimal(str(row["fte"])).normalize())  # 1 (SQLite) or 1.00 (PostgreSQL)
-    answered = [[labels.text(path), status, labels.value(_now_time(body))] for path, status, body in answers]
+    answered = [[labels.text(path), status, labels.value(now_time(body))] for path, status, body in answers]
     return {"answers": answered, "tables": tables}
 
 

@@ -12,30 +12,25 @@ appears, in rows, payloads and stored answers), on both databases.
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from services.intake.app import create_app
 from services.intake.models import metadata
 from shared.tables import audit_log, idempotency_keys, outbox
 from tests.intake.factories import define_area
-from tests.support import assert_matches_snapshot, bearer, service_api
+from tests.snapshots import Labels, assert_matches_snapshot, labelled_rows, now_time
+from tests.support import bearer, service_api
 
 GOLDEN = Path(__file__).parent / "data" / "write_flow.json"
 #: Tables in the order they are compared, each with the columns that order its rows.
 TABLES = {"households": ("created_at",), "persons": ("added_at",), "outreach_attempts": ("at",),
           "consents": ("given_at",), "consent_history": ("id",), "outbox": ("id",), "audit_log": ("id",),
           "idempotency_keys": ("id",)}
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-#: Values that differ on every run by nature: they are checked to be present, not equal.
-VOLATILE = {"cpr_ciphertext", "fingerprint"}
 SHARED = {"outbox": outbox, "audit_log": audit_log, "idempotency_keys": idempotency_keys}
 
 
@@ -108,71 +103,15 @@ async def _run_flow(api: Any) -> Flow:
     return flow
 
 
-class Labels:
-    """Stable labels for ids (in order of first sight) and times (recent ones are 'now')."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, str] = {}
-
-    def text(self, value: str) -> str:
-        return UUID.sub(lambda m: self.ids.setdefault(m.group(0), f"<id {len(self.ids) + 1}>"), value)
-
-    def value(self, value: Any, column: str = "") -> Any:
-        if column in VOLATILE:
-            return "<volatile>" if value else value
-        if isinstance(value, uuid.UUID):
-            return self.text(str(value))
-        if isinstance(value, datetime):
-            aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-            return "<now>" if abs(datetime.now(UTC) - aware) < timedelta(hours=1) else aware.isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, str):
-            parsed = _json_text(value)
-            return self.text(value) if parsed is None else {"json": self.value(_now_time(parsed))}
-        if isinstance(value, dict):
-            return {self.text(k): self.value(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        return value
-
-
-def _json_text(value: str) -> Any:
-    """A stored answer is JSON text in a JSON column: compared as what it holds."""
-    if not value.startswith(("{", "[")):
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
-def _now_time(value: Any) -> Any:
-    """Times in event payloads and answers are text: recent ones are 'now' as in rows."""
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?", value):
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return "<now>" if abs(datetime.now(UTC) - moment) < timedelta(hours=1) else value
-    if isinstance(value, dict):
-        return {k: _now_time(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_now_time(v) for v in value]
-    return value
 
 
 async def _snapshot(api: Any, flow: Flow) -> dict[str, Any]:
     labels = Labels()
-    answers = [[labels.text(path), status, labels.value(_now_time(body))]
+    answers = [[labels.text(path), status, labels.value(now_time(body))]
                for path, status, body in flow.answers]
-    tables: dict[str, Any] = {}
     numbered = {"consent_history": "id", "outbox": "id", "audit_log": "id", "idempotency_keys": "id"}
-    async with api.app.state.sessionmaker() as session:
-        for name, order in TABLES.items():
-            table = SHARED[name] if name in SHARED else metadata.tables[name]
-            rows = (await session.execute(select(table).order_by(*(table.c[c] for c in order)))).all()
-            tables[name] = [{column: labels.value(_now_time(value), column)
-                             for column, value in row._mapping.items() if column != numbered.get(name)}
-                            for row in rows]
+    tables = await labelled_rows(api.app.state.sessionmaker, {**metadata.tables, **SHARED}, TABLES,
+                                 numbered, labels)
     for entry in tables["audit_log"]:  # the member lookup reads persons in no particular order
         entry["subjects"] = sorted(entry["subjects"], key=lambda s: (s["kind"], s["id"]))
     return {"answers": answers, "tables": tables}
